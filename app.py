@@ -1,0 +1,22 @@
+"""Tamga web app (Streamlit). Thin: it lays out the pages; the assistant does the work.
+
+Run with `tamga serve` (or `make run`).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from assistant.web.chat import chat_page
+from assistant.web.dashboard import dashboard_page
+from assistant.web.profile import profile_page
+from assistant.web.sidebar import render_sidebar
+
+st.set_page_config(page_title="Tamga · Customs assistant", page_icon="🛃", layout="wide")
+st.title("🛃 Tamga")
+st.caption("Customs assistant · trade data and regulations, every answer with its source")
+
+PAGES = {"Chat": chat_page, "Trader profile": profile_page, "Supervisor dashboard": dashboard_page}
+page = st.sidebar.radio("Page", list(PAGES), key="page")
+render_sidebar()
+PAGES[page]()

@@ -1,0 +1,1 @@
+"""Tamga: assistant package."""

@@ -1,0 +1,83 @@
+"""The one answer type both engines return, and its JSON form (DESIGN.md `ask --json`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Table:
+    """A result table: column names and rows of JSON-friendly values."""
+
+    columns: list[str]
+    rows: list[list[Any]]
+    title: str = ""
+    truncated: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """`{"columns": [...], "rows": [[...], ...]}` as in DESIGN.md."""
+        return {"columns": list(self.columns), "rows": [list(r) for r in self.rows]}
+
+
+@dataclass
+class Citation:
+    """A passage an answer rests on."""
+
+    source: str
+    locator: str
+    text: str
+    score: float = 0.0
+    title: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """`{"source", "locator", "text", "score"}` as in DESIGN.md."""
+        return {"source": self.source, "locator": self.locator, "text": self.text,
+                "score": round(float(self.score), 4)}
+
+
+@dataclass
+class Answer:
+    """What an engine says back: text plus everything it came from.
+
+    `chart` is a small spec the UI turns into an Altair chart:
+    {"kind": "bar"|"line", "x": column, "y": column, "color": column|None, "title": str}.
+    """
+
+    text: str
+    engine: str  # "offline" | "llm" | "local" | "refused" | "error"
+    sql: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    chart: dict[str, Any] | None = None
+    citations: list[Citation] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    suggestions: list[str] = field(default_factory=list)
+    intent: str | None = None
+    slots: dict[str, Any] = field(default_factory=dict)
+    elapsed_ms: float = 0.0
+
+    @property
+    def table(self) -> Table | None:
+        """The main result table, if any."""
+        return self.tables[0] if self.tables else None
+
+    def to_json(self, question: str) -> dict[str, Any]:
+        """The `tamga ask --json` object of DESIGN.md (plus a few extra keys)."""
+        return {
+            "question": question,
+            "answer": self.text,
+            "engine": self.engine,
+            "sql": list(self.sql),
+            "table": self.table.to_json() if self.table else None,
+            "citations": [c.to_json() for c in self.citations],
+            "elapsed_ms": round(self.elapsed_ms, 1),
+            "chart": self.chart,
+            "warnings": list(self.warnings),
+            "intent": self.intent,
+            "suggestions": list(self.suggestions),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, for the audit log and session state."""
+        return asdict(self)

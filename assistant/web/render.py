@@ -1,0 +1,105 @@
+"""Rendering an Answer in Streamlit: text, table, chart, provenance, citations, suggestions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import streamlit as st
+
+from assistant.answer import Answer, Table
+
+if TYPE_CHECKING:
+    import altair as alt
+    import pandas as pd
+
+
+def table_frame(table: Table) -> pd.DataFrame:
+    """A result table as a DataFrame (for sorting, download and charts)."""
+    import pandas as pd
+
+    return pd.DataFrame(table.rows, columns=table.columns)
+
+
+def money_columns(columns: list[str]) -> list[str]:
+    """Columns that hold amounts of money, judged by name."""
+    words = ("value", "duty", "vat", "amount", "penalty", "price")
+    return [c for c in columns if any(w in c.lower() for w in words)]
+
+
+def column_config(frame: pd.DataFrame, currency: str = "") -> dict[str, Any]:
+    """Number formats with thousands separators; money columns carry the currency."""
+    config: dict[str, Any] = {}
+    money = set(money_columns(list(frame.columns)))
+    for name in frame.columns:
+        if not str(frame[name].dtype).startswith(("int", "float")):
+            continue
+        if name in money:
+            fmt = f"%,.2f {currency}".strip()
+        elif str(frame[name].dtype).startswith("int"):
+            fmt = "%,d"
+        else:
+            fmt = "%,.2f"
+        config[name] = st.column_config.NumberColumn(name, format=fmt)
+    return config
+
+
+def chart_for(spec: dict[str, Any], frame: pd.DataFrame) -> alt.Chart | None:
+    """An Altair chart from the answer's small chart spec, or None when it does not fit the data."""
+    import altair as alt
+
+    x, y = spec.get("x"), spec.get("y")
+    if x not in frame.columns or y not in frame.columns:
+        return None
+    kind = spec.get("kind", "bar")
+    base = alt.Chart(frame, title=spec.get("title", ""))
+    color = spec.get("color")
+    if kind == "line":
+        chart = base.mark_line(point=True).encode(
+            x=alt.X(f"{x}:O", title=x), y=alt.Y(f"{y}:Q", title=y),
+            tooltip=list(frame.columns),
+        )
+    else:
+        chart = base.mark_bar().encode(
+            y=alt.Y(f"{x}:N", sort="-x", title=x), x=alt.X(f"{y}:Q", title=y),
+            tooltip=list(frame.columns),
+        )
+    if color and color in frame.columns:
+        chart = chart.encode(color=f"{color}:N")
+    return chart.properties(height=320)
+
+
+def render_answer(answer: Answer, key: str, currency: str = "") -> None:
+    """Draw one answer: text, table with CSV download, chart, 'How I got this', citations."""
+    st.markdown(answer.text)
+    for warning in answer.warnings:
+        st.warning(warning, icon="⚠️")
+    table = answer.table
+    if table is not None and table.columns:
+        frame = table_frame(table)
+        if answer.chart:
+            chart = chart_for(answer.chart, frame)
+            if chart is not None:
+                st.altair_chart(chart, use_container_width=True)
+        st.dataframe(frame, hide_index=True, use_container_width=True,
+                     column_config=column_config(frame, currency))
+        caption = f"{len(frame):,} rows" + (" (cut at the row limit)" if table.truncated else "")
+        st.caption(caption)
+        st.download_button(
+            "Download CSV", frame.to_csv(index=False).encode("utf-8"),
+            file_name=f"tamga-{key}.csv", mime="text/csv", key=f"csv-{key}",
+        )
+    if answer.sql or answer.engine:
+        with st.expander("How I got this"):
+            st.markdown(f"**Engine:** {answer.engine}"
+                        + (f" · **Intent:** `{answer.intent}`" if answer.intent else ""))
+            for sql in answer.sql:
+                st.code(sql.strip(), language="sql")
+            if answer.timings:
+                st.caption(" · ".join(f"{k} {v:,.0f} ms" for k, v in answer.timings.items()))
+    if answer.citations:
+        st.markdown("**Sources**")
+        for n, citation in enumerate(answer.citations, 1):
+            with st.expander(f"[{n}] {citation.locator} — {citation.source}"):
+                if citation.title:
+                    st.caption(citation.title)
+                st.markdown(citation.text)

@@ -1,0 +1,70 @@
+"""Heavy objects built once per server process (st.cache_resource), keyed by their paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import streamlit as st
+
+from assistant.settings import get_settings
+
+if TYPE_CHECKING:
+    from assistant.core import Assistant
+    from tools.sql import SqlRunner
+
+
+@st.cache_resource(show_spinner=False)
+def _runner(db_path: str) -> SqlRunner:
+    from tools.sql import SqlRunner
+
+    settings = get_settings()
+    return SqlRunner(Path(db_path), timeout_s=settings.sql_timeout_s, row_cap=settings.sql_row_cap)
+
+
+def get_runner() -> SqlRunner:
+    """The guarded SQL runner on the configured trade database."""
+    return _runner(str(get_settings().database))
+
+
+@st.cache_resource(show_spinner="Loading the assistant…")
+def _assistant(db_path: str, index_dir: str) -> Assistant:
+    from assistant.core import Assistant
+
+    return Assistant(db_path=Path(db_path), index_dir=Path(index_dir))
+
+
+def get_assistant() -> Assistant:
+    """The assistant (engines, intent library, embeddings) shared by all sessions."""
+    settings = get_settings()
+    return _assistant(str(settings.database), str(settings.index))
+
+
+@st.cache_data(show_spinner=False, ttl=300)
+def _dataset_info(db_path: str) -> dict[str, Any]:
+    runner = _runner(db_path)
+    info = {str(k): v for k, v in runner.run("SELECT key, value FROM dataset_info").rows}
+    counts = runner.run(
+        "SELECT (SELECT count(*) FROM traders), (SELECT count(*) FROM declarations), "
+        "(SELECT count(*) FROM declaration_items), "
+        "(SELECT min(declaration_date) FROM declarations), "
+        "(SELECT max(declaration_date) FROM declarations)"
+    ).rows[0]
+    info.update(
+        traders=counts[0], declarations=counts[1], items=counts[2],
+        date_from=counts[3], date_to=counts[4],
+    )
+    return info
+
+
+def dataset_info() -> dict[str, Any]:
+    """Source, row counts, date range and reporting currency of the trade database."""
+    return _dataset_info(str(get_settings().database))
+
+
+def reporting_currency() -> str:
+    """The currency of money columns (dataset_info.reporting_currency), USD by default."""
+    try:
+        return str(dataset_info().get("reporting_currency") or "USD")
+    except Exception:
+        return "USD"

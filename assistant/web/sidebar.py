@@ -1,0 +1,57 @@
+"""The sidebar: the data set, the engine in use and a switch, new conversation, exports."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from assistant.errors import TamgaError
+from assistant.export import conversation_markdown, conversation_pdf
+from assistant.settings import get_settings
+from assistant.web.resources import dataset_info
+
+ENGINES = {"auto": "Automatic", "offline": "Offline (verified questions only)", "llm": "Language model"}
+
+
+def engine_description() -> str:
+    """Which language model is configured, in words."""
+    settings = get_settings()
+    if settings.llm_base_url:
+        return f"endpoint {settings.llm_base_url} · model {settings.llm_model}"
+    if settings.local_model:
+        return "local model (Qwen2.5-Coder-1.5B, on this machine)"
+    return "no language model configured: offline engine only"
+
+
+def render_sidebar() -> None:
+    """Draw the sidebar."""
+    with st.sidebar:
+        st.markdown("### Data set")
+        try:
+            info = dataset_info()
+        except TamgaError as exc:
+            st.error(str(exc))
+        else:
+            st.markdown(
+                f"**Source:** {info.get('source', 'unknown')}  \n"
+                f"**Traders:** {info['traders']:,}  \n"
+                f"**Declarations:** {info['declarations']:,}  \n"
+                f"**Items:** {info['items']:,}  \n"
+                f"**Period:** {info['date_from']} – {info['date_to']}  \n"
+                f"**Currency:** {info.get('reporting_currency', 'USD')}"
+            )
+        st.markdown("### Engine")
+        st.caption(engine_description())
+        st.radio("Answer with", list(ENGINES), format_func=ENGINES.__getitem__, key="engine")
+        st.markdown("### Conversation")
+        if st.button("New conversation", use_container_width=True):
+            for key in ("turns", "conversation", "pending_question"):
+                st.session_state.pop(key, None)
+            st.rerun()
+        turns = [(t["question"], t["answer"]) for t in st.session_state.get("turns", [])]
+        if turns:
+            st.download_button("Export as Markdown", conversation_markdown(turns),
+                               file_name="tamga-conversation.md", mime="text/markdown",
+                               use_container_width=True)
+            st.download_button("Export as PDF", conversation_pdf(turns),
+                               file_name="tamga-conversation.pdf", mime="application/pdf",
+                               use_container_width=True)

@@ -1,0 +1,376 @@
+"""`tamga ingest`: index files and folders of documents, incrementally and safely.
+
+For each supported file (Markdown, text, HTML, PDF, DOCX) under the paths given: skip it when
+its content hash and the chunker version are unchanged, otherwise load, chunk, embed (in
+batches) and index it. Bad files are skipped with a reason; the rest goes on.
+
+Crash safety: vectors are written to Chroma first, then the manifest rows naming them are
+committed (one transaction per batch, whole files only), then old vectors are deleted; the BM25
+keyword index is rebuilt from the manifest at the end and swapped in atomically. A new run
+starts by removing vectors the manifest does not know (left by an interrupted run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from assistant.errors import IngestError, TamgaError
+from retrieval.chunking import DEFAULT_CONFIG, ChunkingConfig, chunk_document
+from retrieval.index import ChunkRecord, FileRecord, IndexStore, read_generation
+from retrieval.loaders import is_supported, load_document
+
+CHUNKER_VERSION = "1"
+EMBED_BATCH = 128
+DEFAULT_MAX_FILE_MB = 50.0
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class IngestSummary:
+    """What one ingest run did."""
+
+    files_seen: int = 0
+    files_indexed: int = 0
+    files_unchanged: int = 0
+    files_skipped: list[tuple[str, str]] = field(default_factory=list)
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    elapsed_s: float = 0.0
+    files_removed: int = 0
+    files_ignored: int = 0
+    index_dir: str = ""
+    total_chunks: int = 0
+
+    @property
+    def chunks_per_s(self) -> float:
+        """Indexing throughput of this run."""
+        return self.chunks_added / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def describe(self) -> str:
+        """A short human summary, one fact per line."""
+        lines = [
+            f"Indexed {self.files_indexed:,} of {self.files_seen:,} files "
+            f"({self.chunks_added:,} chunks added, {self.chunks_removed:,} removed) "
+            f"in {self.elapsed_s:,.1f} s"
+            + (f" ({self.chunks_per_s:,.1f} chunks/s)." if self.chunks_added else "."),
+            f"Unchanged: {self.files_unchanged:,} files.",
+        ]
+        if self.files_removed:
+            lines.append(f"Removed {self.files_removed:,} files that are gone (--prune).")
+        if self.files_ignored:
+            lines.append(f"Ignored {self.files_ignored:,} files of unsupported types.")
+        if self.files_skipped:
+            lines.append(f"Skipped {len(self.files_skipped):,} files:")
+            lines.extend(f"  {source}: {reason}" for source, reason in self.files_skipped)
+        if self.index_dir:
+            lines.append(f"Index {self.index_dir} now holds {self.total_chunks:,} chunks.")
+        return "\n".join(lines)
+
+
+def index_exists(index_dir: Path) -> bool:
+    """True when `index_dir` holds an index with at least one indexed file."""
+    index_dir = Path(index_dir).expanduser()
+    if read_generation(index_dir) is None:
+        return False
+    import sqlite3
+
+    from retrieval.index import manifest_path
+
+    try:
+        con = sqlite3.connect(f"file:{manifest_path(index_dir)}?mode=ro", uri=True)
+        try:
+            return con.execute("SELECT count(*) FROM files").fetchone()[0] > 0
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return False
+
+
+@dataclass
+class _Candidate:
+    path: Path
+    root: Path
+    source: str
+
+
+def _walk(paths: list[Path], summary: IngestSummary) -> tuple[list[_Candidate], list[Path]]:
+    """Supported files under `paths` (hidden files and folders skipped), and the folders given."""
+    found: dict[Path, _Candidate] = {}
+    folders: list[Path] = []
+    for given in paths:
+        path = Path(given).expanduser()
+        if not path.exists():
+            raise IngestError(f"No such file or folder: {given}")
+        path = path.resolve()
+        if path.is_dir():
+            folders.append(path)
+            for file in sorted(_iter_files(path)):
+                rel = file.relative_to(path)
+                if not is_supported(file):
+                    summary.files_ignored += 1
+                    continue
+                found.setdefault(file, _Candidate(file, path, rel.as_posix()))
+        elif path.is_file():
+            if not is_supported(path):
+                summary.files_skipped.append(
+                    (path.name, f"unsupported file type '{path.suffix or '(none)'}'")
+                )
+                continue
+            found.setdefault(path, _Candidate(path, path.parent, path.name))
+        else:
+            raise IngestError(f"Not a regular file or folder: {given}")
+    return list(found.values()), folders
+
+
+def _iter_files(folder: Path) -> Iterator[Path]:
+    for item in folder.iterdir():
+        if item.name.startswith("."):
+            continue
+        if item.is_dir() and not item.is_symlink():
+            yield from _iter_files(item)
+        elif item.is_file():
+            yield item
+
+
+def _chunk_id(path: str, sha: str, ordinal: int) -> str:
+    key = hashlib.sha1(path.encode("utf-8")).hexdigest()[:12]
+    return f"{key}-{sha[:12]}-v{CHUNKER_VERSION}-{ordinal:05d}"
+
+
+def _max_file_bytes(max_file_mb: float | None) -> int:
+    if max_file_mb is None:
+        from assistant.settings import get_settings
+
+        max_file_mb = float(getattr(get_settings(), "max_document_mb", DEFAULT_MAX_FILE_MB))
+    return int(max_file_mb * 1024 * 1024)
+
+
+def _chroma_url() -> str | None:
+    from assistant.settings import get_settings
+
+    return get_settings().chroma_url
+
+
+def ingest_paths(
+    paths: list[Path],
+    index_dir: Path,
+    prune: bool = False,
+    progress: Progress | None = None,
+    *,
+    max_file_mb: float | None = None,
+    batch_size: int = EMBED_BATCH,
+    config: ChunkingConfig = DEFAULT_CONFIG,
+) -> IngestSummary:
+    """Index the documents under `paths` into `index_dir` (see the module docstring).
+
+    Raises IngestError when a path does not exist or indexing stops part-way (the index is
+    then still consistent and a re-run finishes the job).
+    """
+    from filelock import FileLock, Timeout
+
+    started = time.perf_counter()
+    say = progress or (lambda _msg: None)
+    index_dir = Path(index_dir).expanduser()
+    summary = IngestSummary(index_dir=str(index_dir))
+    if not paths:
+        raise IngestError("Nothing to ingest: give at least one file or folder.")
+    candidates, folders = _walk(paths, summary)
+    summary.files_seen = len(candidates) + len(summary.files_skipped)
+    max_bytes = _max_file_bytes(max_file_mb)
+
+    index_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(index_dir / ".ingest.lock"))
+    try:
+        lock.acquire(timeout=1)
+    except Timeout as exc:
+        raise IngestError(f"Another ingest is already writing to {index_dir}; try again later.") from exc
+    try:
+        store = IndexStore(index_dir, chroma_url=_chroma_url(), create=True)
+        try:
+            _run(store, candidates, folders, prune, max_bytes, batch_size, config, summary, say)
+            summary.total_chunks = store.count_chunks()
+        finally:
+            store.close()
+    finally:
+        lock.release()
+    summary.elapsed_s = time.perf_counter() - started
+    return summary
+
+
+def _run(
+    store: IndexStore,
+    candidates: list[_Candidate],
+    folders: list[Path],
+    prune: bool,
+    max_bytes: int,
+    batch_size: int,
+    config: ChunkingConfig,
+    summary: IngestSummary,
+    say: Progress,
+) -> None:
+    orphans, dropped = store.reconcile()
+    if orphans or dropped:
+        say(f"Repaired the index after an interrupted run: removed {orphans:,} stray vectors"
+            + (f", {dropped:,} incomplete files will be indexed again." if dropped else "."))
+    known = store.files()
+    say(f"Scanning {len(candidates):,} files...")
+
+    work: list[tuple[FileRecord, list[ChunkRecord]]] = []
+    for cand in candidates:
+        key = str(cand.path)
+        try:
+            size = cand.path.stat().st_size
+            if size > max_bytes:
+                raise IngestError(
+                    f"too large ({size / 1048576:,.1f} MB; the limit is {max_bytes / 1048576:,.0f} MB)"
+                )
+            data = cand.path.read_bytes()
+        except IngestError as exc:
+            _skip(summary, say, cand.source, str(exc))
+            continue
+        except OSError as exc:
+            _skip(summary, say, cand.source, f"cannot read file: {exc.strerror or exc}")
+            continue
+        sha = hashlib.sha256(data).hexdigest()
+        old = known.get(key)
+        if old and old.sha256 == sha and old.chunker == CHUNKER_VERSION and old.source == cand.source:
+            summary.files_unchanged += 1
+            continue
+        try:
+            doc = load_document(cand.path, data)
+            chunks = chunk_document(doc, cand.source, config)
+        except IngestError as exc:
+            _skip(summary, say, cand.source, str(exc))
+            continue
+        except Exception as exc:  # a parser bug on one odd file must not stop the run
+            _skip(summary, say, cand.source, f"could not be read ({type(exc).__name__}: {exc})")
+            continue
+        if not chunks:
+            _skip(summary, say, cand.source, "no text to index")
+            continue
+        title = chunks[0].title
+        record = FileRecord(key, str(cand.root), cand.source, sha, CHUNKER_VERSION, size,
+                            title, len(chunks))
+        records = [
+            ChunkRecord(_chunk_id(key, sha, c.ordinal), key, c.ordinal, cand.source, c.title,
+                        c.locator, c.text, c.index_text)
+            for c in chunks
+        ]
+        work.append((record, records))
+
+    total_chunks = sum(len(r) for _, r in work)
+    if work:
+        say(f"Indexing {len(work):,} new or changed files ({total_chunks:,} chunks); "
+            f"{summary.files_unchanged:,} unchanged.")
+    try:
+        _index_work(store, work, batch_size, summary, say)
+    except TamgaError:
+        _safe_rebuild(store)
+        raise
+    except Exception as exc:
+        _safe_rebuild(store)
+        raise IngestError(
+            f"Indexing stopped after {summary.files_indexed:,} of {len(work):,} files "
+            f"({type(exc).__name__}: {exc}). The index is consistent; run the same command "
+            "again to finish."
+        ) from exc
+
+    if prune:
+        seen = {str(c.path) for c in candidates}
+        gone = [
+            path for path, rec in store.files().items()
+            if path not in seen and any(_is_under(Path(path), folder) for folder in folders)
+        ]
+        if gone:
+            removed_ids = store.remove_files(gone)
+            store.delete_vectors(removed_ids)
+            summary.files_removed = len(gone)
+            summary.chunks_removed += len(removed_ids)
+            say(f"Pruned {len(gone):,} files that are gone ({len(removed_ids):,} chunks).")
+    changed = bool(work) or summary.files_removed or orphans or dropped
+    if changed or read_keyword_generation(store.index_dir) != store.generation:
+        say(f"Building the keyword index ({store.count_chunks():,} chunks)...")
+        store.rebuild_keyword_index()
+
+
+def read_keyword_generation(index_dir: Path) -> int | None:
+    """Generation the saved keyword index was built at (None when there is none)."""
+    import json
+
+    try:
+        return int(json.loads((index_dir / "bm25.json").read_text())["generation"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _is_under(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+def _skip(summary: IngestSummary, say: Progress, source: str, reason: str) -> None:
+    summary.files_skipped.append((source, reason))
+    say(f"Skipped {source}: {reason}")
+
+
+def _safe_rebuild(store: IndexStore) -> None:
+    """After a failure, bring the keyword index in line with what was committed."""
+    try:
+        store.rebuild_keyword_index()
+    except Exception:
+        pass  # the searcher rebuilds it in memory when it is behind the manifest
+
+
+def _index_work(
+    store: IndexStore,
+    work: list[tuple[FileRecord, list[ChunkRecord]]],
+    batch_size: int,
+    summary: IngestSummary,
+    say: Progress,
+) -> None:
+    """Embed and write chunks batch by batch; commit each file once all its vectors are in."""
+    from retrieval import embedding
+
+    total = sum(len(r) for _, r in work)
+    done_chunks = 0
+    pending: list[tuple[FileRecord, list[ChunkRecord]]] = []
+    remaining: dict[str, int] = {}
+    batch: list[ChunkRecord] = []
+
+    def flush_batch() -> None:
+        nonlocal done_chunks
+        if not batch:
+            return
+        vectors = embedding.embed([c.index_text for c in batch])
+        store.add_vectors(batch, vectors)
+        for c in batch:
+            remaining[c.path] -= 1
+        done_chunks += len(batch)
+        batch.clear()
+        ready = [(rec, chunks) for rec, chunks in pending if remaining[rec.path] == 0]
+        if ready:
+            replaced = store.commit_files(ready)
+            store.delete_vectors(replaced)
+            summary.files_indexed += len(ready)
+            summary.chunks_added += sum(len(c) for _, c in ready)
+            summary.chunks_removed += len(replaced)
+            pending[:] = [(r, c) for r, c in pending if remaining[r.path] > 0]
+        say(f"  {done_chunks:,}/{total:,} chunks embedded, "
+            f"{summary.files_indexed:,}/{len(work):,} files done")
+
+    for record, chunks in work:
+        pending.append((record, chunks))
+        remaining[record.path] = len(chunks)
+        for chunk in chunks:
+            batch.append(chunk)
+            if len(batch) >= batch_size:
+                flush_batch()
+    flush_batch()

@@ -1,0 +1,172 @@
+"""Supervisor dashboard figures: key figures for a period, change against the previous one,
+monthly trend, and top movers by trader and HS chapter. All through the guarded SQL runner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from tools.sql import QueryResult, SqlRunner
+
+PeriodKind = Literal["month", "quarter", "year"]
+
+
+@dataclass(frozen=True)
+class Period:
+    """A calendar period [start, end) with a label an officer reads."""
+
+    kind: PeriodKind
+    start: date
+    end: date
+
+    @property
+    def label(self) -> str:
+        """'2025-10', '2025 Q3' or '2025'."""
+        if self.kind == "month":
+            return f"{self.start:%Y-%m}"
+        if self.kind == "quarter":
+            return f"{self.start.year} Q{(self.start.month - 1) // 3 + 1}"
+        return str(self.start.year)
+
+    def previous(self) -> Period:
+        """The period of the same kind just before this one."""
+        months = {"month": 1, "quarter": 3, "year": 12}[self.kind]
+        return Period(self.kind, _add_months(self.start, -months), self.start)
+
+
+def _add_months(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def period_containing(day: date, kind: PeriodKind) -> Period:
+    """The month, quarter or year that contains `day`."""
+    if kind == "month":
+        start = date(day.year, day.month, 1)
+        return Period(kind, start, _add_months(start, 1))
+    if kind == "quarter":
+        start = date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+        return Period(kind, start, _add_months(start, 3))
+    start = date(day.year, 1, 1)
+    return Period(kind, start, date(day.year + 1, 1, 1))
+
+
+def recent_periods(latest: date, kind: PeriodKind, count: int = 12) -> list[Period]:
+    """The `count` most recent periods of a kind, newest first, ending with the one holding `latest`."""
+    periods = [period_containing(latest, kind)]
+    while len(periods) < count:
+        periods.append(periods[-1].previous())
+    return periods
+
+
+def data_range(runner: SqlRunner) -> tuple[date, date] | None:
+    """First and last declaration date in the database, or None when it is empty."""
+    result = runner.run("SELECT min(declaration_date), max(declaration_date) FROM declarations")
+    first, last = result.rows[0]
+    if first is None:
+        return None
+    return date.fromisoformat(str(first)), date.fromisoformat(str(last))
+
+
+KEY_FIGURES_SQL = """
+SELECT count(DISTINCT d.declaration_id) AS declarations,
+       coalesce(sum(i.customs_value), 0) AS customs_value,
+       coalesce(sum(i.duty_amount), 0) AS duty,
+       count(DISTINCT d.declaration_id) FILTER (WHERE d.control_channel = 'red') AS red
+FROM declarations d JOIN declaration_items i USING (declaration_id)
+WHERE d.flow = 'import' AND d.declaration_date >= $start AND d.declaration_date < $end
+"""
+
+
+@dataclass
+class KeyFigures:
+    """Import key figures for one period."""
+
+    declarations: int
+    customs_value: float
+    duty: float
+    red_share_pct: float
+
+
+def key_figures(runner: SqlRunner, period: Period) -> tuple[KeyFigures, QueryResult]:
+    """Declarations, customs value, duty and red-channel share of imports in `period`."""
+    result = runner.run(KEY_FIGURES_SQL, {"start": period.start, "end": period.end})
+    declarations, value, duty, red = result.rows[0]
+    share = 100.0 * red / declarations if declarations else 0.0
+    return KeyFigures(int(declarations), float(value), float(duty), share), result
+
+
+def change_pct(current: float, previous: float) -> float | None:
+    """Relative change in percent, None when there is nothing to compare with."""
+    if not previous:
+        return None
+    return 100.0 * (current - previous) / previous
+
+
+MONTHLY_TREND_SQL = """
+SELECT strftime(date_trunc('month', d.declaration_date), '%Y-%m') AS month,
+       sum(i.customs_value) AS customs_value,
+       sum(i.duty_amount) AS duty,
+       count(DISTINCT d.declaration_id) AS declarations
+FROM declarations d JOIN declaration_items i USING (declaration_id)
+WHERE d.flow = 'import' AND d.declaration_date >= $start AND d.declaration_date < $end
+GROUP BY 1 ORDER BY 1
+"""
+
+
+def monthly_trend(runner: SqlRunner, start: date, end: date) -> QueryResult:
+    """Monthly import value, duty and declaration count between two dates."""
+    return runner.run(MONTHLY_TREND_SQL, {"start": start, "end": end})
+
+
+_MOVERS_SQL = """
+WITH cur AS (
+    SELECT {key} AS key, sum(i.customs_value) AS value
+    FROM declarations d JOIN declaration_items i USING (declaration_id)
+    WHERE d.flow = 'import' AND d.declaration_date >= $start AND d.declaration_date < $end
+    GROUP BY 1),
+prev AS (
+    SELECT {key} AS key, sum(i.customs_value) AS value
+    FROM declarations d JOIN declaration_items i USING (declaration_id)
+    WHERE d.flow = 'import' AND d.declaration_date >= $prev_start
+      AND d.declaration_date < $start
+    GROUP BY 1)
+SELECT {label} AS {label_name}, coalesce(cur.value, 0) AS current_value,
+       coalesce(prev.value, 0) AS previous_value,
+       coalesce(cur.value, 0) - coalesce(prev.value, 0) AS change
+FROM cur FULL OUTER JOIN prev USING (key)
+{join}
+ORDER BY abs(coalesce(cur.value, 0) - coalesce(prev.value, 0)) DESC
+LIMIT $limit
+"""
+
+_MOVER_KINDS: dict[str, dict[str, str]] = {
+    "trader": {
+        "key": "d.trader_id",
+        "label": "coalesce(t.name, key) || ' (' || key || ')'",
+        "label_name": "trader",
+        "join": "LEFT JOIN traders t ON t.trader_id = key",
+    },
+    "chapter": {
+        "key": "substr(i.hs_code, 1, 2)",
+        "label": "key || ' ' || coalesce(h.description, '')",
+        "label_name": "hs_chapter",
+        "join": "LEFT JOIN hs_nomenclature h ON h.code = key",
+    },
+}
+
+
+def top_movers(
+    runner: SqlRunner, period: Period, by: Literal["trader", "chapter"], limit: int = 10
+) -> QueryResult:
+    """Traders or HS chapters whose import value changed most against the previous period."""
+    sql = _MOVERS_SQL.format(**_MOVER_KINDS[by])
+    params: dict[str, Any] = {
+        "start": period.start,
+        "end": period.end,
+        "prev_start": period.previous().start,
+        "limit": limit,
+    }
+    return runner.run(sql, params)

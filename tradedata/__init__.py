@@ -1,0 +1,1 @@
+"""Tamga: tradedata package."""
