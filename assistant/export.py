@@ -1,4 +1,4 @@
-"""A conversation written out as Markdown or PDF, with the SQL, tables and citations of each answer."""
+"""A conversation written out as Markdown or PDF, with the SQL, tables and sources of answers."""
 
 from __future__ import annotations
 
@@ -19,14 +19,18 @@ MAX_ROWS = 30
 def _md_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     head = "| " + " | ".join(columns) + " |"
     sep = "| " + " | ".join("---" for _ in columns) + " |"
-    body = ["| " + " | ".join(format_cell(v).replace("|", "/") for v in row) + " |"
-            for row in rows[:MAX_ROWS]]
+    body = [
+        "| " + " | ".join(format_cell(v).replace("|", "/") for v in row) + " |"
+        for row in rows[:MAX_ROWS]
+    ]
     if len(rows) > MAX_ROWS:
         body.append(f"| … {len(rows) - MAX_ROWS:,} more rows |" + " |" * (len(columns) - 1))
     return "\n".join([head, sep, *body])
 
 
-def conversation_markdown(turns: Sequence[tuple[str, Answer]], title: str = "Tamga conversation") -> str:
+def conversation_markdown(
+    turns: Sequence[tuple[str, Answer]], title: str = "Tamga conversation"
+) -> str:
     """The conversation as Markdown: each question, the answer, its table, SQL and sources."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [f"# {title}", "", f"Exported {stamp}. Every figure comes from the SQL shown.", ""]
@@ -48,7 +52,9 @@ def conversation_markdown(turns: Sequence[tuple[str, Answer]], title: str = "Tam
     return "\n".join(parts)
 
 
-def conversation_pdf(turns: Sequence[tuple[str, Answer]], title: str = "Tamga conversation") -> bytes:
+def conversation_pdf(
+    turns: Sequence[tuple[str, Answer]], title: str = "Tamga conversation"
+) -> bytes:
     """The conversation as a PDF document (A4), in the same layout as the Markdown export."""
     from fpdf import FPDF
 
@@ -73,7 +79,10 @@ def conversation_pdf(turns: Sequence[tuple[str, Answer]], title: str = "Tamga co
 
     pdf.add_page()
     para(title, 16, "B")
-    para(f"Exported {datetime.now(UTC):%Y-%m-%d %H:%M UTC}. Every figure comes from the SQL shown.", 9)
+    para(
+        f"Exported {datetime.now(UTC):%Y-%m-%d %H:%M UTC}. Every figure comes from the SQL shown.",
+        9,
+    )
     for n, (question, answer) in enumerate(turns, 1):
         pdf.ln(2)
         para(f"{n}. {question}", 12, "B")

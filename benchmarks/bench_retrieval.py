@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -98,17 +99,41 @@ def _starts_at_boundary(text: str, prefix: str) -> bool:
     return not (text[len(prefix)].isalnum() and prefix[-1].isalnum())
 
 
+_RANGE = re.compile(r"^(\D*?)(\d+(?:\.\d+)*)[^\d\-]*-(\D*?)(\d+(?:\.\d+)*)")
+_NUMBERED = re.compile(r"^(\D*?)(\d+(?:\.\d+)*)")
+
+
+def _numbers(text: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in text.split("."))
+
+
+def _part_within(returned: str, expected: str) -> bool:
+    """One locator level: '2(a)' is within '2'; the range 'Rule 1-2' contains 'Rule 2'."""
+    if _starts_at_boundary(returned, expected):
+        return True
+    rng, one = _RANGE.match(returned), _NUMBERED.match(expected)
+    if not rng or not one or rng.group(1) != one.group(1) or rng.group(3) not in ("", rng.group(1)):
+        return False
+    return _numbers(rng.group(2)) <= _numbers(one.group(2)) <= _numbers(rng.group(4))
+
+
 def locator_matches(returned: str, expected: str) -> bool:
     """True when `returned` lies within `expected`, or is its immediate enclosing part.
 
-    "Article 1 > 2(a)" is within "Article 1 > 2"; "Article 1" encloses "Article 1 > 2" (a chunk
-    holding a whole short article contains the paragraph). A bare document title never counts.
+    Levels are compared one by one ("A > B > C"). "Article 1 > 2(a)" is within "Article 1 > 2";
+    a merged chunk "Rule 1-2" or "Note 3-5" counts for each rule or note it spans; "Article 1"
+    encloses "Article 1 > 2" (a chunk holding a whole short article contains the paragraph).
+    A bare document title never counts.
     """
-    r, e = _norm(returned), _norm(expected)
-    if _starts_at_boundary(r, e):
-        return True
-    r_levels, e_levels = r.count(">") + 1, e.count(">") + 1
-    return r_levels >= 2 and r_levels == e_levels - 1 and _starts_at_boundary(e, r)
+    r = [_norm(part) for part in returned.split(">")]
+    e = [_norm(part) for part in expected.split(">")]
+    if len(r) >= len(e):  # as deep or deeper: same path, last expected level contains it
+        return r[: len(e) - 1] == e[:-1] and _part_within(r[len(e) - 1], e[-1])
+    if len(r) >= 2 and len(r) == len(e) - 1:  # the enclosing part
+        return r[:-1] == e[: len(r) - 1] and (
+            r[-1] == e[len(r) - 1] or _part_within(r[-1], e[len(r) - 1])
+        )
+    return False
 
 
 def source_matches(returned: str, expected: str) -> bool:

@@ -1,18 +1,23 @@
 """Time typical audit queries through the guarded SQL runner; print p50/p95 per query.
 
-    .venv/bin/python benchmarks/bench_sql.py --items 1000000 10000000   # builds demo DBs in a temp dir
-    .venv/bin/python benchmarks/bench_sql.py --db ~/.tamga/trade.duckdb # an existing database
+    .venv/bin/python benchmarks/bench_sql.py --items 1000000 10000000  # builds demo DBs (temp dir)
+    .venv/bin/python benchmarks/bench_sql.py --db ~/.tamga/trade.duckdb  # an existing database
 
-Each query runs once to warm up, then --runs times (warm). Parameters (the trader, the year,
-the HS chapter) are picked from the data itself, so any trade database works. Not a test:
-record the figures in docs/sql.md with the command that produced them.
+Each query runs once to warm up, then --runs times (warm). Parameters (the traders, the year,
+the HS chapter) are picked from the data itself, so any trade database works.
+
+With --denormalised the script also copies the database into a scratch layout where
+declaration_items carries trader_id, declaration_date, flow and hs_chapter and is sorted by
+(trader_id, declaration_date), and times the same questions written against it: the figures
+behind the schema advice in docs/sql.md. Not a test: record the figures in docs/sql.md with
+the command that produced them.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
-import statistics
 import sys
 import tempfile
 import threading
@@ -31,12 +36,15 @@ from tools.sql import SqlRunner  # noqa: E402
 
 @dataclass
 class Query:
-    """One benchmark query: a name, the SQL, and a function choosing its parameters."""
+    """One benchmark question: the SQL on the contract schema and on the denormalised layout."""
 
     name: str
     sql: str
+    denormalised: str
     params: Callable[[dict[str, Any]], list[Any]]
 
+
+YEAR = "make_date(?, 1, 1) AND {col} < make_date(? + 1, 1, 1)"
 
 QUERIES = [
     Query(
@@ -50,18 +58,33 @@ QUERIES = [
         WHERE d.trader_id = ? AND d.flow = 'import'
         GROUP BY 1 ORDER BY 1
         """,
+        """
+        SELECT date_trunc('month', declaration_date) AS month,
+               count(DISTINCT declaration_id) AS declarations,
+               round(sum(customs_value), 2) AS customs_value,
+               round(sum(duty_amount), 2) AS duty
+        FROM declaration_items
+        WHERE trader_id = ? AND flow = 'import'
+        GROUP BY 1 ORDER BY 1
+        """,
         lambda p: [p["big_trader"]],
     ),
     Query(
         "top 20 importers in a year",
-        """
+        f"""
         SELECT t.trader_id, t.name, round(sum(i.customs_value), 2) AS customs_value,
-               count(DISTINCT d.declaration_id) AS declarations
+               count(*) AS items
         FROM declarations d
         JOIN declaration_items i USING (declaration_id)
         JOIN traders t USING (trader_id)
-        WHERE d.flow = 'import' AND d.declaration_date >= make_date(?, 1, 1)
-          AND d.declaration_date < make_date(? + 1, 1, 1)
+        WHERE d.flow = 'import' AND d.declaration_date >= {YEAR.format(col="d.declaration_date")}
+        GROUP BY ALL ORDER BY customs_value DESC LIMIT 20
+        """,
+        f"""
+        SELECT t.trader_id, t.name, round(sum(i.customs_value), 2) AS customs_value,
+               count(*) AS items
+        FROM declaration_items i JOIN traders t USING (trader_id)
+        WHERE i.flow = 'import' AND i.declaration_date >= {YEAR.format(col="i.declaration_date")}
         GROUP BY ALL ORDER BY customs_value DESC LIMIT 20
         """,
         lambda p: [p["year"], p["year"]],
@@ -69,20 +92,33 @@ QUERIES = [
     Query(
         "value by HS chapter and origin",
         """
-        SELECT left(i.hs_code, 2) AS chapter, i.origin_country,
-               round(sum(i.customs_value), 2) AS customs_value, count(*) AS items
-        FROM declaration_items i
+        SELECT left(hs_code, 2) AS chapter, origin_country,
+               round(sum(customs_value), 2) AS customs_value, count(*) AS items
+        FROM declaration_items
+        GROUP BY ALL ORDER BY customs_value DESC LIMIT 100
+        """,
+        """
+        SELECT hs_chapter AS chapter, origin_country,
+               round(sum(customs_value), 2) AS customs_value, count(*) AS items
+        FROM declaration_items
         GROUP BY ALL ORDER BY customs_value DESC LIMIT 100
         """,
         lambda p: [],
     ),
     Query(
         "value by chapter and origin in a year",
-        """
+        f"""
         SELECT left(i.hs_code, 2) AS chapter, i.origin_country,
                round(sum(i.customs_value), 2) AS customs_value
         FROM declarations d JOIN declaration_items i USING (declaration_id)
-        WHERE d.declaration_date >= make_date(?, 1, 1) AND d.declaration_date < make_date(? + 1, 1, 1)
+        WHERE d.declaration_date >= {YEAR.format(col="d.declaration_date")}
+        GROUP BY ALL ORDER BY customs_value DESC LIMIT 100
+        """,
+        f"""
+        SELECT hs_chapter AS chapter, origin_country,
+               round(sum(customs_value), 2) AS customs_value
+        FROM declaration_items
+        WHERE declaration_date >= {YEAR.format(col="declaration_date")}
         GROUP BY ALL ORDER BY customs_value DESC LIMIT 100
         """,
         lambda p: [p["year"], p["year"]],
@@ -107,6 +143,24 @@ QUERIES = [
         WHERE m.unit_value < 0.5 * p.peer_unit_value
         ORDER BY ratio LIMIT 50
         """,
+        """
+        WITH mine AS (
+            SELECT declaration_id, item_no, left(hs_code, 6) AS hs6,
+                   customs_value / nullif(net_mass_kg, 0) AS unit_value
+            FROM declaration_items
+            WHERE trader_id = ?
+        ), peers AS (
+            SELECT left(hs_code, 6) AS hs6,
+                   median(customs_value / nullif(net_mass_kg, 0)) AS peer_unit_value
+            FROM declaration_items
+            WHERE left(hs_code, 6) IN (SELECT hs6 FROM mine)
+            GROUP BY 1
+        )
+        SELECT m.*, p.peer_unit_value, m.unit_value / p.peer_unit_value AS ratio
+        FROM mine m JOIN peers p USING (hs6)
+        WHERE m.unit_value < 0.5 * p.peer_unit_value
+        ORDER BY ratio LIMIT 50
+        """,
         lambda p: [p["big_trader"]],
     ),
     Query(
@@ -118,6 +172,13 @@ QUERIES = [
         WHERE i.hs_code LIKE ? || '%'
         GROUP BY ALL ORDER BY quarter, customs_value DESC
         """,
+        """
+        SELECT date_trunc('quarter', declaration_date) AS quarter, origin_country,
+               round(sum(customs_value), 2) AS customs_value
+        FROM declaration_items
+        WHERE hs_chapter = ?
+        GROUP BY ALL ORDER BY quarter, customs_value DESC
+        """,
         lambda p: [p["chapter"]],
     ),
     Query(
@@ -127,7 +188,6 @@ QUERIES = [
                count(DISTINCT d.declaration_id) AS declarations,
                round(sum(i.customs_value), 2) AS customs_value,
                round(sum(i.duty_amount), 2) AS duty,
-               round(avg(CASE WHEN d.control_channel = 'red' THEN 1 ELSE 0 END), 3) AS red_share,
                count(DISTINCT i.origin_country) AS origins,
                (SELECT count(*) FROM audits a WHERE a.trader_id = t.trader_id) AS audits
         FROM traders t
@@ -136,10 +196,27 @@ QUERIES = [
         WHERE t.trader_id = ?
         GROUP BY ALL
         """,
-        lambda p: [p["small_trader"]],
+        """
+        SELECT t.name, t.sector, t.aeo_status,
+               count(DISTINCT i.declaration_id) AS declarations,
+               round(sum(i.customs_value), 2) AS customs_value,
+               round(sum(i.duty_amount), 2) AS duty,
+               count(DISTINCT i.origin_country) AS origins,
+               (SELECT count(*) FROM audits a WHERE a.trader_id = t.trader_id) AS audits
+        FROM traders t JOIN declaration_items i USING (trader_id)
+        WHERE t.trader_id = ?
+        GROUP BY ALL
+        """,
+        lambda p: [p["median_trader"]],
     ),
     Query(
         "red-channel share by office, last month",
+        """
+        SELECT customs_office, count(*) AS declarations,
+               round(avg(CASE WHEN control_channel = 'red' THEN 1 ELSE 0 END), 3) AS red_share
+        FROM declarations
+        WHERE declaration_date >= ? GROUP BY 1 ORDER BY red_share DESC
+        """,
         """
         SELECT customs_office, count(*) AS declarations,
                round(avg(CASE WHEN control_channel = 'red' THEN 1 ELSE 0 END), 3) AS red_share
@@ -152,11 +229,10 @@ QUERIES = [
 
 
 def pick_parameters(runner: SqlRunner) -> dict[str, Any]:
-    """A large and a median trader, the latest full year, the busiest chapter, the last month."""
+    """The busiest and the median trader, the latest full year, the busiest chapter."""
     traders = runner.run(
         "SELECT trader_id, count(*) AS n FROM declarations GROUP BY 1 ORDER BY n DESC, 1"
     ).rows
-    big, small = traders[0][0], traders[len(traders) // 2][0]
     span = runner.run(
         "SELECT min(declaration_date), max(declaration_date) FROM declarations"
     ).rows[0]
@@ -165,9 +241,13 @@ def pick_parameters(runner: SqlRunner) -> dict[str, Any]:
     chapter = runner.run(
         "SELECT left(hs_code, 2) FROM declaration_items GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
     ).rows[0][0]
-    last_month = span[1][:8] + "01"
-    return {"big_trader": big, "small_trader": small, "year": max(year, int(span[0][:4])),
-            "chapter": chapter, "last_month": last_month}
+    return {
+        "big_trader": traders[0][0],
+        "median_trader": traders[len(traders) // 2][0],
+        "year": max(year, int(span[0][:4])),
+        "chapter": chapter,
+        "last_month": span[1][:8] + "01",
+    }
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -179,18 +259,21 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
-def time_queries(runner: SqlRunner, runs: int) -> list[tuple[str, float, float, float, int]]:
+Row = tuple[str, float, float, float, int]
+
+
+def time_queries(runner: SqlRunner, params: dict[str, Any], runs: int,
+                 denormalised: bool) -> list[Row]:
     """(name, p50, p95, max, rows) per query, in milliseconds, after one warm-up run."""
-    params = pick_parameters(runner)
-    print(f"  parameters: {params}", flush=True)
-    rows = []
+    rows: list[Row] = []
     for query in QUERIES:
-        args = query.params(params)
-        result = runner.run(query.sql, args or None)  # warm-up
+        sql = query.denormalised if denormalised else query.sql
+        args = query.params(params) or None
+        result = runner.run(sql, args)  # warm-up
         times = []
         for _ in range(runs):
             start = time.perf_counter()
-            runner.run(query.sql, args or None)
+            runner.run(sql, args)
             times.append((time.perf_counter() - start) * 1000)
         rows.append((query.name, percentile(times, 50), percentile(times, 95), max(times),
                      len(result.rows)))
@@ -200,7 +283,7 @@ def time_queries(runner: SqlRunner, runs: int) -> list[tuple[str, float, float, 
 
 
 def concurrency(runner: SqlRunner, threads: int, per_thread: int) -> tuple[float, float, float]:
-    """Wall time (s) of threads x per_thread trader-history queries: cursors, then one lock."""
+    """Wall time (s) of threads x per_thread trader histories: cursor per call, then one lock."""
     traders = [r[0] for r in runner.run(
         "SELECT trader_id FROM declarations GROUP BY 1 ORDER BY count(*) DESC LIMIT 50").rows]
     sql = QUERIES[0].sql
@@ -211,12 +294,13 @@ def concurrency(runner: SqlRunner, threads: int, per_thread: int) -> tuple[float
 
         def work(k: int) -> None:
             for j in range(per_thread):
+                trader = traders[(k * per_thread + j) % len(traders)]
                 start = time.perf_counter()
                 if locked:
                     with serial:
-                        runner.run(sql, [traders[(k * per_thread + j) % len(traders)]])
+                        runner.run(sql, [trader])
                 else:
-                    runner.run(sql, [traders[(k * per_thread + j) % len(traders)]])
+                    runner.run(sql, [trader])
                 latencies.append((time.perf_counter() - start) * 1000)
 
         pool = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
@@ -232,25 +316,68 @@ def concurrency(runner: SqlRunner, threads: int, per_thread: int) -> tuple[float
     return parallel, locked, parallel_p95
 
 
-def bench_database(path: Path, runs: int, threads: int) -> None:
-    """Run every query on one database and print a Markdown table."""
+def build_denormalised(source: Path, target: Path) -> float:
+    """Copy `source` into the denormalised layout at `target`; return seconds taken."""
+    import duckdb
+
+    start = time.perf_counter()
+    con = duckdb.connect(str(target))
+    try:
+        con.execute(f"ATTACH '{source}' AS src (READ_ONLY)")
+        for table in ("traders", "declarations", "audits", "hs_nomenclature", "countries",
+                      "dataset_info"):
+            con.execute(f"CREATE TABLE {table} AS FROM src.{table}")
+        con.execute("""
+            CREATE TABLE declaration_items AS
+            SELECT i.*, d.trader_id, d.declaration_date, d.flow, left(i.hs_code, 2) AS hs_chapter
+            FROM src.declaration_items i JOIN src.declarations d USING (declaration_id)
+            ORDER BY d.trader_id, d.declaration_date, i.declaration_id, i.item_no
+        """)
+        con.execute("DETACH src")
+    finally:
+        con.close()
+    return time.perf_counter() - start
+
+
+def print_table(title: str, rows: list[Row]) -> None:
+    """A Markdown table of the figures."""
+    print(f"\n| {title} | p50 ms | p95 ms | max ms | rows |")
+    print("|---|---:|---:|---:|---:|")
+    for name, p50, p95, worst, n in rows:
+        print(f"| {name} | {p50:,.1f} | {p95:,.1f} | {worst:,.1f} | {n:,} |")
+
+
+def bench_database(path: Path, runs: int, threads: int, denormalised: bool) -> None:
+    """Run every query on one database (and its denormalised copy); print Markdown tables."""
     start = time.perf_counter()
     runner = SqlRunner(path, timeout_s=120, row_cap=5000)
     opened = (time.perf_counter() - start) * 1000
     items = runner.run("SELECT count(*) FROM declaration_items").rows[0][0]
     declarations = runner.run("SELECT count(*) FROM declarations").rows[0][0]
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\n## {path.name}: {items:,} items, {declarations:,} declarations, "
-          f"{path.stat().st_size / 1e6:,.0f} MB (opened in {opened:.0f} ms)", flush=True)
-    rows = time_queries(runner, runs)
-    print(f"\n| query ({items:,} items) | p50 ms | p95 ms | max ms | rows |")
-    print("|---|---:|---:|---:|---:|")
-    for name, p50, p95, worst, n in rows:
-        print(f"| {name} | {p50:,.1f} | {p95:,.1f} | {worst:,.1f} | {n:,} |")
+          f"{path.stat().st_size / 1e6:,.0f} MB (opened in {opened:.0f} ms; "
+          f"load average {load} on {os.cpu_count()} cores)", flush=True)
+    params = pick_parameters(runner)
+    print(f"  parameters: {params}", flush=True)
+    rows = time_queries(runner, params, runs, denormalised=False)
+    print_table(f"contract schema, {items:,} items", rows)
     if threads > 1:
         parallel, locked, p95 = concurrency(runner, threads, per_thread=5)
         print(f"\n{threads} threads x 5 trader histories: {parallel:.2f} s with a cursor per "
               f"call (p95 {p95:,.0f} ms), {locked:.2f} s serialised by one lock", flush=True)
     runner.close()
+    if denormalised:
+        scratch = path.with_name(path.stem + "-denormalised.duckdb")
+        took = build_denormalised(path, scratch)
+        print(f"\ndenormalised copy built in {took:,.0f} s "
+              f"({scratch.stat().st_size / 1e6:,.0f} MB)", flush=True)
+        try:
+            with SqlRunner(scratch, timeout_s=120, row_cap=5000) as copy:
+                rows = time_queries(copy, params, runs, denormalised=True)
+            print_table(f"denormalised items, {items:,} items", rows)
+        finally:
+            scratch.unlink(missing_ok=True)
 
 
 def main() -> None:
@@ -261,13 +388,15 @@ def main() -> None:
                         help="demo sizes to build when --db is not given")
     parser.add_argument("--runs", type=int, default=20, help="timed runs per query")
     parser.add_argument("--threads", type=int, default=8, help="threads for the concurrency run")
+    parser.add_argument("--denormalised", action="store_true",
+                        help="also time a denormalised copy (see the module docstring)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="keep the built databases")
     args = parser.parse_args()
 
     if args.db:
         for path in args.db:
-            bench_database(path.expanduser(), args.runs, args.threads)
+            bench_database(path.expanduser(), args.runs, args.threads, args.denormalised)
         return
 
     from tradedata.demo import generate_demo
@@ -277,9 +406,9 @@ def main() -> None:
         for items in args.items:
             path = workdir / f"demo_{items}.duckdb"
             start = time.perf_counter()
-            generate_demo(path, items=items, seed=args.seed, progress=lambda m: None)
+            generate_demo(path, items=items, seed=args.seed)
             print(f"built {items:,} items in {time.perf_counter() - start:,.0f} s", flush=True)
-            bench_database(path, args.runs, args.threads)
+            bench_database(path, args.runs, args.threads, args.denormalised)
             if not args.keep:
                 path.unlink()
     finally:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from retrieval.loaders import Block, LoadedDocument, looks_dutch, normalize_space
 
@@ -130,7 +130,7 @@ def chunk_document(
         if region.words == 0:
             continue
         drafts.extend(_region_drafts(region, config))
-    drafts = _merge_small_regions(drafts, config)
+    drafts = _absorb_fragments(_merge_small_regions(drafts, config), config)
     chunks: list[Chunk] = []
     for draft in drafts:
         locator = _format_locator(name, draft)
@@ -156,38 +156,53 @@ def _split_sentences(text: str) -> list[str]:
 
 
 def size_windows(lines: Sequence[str], target: int, overlap: int) -> list[list[str]]:
-    """Cut lines into windows of about `target` words, each starting with some overlap."""
-    units: list[str] = []
-    for line in lines:
+    """Cut lines into windows of about `target` words, each starting with some overlap.
+
+    Lines are cut at sentence ends (or, for a run-on sentence, every `target` words); the
+    sentences of one line stay on one line in the window.
+    """
+    units: list[tuple[int, str]] = []
+    for n, line in enumerate(lines):
         for sentence in _split_sentences(line) or [line]:
             words = sentence.split()
             while len(words) > target:
-                units.append(" ".join(words[:target]))
+                units.append((n, " ".join(words[:target])))
                 words = words[target - overlap :] if target > overlap else words[target:]
             if words:
-                units.append(" ".join(words))
-    windows: list[list[str]] = []
-    current: list[str] = []
+                units.append((n, " ".join(words)))
+    windows: list[list[tuple[int, str]]] = []
+    current: list[tuple[int, str]] = []
     count = 0
     for unit in units:
-        n = len(unit.split())
-        if current and count + n > target:
+        size = len(unit[1].split())
+        if current and count + size > target:
             windows.append(current)
-            carry: list[str] = []
+            carry: list[tuple[int, str]] = []
             carried = 0
             for prev in reversed(current):
                 if carried >= overlap:
                     break
                 carry.insert(0, prev)
-                carried += len(prev.split())
+                carried += len(prev[1].split())
             if carried >= count:  # never repeat a whole window
                 carry, carried = [], 0
             current, count = carry, carried
         current.append(unit)
-        count += n
+        count += size
     if current:
         windows.append(current)
-    return windows
+    rendered: list[list[str]] = []
+    for window in windows:
+        out: list[str] = []
+        last_line = -1
+        for line_no, text in window:
+            if out and line_no == last_line:
+                out[-1] += " " + text
+            else:
+                out.append(text)
+            last_line = line_no
+        rendered.append(out)
+    return rendered
 
 
 # ---------------------------------------------------------------- enumeration (numbered paragraphs)
@@ -271,7 +286,11 @@ def _levels_for(region: Region) -> tuple[Level, ...]:
 
 
 def _split_levels(
-    lines: list[str], levels: Sequence[Level], labels: list[str], prefix: str, config: ChunkingConfig
+    lines: list[str],
+    levels: Sequence[Level],
+    labels: list[str],
+    prefix: str,
+    config: ChunkingConfig,
 ) -> list[Piece]:
     """Split lines at the first numbering level that has markers, recursing into long parts."""
     total = sum(len(line.split()) for line in lines)
@@ -326,7 +345,7 @@ def _label_range(first: list[str], last: list[str]) -> str:
 
 
 def _strip_shared_words(a: str, b: str) -> str:
-    shared = os.path.commonprefix([a, b])
+    shared = os.path.commonprefix([a, b])  # noqa: RUF071 - character prefix wanted
     cut = shared.rfind(" ")
     if cut > 0 and not b[: cut + 1].strip().isdigit():
         return b[cut + 1 :]
@@ -427,12 +446,35 @@ def _merge_small_regions(drafts: list[Draft], config: ChunkingConfig) -> list[Dr
     return out
 
 
+def _absorb_fragments(drafts: list[Draft], config: ChunkingConfig) -> list[Draft]:
+    """In generic documents, a lone small section joins the next one under the same parent
+    (e.g. a one-line header before the first section), keeping the next one's locator."""
+    out: list[Draft] = []
+    carry: Draft | None = None
+    for draft in drafts:
+        if carry is not None:
+            fits = carry.words + draft.words <= config.max_words
+            if fits and draft.region.merge_key == carry.region.merge_key and draft.whole:
+                draft = replace(draft, text=f"{carry.text}\n\n{draft.text}")
+            else:
+                out.append(carry)
+            carry = None
+        lone = draft.whole and not draft.region.range_ok and draft.words < config.min_words
+        if lone and draft.region.merge_key is not None:
+            carry = draft
+        else:
+            out.append(draft)
+    if carry is not None:
+        out.append(carry)
+    return out
+
+
 def _format_locator(name: str, draft: Draft) -> str:
     region = draft.region
     pages = ""
     if draft.pages:
-        a, b = draft.pages
-        pages = f"p. {a}" if a == b else f"p. {a}-{b}"
+        first_page, last_page = draft.pages
+        pages = f"p. {first_page}" if first_page == last_page else f"p. {first_page}-{last_page}"
     if draft.cite_start != draft.cite_end:  # merged regions
         common = 0
         a_cite, b_cite = draft.cite_start, draft.cite_end
@@ -529,6 +571,9 @@ def _read_us_code(doc: LoadedDocument) -> tuple[str, str, list[Region]]:
                 lines.append(sub.group(2).strip())
             continue
         lines.append(text)  # deeper "headings" in this data are paragraphs of the text
+    body_words = sum(len(line.split()) for line in lines)
+    if not section_no and body_words < 20:
+        return "", f"{title_no} U.S.C.", []  # only division headings: nothing to cite
     if section_no:
         cite = f"{title_no} U.S.C. {section_sign} {section_no}"
         title = f"{cite}. {section_caption}".rstrip(". ") if section_caption else cite
@@ -577,7 +622,9 @@ _STANDARD = re.compile(r"^(\d{1,2})\.(\d{1,2})\.?$")
 
 def _is_treaty(blocks: list[Block]) -> bool:
     marks = sum(
-        1 for b in blocks if b.kind == "heading" and (_ARTICLE.match(b.text) or _STANDARD.match(b.text))
+        1
+        for b in blocks
+        if b.kind == "heading" and (_ARTICLE.match(b.text) or _STANDARD.match(b.text))
     )
     return marks >= 3
 
@@ -604,7 +651,8 @@ _TREATY_HEADINGS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("note", re.compile(r"^(note to article\s+\d+|general note)\.?$", re.I)),
     ("notepara", re.compile(r"^paragraph\s+(\S.*)$", re.I)),
     ("gir", re.compile(r"^general rules for the interpretation\b", re.I)),
-    ("provision", re.compile(r"^(transitional standard|standard|recommended practice)s?\.?$", re.I)),
+    ("provision",
+     re.compile(r"^(transitional standard|standard|recommended practice)s?\.?$", re.I)),
     ("hsnotes", re.compile(r"^(sub-?heading\s+)?notes?\.?$", re.I)),
     ("toc", re.compile(r"^table of contents$", re.I)),
 )
@@ -619,12 +667,14 @@ def _classify(text: str) -> tuple[str, str] | None:
             continue
         if kind == "annex":
             if m.re.pattern.startswith("^(general|specific)"):
-                label = f"{m.group(1).title()} Annex" + (f" {m.group(2).upper()}" if m.group(2) else "")
+                number = f" {m.group(2).upper()}" if m.group(2) else ""
+                label = f"{m.group(1).title()} Annex{number}"
             else:
                 label = f"Annex {m.group(1).upper()}" if m.group(1) else "Annex"
             return kind, label
         if kind in {"part", "section", "chapter"}:
-            return kind, f"{kind.title()} {m.group(1).upper() if not m.group(1).isdigit() else m.group(1)}"
+            number = m.group(1) if m.group(1).isdigit() else m.group(1).upper()
+            return kind, f"{kind.title()} {number}"
         if kind == "article":
             return kind, f"Article {m.group(1)}"
         if kind == "standard":
@@ -665,14 +715,19 @@ def _read_treaty(doc: LoadedDocument) -> tuple[str, str, list[Region]]:
     title = doc.title
     name = short_name(title)
     is_hs = name == "HS Convention"
-    dutch_titles = [b.text.lower()[:40] for b in blocks[:4] if b.kind == "heading" and looks_dutch(b.text)]
-    title_index = next((i for i, b in enumerate(blocks) if b.kind == "heading" and b.text == title), -1)
+    dutch_titles = [
+        b.text.lower()[:40] for b in blocks[:4] if b.kind == "heading" and looks_dutch(b.text)
+    ]
+    title_index = next(
+        (i for i, b in enumerate(blocks) if b.kind == "heading" and b.text == title), -1
+    )
     end = len(blocks)
     for i, block in enumerate(blocks):
         if i <= max(title_index, 3) or block.kind != "heading":
             continue
         if any(block.text.lower().startswith(t) for t in dutch_titles) or (
-            looks_dutch(block.text) and re.match(r"^(artikel|hoofdstuk|bijlage)\b", block.text, re.I)
+            looks_dutch(block.text)
+            and re.match(r"^(artikel|hoofdstuk|bijlage)\b", block.text, re.I)
         ):
             end = i  # the Dutch translation follows the English text in these files
             break

@@ -158,7 +158,7 @@ def parse_chroma_url(url: str) -> tuple[str, int, bool]:
 
 
 def chroma_client(index_dir: Path, chroma_url: str | None) -> Any:
-    """A Chroma client: HttpClient when `chroma_url` is set, else a PersistentClient in index_dir."""
+    """An HttpClient when `chroma_url` is set, else a PersistentClient inside index_dir."""
     import chromadb
 
     if chroma_url:
@@ -291,16 +291,15 @@ class KeywordIndex:
 class IndexStore:
     """Read and write access to one index folder (manifest + Chroma + BM25)."""
 
-    def __init__(self, index_dir: Path, chroma_url: str | None = None, create: bool = False) -> None:
+    def __init__(
+        self, index_dir: Path, chroma_url: str | None = None, create: bool = False
+    ) -> None:
         self.index_dir = index_dir
         self.chroma_url = chroma_url
         if create:
             index_dir.mkdir(parents=True, exist_ok=True)
         elif not manifest_path(index_dir).exists():
-            raise TamgaError(
-                f"No regulations index at {index_dir}. "
-                "Build it with `tamga demo` or `tamga ingest PATH`."
-            )
+            raise TamgaError(missing_index_message(index_dir))
         self.db = sqlite3.connect(manifest_path(index_dir), timeout=30)
         self.db.row_factory = sqlite3.Row
         self.db.executescript(_SCHEMA)
@@ -522,9 +521,15 @@ def read_generation(index_dir: Path) -> int | None:
 def require_index(index_dir: Path) -> None:
     """Raise a helpful error when `index_dir` holds no index."""
     if read_generation(index_dir) is None:
-        raise TamgaError(
-            f"No regulations index at {index_dir}. Build it with `tamga demo` or `tamga ingest PATH`."
-        )
+        raise TamgaError(missing_index_message(index_dir))
+
+
+def missing_index_message(index_dir: Path) -> str:
+    """What to tell a person who searches an index that does not exist."""
+    return (
+        f"No regulations index at {index_dir}. "
+        "Build it with `tamga demo` or `tamga ingest PATH`."
+    )
 
 
 __all__ = [

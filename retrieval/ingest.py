@@ -12,6 +12,7 @@ starts by removing vectors the manifest does not know (left by an interrupted ru
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Iterator
@@ -188,7 +189,9 @@ def ingest_paths(
     try:
         lock.acquire(timeout=1)
     except Timeout as exc:
-        raise IngestError(f"Another ingest is already writing to {index_dir}; try again later.") from exc
+        raise IngestError(
+            f"Another ingest is already writing to {index_dir}; try again later."
+        ) from exc
     try:
         store = IndexStore(index_dir, chroma_url=_chroma_url(), create=True)
         try:
@@ -227,7 +230,8 @@ def _run(
             size = cand.path.stat().st_size
             if size > max_bytes:
                 raise IngestError(
-                    f"too large ({size / 1048576:,.1f} MB; the limit is {max_bytes / 1048576:,.0f} MB)"
+                    f"too large ({size / 1048576:,.1f} MB; "
+                    f"the limit is {max_bytes / 1048576:,.0f} MB)"
                 )
             data = cand.path.read_bytes()
         except IngestError as exc:
@@ -238,7 +242,10 @@ def _run(
             continue
         sha = hashlib.sha256(data).hexdigest()
         old = known.get(key)
-        if old and old.sha256 == sha and old.chunker == CHUNKER_VERSION and old.source == cand.source:
+        same = old is not None and (old.sha256, old.chunker, old.source) == (
+            sha, CHUNKER_VERSION, cand.source
+        )
+        if same:
             summary.files_unchanged += 1
             continue
         try:
@@ -251,7 +258,7 @@ def _run(
             _skip(summary, say, cand.source, f"could not be read ({type(exc).__name__}: {exc})")
             continue
         if not chunks:
-            _skip(summary, say, cand.source, "no text to index")
+            _skip(summary, say, cand.source, "no text to index (only headings)")
             continue
         title = chunks[0].title
         record = FileRecord(key, str(cand.root), cand.source, sha, CHUNKER_VERSION, size,
@@ -323,10 +330,9 @@ def _skip(summary: IngestSummary, say: Progress, source: str, reason: str) -> No
 
 def _safe_rebuild(store: IndexStore) -> None:
     """After a failure, bring the keyword index in line with what was committed."""
-    try:
+    # on failure the searcher rebuilds it in memory when it is behind the manifest
+    with contextlib.suppress(Exception):
         store.rebuild_keyword_index()
-    except Exception:
-        pass  # the searcher rebuilds it in memory when it is behind the manifest
 
 
 def _index_work(

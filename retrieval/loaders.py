@@ -122,13 +122,15 @@ def _decode_text(data: bytes) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-_DUTCH = frozenset(
-    "de het een van en voor zijn wordt worden bij deze die dat op met niet aan als ook "
-    "overeenkomst verdrag douane inzake betreffende internationale internationaal".split()
-)
-_ENGLISH = frozenset(
-    "the of and to in for is be shall by or on with any this that as are which".split()
-)
+_DUTCH = frozenset({
+    "de", "het", "een", "van", "en", "voor", "zijn", "wordt", "worden", "bij", "deze", "die",
+    "dat", "op", "met", "niet", "aan", "als", "ook", "overeenkomst", "verdrag", "douane",
+    "inzake", "betreffende", "internationale", "internationaal",
+})
+_ENGLISH = frozenset({
+    "the", "of", "and", "to", "in", "for", "is", "be", "shall", "by", "or", "on", "with", "any",
+    "this", "that", "as", "are", "which",
+})
 
 
 def looks_dutch(text: str) -> bool:
@@ -202,7 +204,8 @@ def _markdown_blocks(source: str) -> list[Block]:
             emphasis = bool(re.fullmatch(r"[*_]+.*[*_]+", body.strip()))
             text = _clean_inline(body)
             if text:
-                blocks.append(Block("heading", text, level=len(heading.group(1)), emphasis=emphasis))
+                level = len(heading.group(1))
+                blocks.append(Block("heading", text, level=level, emphasis=emphasis))
             for note in notes:
                 if note:
                     blocks.append(Block("text", f"Note: {note}"))
@@ -351,7 +354,8 @@ def _load_pdf(path: Path, data: bytes) -> LoadedDocument:
         blocks.extend(_pdf_blocks(text, page=number))
     title = ""
     try:
-        meta_title = (reader.metadata or {}).get("/Title")
+        metadata: Any = reader.metadata or {}
+        meta_title = metadata.get("/Title")
         title = normalize_space(str(meta_title)) if meta_title else ""
     except Exception:
         title = ""

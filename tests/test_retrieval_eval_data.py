@@ -115,7 +115,14 @@ def check_treaty_locator(source: str, locator: str) -> None:
         gir = english_text(source).split("GENERAL RULES FOR THE INTERPRETATION")[-1][:6000]
         assert re.search(rf"^{rule.group(1)}\.", gir, re.M), locator
     elif re.fullmatch(rf"Section {ROMAN}", first):
-        assert first in heads and len(parts) == 1, f"no {first} in {source}"
+        assert first in heads, f"no {first} in {source}"
+        if len(parts) > 1:
+            note = re.fullmatch(r"Note (\d+)", parts[1])
+            assert note and len(parts) == 2, f"bad section note in {locator!r}"
+            text = english_text(source)
+            start = text.index(f"###{first}\n")
+            notes = text[start: text.index("###Chapter", start)]
+            assert re.search(rf"(^|[.;:)\s]){note.group(1)}\.-", notes, re.M), locator
     else:
         pytest.fail(f"unrecognised locator {locator!r}")
 
@@ -228,6 +235,20 @@ def bench() -> ModuleType:
          "Revised Kyoto Convention > General Annex > Chapter 6 > 6.6", False),
         ("19 U.S.C.\u202f§\u202f1592(c)(4)", "19 U.S.C. § 1592(c)", True),
         ("19 U.S.C. § 1592a(a)", "19 U.S.C. § 1592", False),
+        ("HS Convention > General Interpretative Rules > Rule 1-2",
+         "HS Convention > General Interpretative Rules > Rule 2", True),
+        ("HS Convention > General Interpretative Rules > Rule 4-5",
+         "HS Convention > General Interpretative Rules > Rule 3", False),
+        ("Revised Kyoto Convention > General Annex > Chapter 2 > E1-E7",
+         "Revised Kyoto Convention > General Annex > Chapter 2", True),
+        ("Agreement on Customs Valuation > Article 15 > 3-5",
+         "Agreement on Customs Valuation > Article 15 > 4", True),
+        ("Agreement on Customs Valuation > Article 1 > 2(b)-(c)",
+         "Agreement on Customs Valuation > Article 1 > 2", True),
+        ("Agreement on Customs Valuation > Annex I > General note > Sequential Application",
+         "Agreement on Customs Valuation > Annex I > General Note", True),
+        ("HS Convention > Section XVI > Note 3-5", "HS Convention > Section XVI > Note 2", False),
+        ("HS Convention > Section XVI", "HS Convention > Section XVI > Note 2", True),
     ],
 )
 def test_benchmark_hit_rule(returned: str, expected: str, hit: bool) -> None:

@@ -54,7 +54,7 @@ def period_containing(day: date, kind: PeriodKind) -> Period:
 
 
 def recent_periods(latest: date, kind: PeriodKind, count: int = 12) -> list[Period]:
-    """The `count` most recent periods of a kind, newest first, ending with the one holding `latest`."""
+    """The `count` latest periods of a kind, newest first, starting with the one of `latest`."""
     periods = [period_containing(latest, kind)]
     while len(periods) < count:
         periods.append(periods[-1].previous())

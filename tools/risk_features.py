@@ -182,7 +182,6 @@ def build_features(
     """
     config = config or FeatureConfig()
     labeled = labeled.reset_index(drop=True)
-    prior = float(labeled["fraud"].mean())
     if new is None:
         target = labeled
         history_frame = labeled.assign(_y=labeled["fraud"].astype(float), _new=False)
@@ -199,6 +198,7 @@ def build_features(
         )
     features = _basic_features(target)
     rows = history_frame.index[history_frame["_new"]] if new is not None else history_frame.index
+    prior = _past_prior(history_frame)
     for name in config.history_keys:
         hist = _past_stats(history_frame, HISTORY_KEYS[name], prior)
         hist = hist.loc[rows].reset_index(drop=True)
@@ -231,7 +231,7 @@ def _basic_features(lines: pd.DataFrame) -> pd.DataFrame:
     out["log_unit_value"] = _log_unit_value(lines)
     out["origin_ne_departure"] = (lines["origin"] != lines["departure"]).astype(float)
     out["month"] = lines["date"].dt.month.astype(float)
-    out["weekday"] = lines["date"].dt.weekday.astype(float)
+    out["weekday"] = lines["date"].dt.day_of_week.astype(float)
     out["day_of_month"] = lines["date"].dt.day.astype(float)
     out["hs_chapter"] = pd.to_numeric(lines["hs6"].str[:2], errors="coerce")
     out["hs6_num"] = pd.to_numeric(lines["hs6"], errors="coerce")
@@ -253,10 +253,27 @@ def _group_codes(frame: pd.DataFrame, keys: Sequence[str]) -> np.ndarray:
     return np.where(missing, -1, codes)
 
 
-def _past_stats(frame: pd.DataFrame, keys: Sequence[str], prior: float) -> pd.DataFrame:
+def _past_prior(frame: pd.DataFrame) -> np.ndarray:
+    """Per line: the fraud rate of all labeled lines dated strictly before it (Laplace-smoothed).
+
+    Used as the prior that entity rates shrink towards, so that even the prior never looks
+    at the present or the future."""
+    day = frame["date"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    y = frame["_y"].to_numpy(dtype=float)
+    daily = (
+        pd.DataFrame({"d": day, "nl": ~np.isnan(y) * 1.0, "s": np.nan_to_num(y)})
+        .groupby("d", sort=True)
+        .sum()
+    )
+    past = daily.cumsum() - daily
+    rate = (past["s"] + 1.0) / (past["nl"] + 2.0)
+    return rate.reindex(day).to_numpy()
+
+
+def _past_stats(frame: pd.DataFrame, keys: Sequence[str], prior: np.ndarray) -> pd.DataFrame:
     """Per line: lines with the same key on strictly earlier dates (n), how many of them carry
-    a label (nl), how many of those were fraud (s) and the smoothed fraud rate (rate).
-    Same-day lines are not counted."""
+    a label (nl), how many of those were fraud (s) and the rate shrunk towards `prior`, the
+    per-line past base rate (rate). Same-day lines are not counted."""
     day = frame["date"].to_numpy().astype("datetime64[D]").astype(np.int64)
     group = _group_codes(frame, keys)
     y = frame["_y"].to_numpy(dtype=float)
@@ -268,9 +285,9 @@ def _past_stats(frame: pd.DataFrame, keys: Sequence[str], prior: float) -> pd.Da
         .sum()
     )
     past = daily.groupby(level="g").cumsum() - daily
-    past["rate"] = (past["s"] + PRIOR_STRENGTH * prior) / (past["nl"] + PRIOR_STRENGTH)
     index = pd.MultiIndex.from_arrays([group, day], names=["g", "d"])
-    out = past.reindex(index)[["n", "nl", "s", "rate"]].reset_index(drop=True)
+    out = past.reindex(index)[["n", "nl", "s"]].reset_index(drop=True)
+    out["rate"] = (out["s"] + PRIOR_STRENGTH * prior) / (out["nl"] + PRIOR_STRENGTH)
     out.index = frame.index
     out.loc[group < 0, ["n", "nl", "s", "rate"]] = np.nan
     return out

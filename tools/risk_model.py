@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from tools.risk_features import (
 )
 
 Progress = Callable[[str], None]
+Row = dict[Hashable, Any]  # one line's features or fields, by column name
 
 CURRENCY = "KRW"  # KCS Item Price is in Korean won.
 
@@ -42,6 +43,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "metric": "auc",
     "learning_rate": 0.05,
     "num_leaves": 31,
+    "max_depth": 8,
     "min_data_in_leaf": 20,
     "feature_fraction": 0.8,
     "bagging_fraction": 0.8,
@@ -202,7 +204,9 @@ def _validate(
         callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)],
     )
     best = int(booster.best_iteration or booster.current_iteration())
-    scores = booster.predict(valid_matrix, num_iteration=best)
+    scores = booster.predict(
+        valid_matrix, num_iteration=best, num_threads=int(params.get("num_threads", 1))
+    )
     labels = valid["fraud"].to_numpy()
     return Validation(
         cutoff=f"{cutoff:%Y-%m-%d}",
@@ -250,22 +254,42 @@ def _check_lines(lines: pd.DataFrame, need_label: bool) -> None:
 # Scoring and reasons
 
 
-def score_lines(model: RiskModel, lines: pd.DataFrame, *, n_reasons: int = 3) -> pd.DataFrame:
+def score_lines(
+    model: RiskModel,
+    lines: pd.DataFrame,
+    *,
+    n_reasons: int = 3,
+    explain_top: int | None = None,
+) -> pd.DataFrame:
     """Fraud score (0-1) and reasons in words for each line, in the order given.
 
     History features for these lines use the model's labeled training lines plus earlier
     lines of `lines` (whose labels, if present, are ignored). Returns a frame with the same
     index as `lines` and columns declaration_id, score, reasons (list of strings).
+    Reasons cost far more than scores (per-line SHAP values): with `explain_top=k` only the
+    k highest-scored lines get them and the others get an empty list.
     """
     _check_lines(lines, need_label=False)
     feats = build_features(model.reference, lines, model.config)
-    feats.index = lines.index
     matrix = _matrix(feats, model.feature_names, model.vocab)
-    scores = model.booster.predict(matrix)
-    contrib = model.booster.predict(matrix, pred_contrib=True)[:, :-1]
-    reasons = explain(model, lines, feats, contrib, n_reasons=n_reasons)
+    threads = int(model.params.get("num_threads", 1))
+    scores = model.booster.predict(matrix, num_threads=threads)
+    if explain_top is None:
+        chosen = np.arange(len(lines))
+    else:
+        chosen = np.sort(np.argsort(-scores, kind="stable")[: max(0, explain_top)])
+    reasons: list[list[str]] = [[] for _ in range(len(lines))]
+    if len(chosen):
+        contrib = model.booster.predict(
+            matrix[chosen], pred_contrib=True, num_threads=threads
+        )[:, :-1]
+        texts = explain(
+            model, lines.iloc[chosen], feats.iloc[chosen], contrib, n_reasons=n_reasons
+        )
+        for row, text in zip(chosen, texts, strict=True):
+            reasons[row] = text
     return pd.DataFrame(
-        {"declaration_id": lines["declaration_id"], "score": scores, "reasons": reasons},
+        {"declaration_id": lines["declaration_id"].to_numpy(), "score": scores, "reasons": reasons},
         index=lines.index,
     )
 
@@ -274,89 +298,107 @@ def score_lines(model: RiskModel, lines: pd.DataFrame, *, n_reasons: int = 3) ->
 class _Factor:
     name: str
     features: tuple[str, ...]
-    sentence: Callable[[dict[str, Any], dict[str, Any]], str]
+    sentence: Callable[[Row, Row], str]
 
 
-def _num(x: float) -> str:
+def _num(x: float | None) -> str:
     """A number for a sentence: thousands separators, three significant digits below 100."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "?"
     if abs(x) >= 100:
         return f"{x:,.0f}"
+    if x == 0:
+        return "0"
+    if abs(x) < 0.01:
+        return "under 0.01"
     return f"{x:.3g}"
+
+
+def _lines(n: float, kind: str = "") -> str:
+    """'1 past line', '12 past lines', with thousands separators."""
+    word = f"{kind} line" if kind else "line"
+    return f"{n:,.0f} {word}" + ("" if n == 1 else "s")
 
 
 def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
 
 
-def _history(who: str, name: str) -> Callable[[dict[str, Any], dict[str, Any]], str]:
-    def sentence(f: dict[str, Any], _line: dict[str, Any]) -> str:
-        n, nl, frauds = f.get(f"h_{name}_n"), f.get(f"h_{name}_nl"), f.get(f"{INFO_PREFIX}{name}_frauds")
+def _history(who: str, name: str) -> Callable[[Row, Row], str]:
+    def sentence(f: Row, _line: Row) -> str:
+        n, nl = f.get(f"h_{name}_n"), f.get(f"h_{name}_nl")
+        frauds = f.get(f"{INFO_PREFIX}{name}_frauds")
         if n is None or math.isnan(n):
             return f"{who} not given"
         if n == 0:
             return f"{who}'s first declaration line (no past record)"
         if not nl:
-            return f"{who} has {n:,.0f} earlier lines, none with an inspection result yet"
-        return f"{who}'s past fraud rate {_pct(frauds / nl)} ({nl:,.0f} past lines)"
+            return f"{who} has {_lines(n, 'earlier')}, none with an inspection result yet"
+        return f"{who}'s past fraud rate {_pct(frauds / nl)} ({_lines(nl, 'past')})"
 
     return sentence
 
 
-def _relation(what: str, name: str) -> Callable[[dict[str, Any], dict[str, Any]], str]:
-    def sentence(f: dict[str, Any], _line: dict[str, Any]) -> str:
+def _relation(what: str, name: str) -> Callable[[Row, Row], str]:
+    def sentence(f: Row, _line: Row) -> str:
         n = f.get(f"h_{name}_n")
         if n is None or math.isnan(n):
             return f"no {what} given"
         if n == 0:
             return f"first declaration with this {what}"
-        return f"importer used this {what} on {n:,.0f} earlier lines"
+        return f"importer used this {what} on {_lines(n, 'earlier')}"
 
     return sentence
 
 
-def _relation_hs(f: dict[str, Any], line: dict[str, Any]) -> str:
+def _relation_hs(f: Row, line: Row) -> str:
     n = f.get("h_importer_hs6_n")
     if not n:
         return f"first time this importer declares HS {line['hs6']}"
-    return f"importer declared HS {line['hs6']} on {n:,.0f} earlier lines"
+    return f"importer declared HS {line['hs6']} on {_lines(n, 'earlier')}"
 
 
-def _unit_value(name: str) -> Callable[[dict[str, Any], dict[str, Any]], str]:
-    def sentence(f: dict[str, Any], line: dict[str, Any]) -> str:
+def _unit_value(name: str) -> Callable[[Row, Row], str]:
+    def sentence(f: Row, line: Row) -> str:
         where = f"HS {line['hs6']}" + (f" from {line['origin']}" if name == "hs6_origin" else "")
         ratio, pct = f.get(f"uv_{name}_ratio"), f.get(f"uv_{name}_pct")
         peers = f.get(f"uv_{name}_n") or 0
         if ratio is None or math.isnan(ratio):
-            return f"too few earlier lines of {where} to compare the unit value ({peers:,.0f})"
-        if ratio < 1:
+            return f"too few earlier lines of {where} to compare the unit value (only {peers:,.0f})"
+        median = f.get(f"{INFO_PREFIX}uv_{name}_median")
+        if line["item_price"] < 1:
+            return (
+                f"declared value {_num(line['item_price'])} {CURRENCY}, under 1 {CURRENCY}, "
+                f"for {where} (peer median {_num(median)} {CURRENCY}/kg, {_lines(peers)})"
+            )
+        if abs(ratio - 1) < 0.005:
+            size = "at"
+        elif ratio < 1:
             size = f"{100 * (1 - ratio):.0f}% below"
         elif ratio >= 2:
             size = f"{ratio:.1f} times"
         else:
             size = f"{100 * (ratio - 1):.0f}% above"
-        median = f.get(f"{INFO_PREFIX}uv_{name}_median")
         return (
             f"unit value {size} the median for {where} "
             f"({_num(line['_uv'])} vs {_num(median)} {CURRENCY}/kg, "
-            f"percentile {100 * pct:.0f} of {peers:,.0f} lines)"
+            f"percentile {100 * (pct or 0.0):.0f} of {_lines(peers)})"
         )
 
     return sentence
 
 
-def _repeat_value(f: dict[str, Any], line: dict[str, Any]) -> str:
+def _repeat_value(f: Row, line: Row) -> str:
     n, nl, frauds = f.get("h_value_n"), f.get("h_value_nl"), f.get(f"{INFO_PREFIX}value_frauds")
     value = f"declared value {_num(line['item_price'])} {CURRENCY}"
     if not n:
         return f"{value} never declared before"
     if not nl:
-        return f"{value} declared on {n:,.0f} earlier lines, none inspected yet"
-    return f"{value} seen on {nl:,.0f} earlier lines, {_pct(frauds / nl)} of them fraudulent"
+        return f"{value} declared on {_lines(n, 'earlier')}, none inspected yet"
+    return f"{value} seen on {_lines(nl, 'earlier')}, {_pct(frauds / nl)} of them fraudulent"
 
 
-def _repeat_value_mass(f: dict[str, Any], line: dict[str, Any]) -> str:
+def _repeat_value_mass(f: Row, line: Row) -> str:
     n = f.get("h_value_mass_n")
     nl, frauds = f.get("h_value_mass_nl"), f.get(f"{INFO_PREFIX}value_mass_frauds")
     what = (
@@ -364,52 +406,52 @@ def _repeat_value_mass(f: dict[str, Any], line: dict[str, Any]) -> str:
         f"{_num(line['net_mass'])} kg)"
     )
     if not n:
-        return f"first line with this declared value and net mass"
+        return "first line with this declared value and net mass"
     if not nl:
-        return f"{what} on {n:,.0f} earlier lines, none inspected yet"
-    return f"{what} on {nl:,.0f} earlier lines, {_pct(frauds / nl)} of them fraudulent"
+        return f"{what} on {_lines(n, 'earlier')}, none inspected yet"
+    return f"{what} on {_lines(nl, 'earlier')}, {_pct(frauds / nl)} of them fraudulent"
 
 
-def _goods_history(name: str) -> Callable[[dict[str, Any], dict[str, Any]], str]:
-    def sentence(f: dict[str, Any], line: dict[str, Any]) -> str:
+def _goods_history(name: str) -> Callable[[Row, Row], str]:
+    def sentence(f: Row, line: Row) -> str:
         where = f"HS {line['hs6']}" + (f" from {line['origin']}" if name == "hs6_origin" else "")
         nl, frauds = f.get(f"h_{name}_nl"), f.get(f"{INFO_PREFIX}{name}_frauds")
         if not nl:
             return f"no inspected past lines of {where}"
-        return f"{where}: past fraud rate {_pct(frauds / nl)} ({nl:,.0f} past lines)"
+        return f"{where}: past fraud rate {_pct(frauds / nl)} ({_lines(nl, 'past')})"
 
     return sentence
 
 
-def _tariff(f: dict[str, Any], line: dict[str, Any]) -> str:
+def _tariff(f: Row, line: Row) -> str:
     return (
         f"tariff rate {_num(line['tax_rate'])}% (tax type {line['tax_type']}, "
         f"origin indicator {line['origin_indicator']})"
     )
 
 
-def _route(f: dict[str, Any], line: dict[str, Any]) -> str:
+def _route(f: Row, line: Row) -> str:
     if line["origin"] != line["departure"]:
         return f"origin {line['origin']} differs from country of departure {line['departure']}"
     return f"origin and departure both {line['origin']}"
 
 
-def _amounts(f: dict[str, Any], line: dict[str, Any]) -> str:
+def _amounts(f: Row, line: Row) -> str:
     return (
         f"declared {_num(line['item_price'])} {CURRENCY} for {_num(line['net_mass'])} kg "
         f"({_num(line['_uv'])} {CURRENCY}/kg)"
     )
 
 
-def _goods(f: dict[str, Any], line: dict[str, Any]) -> str:
+def _goods(f: Row, line: Row) -> str:
     return f"goods class HS {line['hs6']} (chapter {line['hs6'][:2]})"
 
 
-def _season(f: dict[str, Any], line: dict[str, Any]) -> str:
+def _season(f: Row, line: Row) -> str:
     return f"declared on {line['date']:%A %d %B}"
 
 
-def _procedure(f: dict[str, Any], line: dict[str, Any]) -> str:
+def _procedure(f: Row, line: Row) -> str:
     courier = line.get("courier")
     by = f", courier {courier}" if isinstance(courier, str) else ""
     return (
@@ -522,6 +564,7 @@ class Evaluation:
     train_base_rate: float
     auc: float | None
     elapsed_s: float
+    cpu_s: float
     train_s: float
     score_s: float
     num_rounds: int
@@ -555,7 +598,8 @@ class Evaluation:
             )
         lines.append(
             f"{self.num_rounds} boosting rounds; training {self.train_s:.1f} s, "
-            f"scoring {self.score_s:.1f} s, total {self.elapsed_s:.1f} s."
+            f"scoring {self.score_s:.1f} s, total {self.elapsed_s:.1f} s "
+            f"({self.cpu_s:.1f} s of CPU)."
         )
         lines.append(
             "Top features: " + ", ".join(f["feature"] for f in self.top_features[:6]) + "."
@@ -589,7 +633,7 @@ def evaluate(
     if fmt != "kcs":
         raise ImportRejected(f"Unknown format {fmt!r}; only 'kcs' is supported.")
     say = progress or (lambda _m: None)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     say(f"Reading {len(train_paths)} training file(s) and {len(test_paths)} test file(s)...")
     train = read_kcs(train_paths, require_label=True)
     test = read_kcs(test_paths, require_label=True)
@@ -597,7 +641,7 @@ def evaluate(
     say(f"Scoring {len(test):,} test lines...")
     scored_at = time.perf_counter()
     unlabeled = test.drop(columns=["fraud", "critical_fraud"], errors="ignore")
-    scored = score_lines(model, unlabeled)
+    scored = score_lines(model, unlabeled, explain_top=top)
     score_s = time.perf_counter() - scored_at
     labels = test["fraud"].to_numpy()
     scores = scored["score"].to_numpy()
@@ -623,6 +667,7 @@ def evaluate(
         train_base_rate=model.prior,
         auc=auc(labels, scores),
         elapsed_s=round(time.perf_counter() - started, 2),
+        cpu_s=round(time.process_time() - cpu_started, 2),
         train_s=round(model.train_seconds, 2),
         score_s=round(score_s, 2),
         num_rounds=model.num_rounds,

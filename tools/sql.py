@@ -169,9 +169,10 @@ class SqlRunner:
         return con
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
-        con = self._connection()
         with self._lock:
-            return con.cursor()
+            if self._con is None:
+                self._con = self._open()
+            return self._con.cursor()
 
     def close(self) -> None:
         """Close the connection (the next query opens it again)."""

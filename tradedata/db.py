@@ -41,8 +41,11 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         return duckdb.connect(
             str(path),
             read_only=True,
-            config={"enable_external_access": False, "autoinstall_known_extensions": False,
-                    "autoload_known_extensions": False},
+            config={
+                "enable_external_access": False,
+                "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False,
+            },
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     return duckdb.connect(str(path))

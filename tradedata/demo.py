@@ -222,20 +222,23 @@ def _build_products(rng: np.random.Generator, subheadings: list[tuple[str, str]]
                     mix[c] = mix.get(c, 0.0) + w
         top = sorted(mix.items(), key=lambda kv: (-kv[1], kv[0]))[:K_ORIGINS]
         sector_mix[key] = dict(top) or {"CN": 50.0, "US": 30.0, "MX": 20.0}
+    chapter_prices = {
+        ch: (float(np.median([p["uv"] for p in peers])),
+             float(np.median([p["duty"] for p in peers])),
+             float(np.median([p["line_kg"] for p in peers])))
+        for ch, peers in by_chapter.items()
+    }
     for code, text in subheadings:
         ch = code[:2]
         if code in known or ch not in tail_sectors or text in seen_texts:
             continue
         seen_texts.add(text)
-        peers = by_chapter.get(ch, [])
         owner = sorted(tail_sectors[ch])[0]
+        uv, duty, line_kg = chapter_prices.get(ch, (4.0, 10.0, 3000.0))
         rows.append({
-            "hs6": code, "sector": owner, "sectors": tail_sectors[ch],
-            "uv": float(np.median([p["uv"] for p in peers])) if peers else 4.0,
-            "duty": float(np.median([p["duty"] for p in peers])) if peers else 10.0,
-            "unit": 0, "kgpu": 1.0,
-            "line_kg": float(np.median([p["line_kg"] for p in peers])) if peers else 3000.0,
-            "air": 0.05, "origins": sector_mix[owner], "texts": [text],
+            "hs6": code, "sector": owner, "sectors": tail_sectors[ch], "uv": uv, "duty": duty,
+            "unit": 0, "kgpu": 1.0, "line_kg": line_kg, "air": 0.05,
+            "origins": sector_mix[owner], "texts": [text],
         })
 
     n = len(rows)
@@ -413,7 +416,8 @@ def _make_traders(rng: np.random.Generator, n: int, seed: int, start: date,
                         p=np.array([V.SECTORS[k].share for k in SECTOR_KEYS])
                         / sum(V.SECTORS[k].share for k in SECTOR_KEYS))
     size = np.array([V.SECTORS[k].size for k in SECTOR_KEYS])[sector]
-    weight = rng.lognormal(0.0, 1.5, n) * size
+    weight = rng.lognormal(0.0, 1.4, n)
+    weight = np.minimum(weight, 40 * np.median(weight)) * size
     rank = np.empty(n)
     rank[np.argsort(weight, kind="stable")] = np.arange(n) / max(n - 1, 1)
     foreign_codes = [c for c, _ in V.FOREIGN_SHARES]
@@ -506,7 +510,7 @@ def _make_slots(rng: np.random.Generator, tr: Traders, prod: Products,
     n = len(trader)
     rank_in = np.arange(n) - np.repeat(start, count)
     sector = tr.sector[trader]
-    export = tr.exporter[trader] & (rng.random(n) < 0.4)
+    export = tr.exporter[trader] & ((rng.random(n) < 0.3) | (rank_in == 1))
     reexport = np.zeros(n, dtype=bool)
     products = np.zeros((n, 4), dtype=np.int32)
     n_products = (1 + rng.binomial(3, 0.35, n)).astype(np.int32)
@@ -548,8 +552,13 @@ def _make_slots(rng: np.random.Generator, tr: Traders, prod: Products,
     seller_ids, seller = np.unique(labels, return_inverse=True)
     seller = np.where(export & ~reexport, -1, seller)
 
+    # Relations are used unevenly; an exporter's export relations carry its export share.
     w = (rank_in + 1.0) ** -0.9
-    w = np.where(export & ~reexport, w * 1.5, w)
+    imp_total = np.bincount(trader, weights=np.where(export, 0.0, w), minlength=n_t)
+    exp_total = np.bincount(trader, weights=np.where(export, w, 0.0), minlength=n_t)
+    share = rng.uniform(0.3, 0.8, n_t)
+    scale = share / (1 - share) * imp_total / np.maximum(exp_total, 1e-9)
+    w = np.where(export & (imp_total[trader] > 0), w * scale[trader], w)
     cs = np.cumsum(w)
     totals = np.add.reduceat(w, start)
     before = np.repeat(cs[start] - w[start], count)
@@ -575,28 +584,48 @@ class Plan:
 
 
 def _plan_anomalies(rng: np.random.Generator, tr: Traders, sl: Slots, prod: Products,
-                    countries: list[str], start: date, n_days: int) -> Plan:
+                    countries: list[str], start: date, n_days: int, n_items: int) -> Plan:
     n_t = len(tr.ids)
     cidx = {c: i for i, c in enumerate(countries)}
     cn = cidx[V.SAFEGUARD_ORIGIN]
-    per_type = int(np.clip(round(n_t / 250), 3, 12))
+    per_type = int(np.clip(round(n_t / 25), 1, 8 + n_t // 10_000))  # 3 at 80 traders, 8 at 2,000
     start64 = np.datetime64(start, "D")
-    good = ((tr.rank > 0.35) & (tr.rank < 0.985) & (tr.registered <= start64)
+    expected = tr.weight / tr.weight.sum() * n_items / 2.5  # declarations per trader, roughly
+    good = ((expected >= 25) & (tr.rank < 0.985) & (tr.registered <= start64) & ~tr.exporter
             & (tr.sector != SECTOR_KEYS.index("energy")))
-    # Mid-sized and large traders active over the whole period first, then anyone.
+    # Traders with enough declarations over the whole period first, then the largest others.
     order = [int(t) for t in rng.permutation(np.flatnonzero(good))]
-    order += [int(t) for t in rng.permutation(np.flatnonzero(~good))]
+    rest = np.flatnonzero(~good)
+    fallback = [int(t) for t in rest[np.argsort(-expected[rest], kind="stable")]]
+    # How many traders buy each product: anomalies concern goods that have peers to compare.
+    popularity = np.zeros(len(prod.hs6), dtype=np.int64)
+    for k in range(sl.products.shape[1]):
+        used = k < sl.n_products
+        buyers = np.unique(np.stack([sl.trader[used], sl.products[used, k]]), axis=1)
+        np.add.at(popularity, buyers[1], 1)
+    # Expected items per supplier relation and per product, to keep planted goods a minority.
+    slot_share = np.diff(sl.key, prepend=0.0)
+    slot_share = np.where(np.arange(len(sl.key)) == sl.start[sl.trader], sl.key - sl.trader,
+                          slot_share)
+    slot_items = expected[sl.trader] * slot_share * 2.5
+    volume = np.zeros(len(prod.hs6))
+    for k in range(sl.products.shape[1]):
+        used = k < sl.n_products
+        np.add.at(volume, sl.products[used, k], slot_items[used] / sl.n_products[used])
     plan = Plan()
 
     def sector_of(t: int) -> str:
         return SECTOR_KEYS[tr.sector[t]]
 
-    def take(prefer: Callable[[int], bool]) -> int:
-        for t in order:
-            if prefer(t):
-                order.remove(t)
-                return t
-        return order.pop(0)
+    def take(*prefer: Callable[[int], bool]) -> int:
+        """The first trader that fits a preference, busy traders before small ones."""
+        for pool in (order, fallback):
+            for fits in (*prefer, lambda t: True):
+                for t in pool:
+                    if fits(t):
+                        pool.remove(t)
+                        return t
+        raise TamgaError("not enough traders to plant the demo anomalies")
 
     def top(t: int, origin: int | None = None) -> int:
         """The trader's main supplier relation, made an import (from `origin` if given)."""
@@ -611,22 +640,55 @@ def _plan_anomalies(rng: np.random.Generator, tr: Traders, sl: Slots, prod: Prod
             sl.seller[s] = sl.seller_index(label)
         return s
 
+    def common_product(t: int, s: int, min_uv: float = 0.0) -> int:
+        """The slot's main product if many traders buy it, else a popular one of the sector."""
+        p = int(sl.products[s, 0])
+        if popularity[p] >= 6 and not prod.export[p] and prod.uv[p] >= min_uv:
+            return p
+        pool = [int(q) for q in prod.import_pool[sector_of(t)] if prod.uv[q] >= min_uv]
+        pool.sort(key=lambda q: (-popularity[q], q))
+        p = pool[int(rng.integers(min(5, len(pool))))]
+        sl.products[s, 0] = p
+        sl.origin[s] = _draw_origin(rng, prod, np.array([p]))[0]
+        if not sl.related[s]:
+            sl.seller_country[s] = sl.origin[s]
+            label = f"S{countries[sl.origin[s]]}{int(rng.integers(1, 40)):05d}"
+            sl.seller[s] = sl.seller_index(label)
+        return p
+
+    def minor_product(t: int) -> int:
+        """A good the trader's main relation could carry while staying under 20% of its market."""
+        s = int(sl.start[t])
+        mine = slot_items[s]
+        popular = sorted((int(q) for q in prod.import_pool[sector_of(t)]),
+                         key=lambda q: (-volume[q], q))[:8]
+        pool = [int(sl.products[s, 0]), *popular]
+        taken = set(plan.product.values())  # goods already carrying another anomaly
+        for p in pool:
+            if not prod.export[p] and p not in taken and mine < 0.2 * (volume[p] + mine):
+                return p
+        return -1
+
+    # Sectors with many traders, where goods have peers to compare prices with.
+    busy_sectors = ("general", "food", "textiles", "electronics", "machinery", "vehicles")
     metal_products = [i for h, i in prod.index.items()
                       if h[:2] in V.SAFEGUARD_CHAPTERS and not prod.export[i]
                       and prod.prob[i, cn] > 0]
     for _ in range(per_type):
         # Origin switching: a steel/aluminium buyer moves from CN to a neighbour after the rise.
-        t = take(lambda t: sector_of(t) == "metals")
-        plan.kind[t] = "origin_switching"
+        t = take(lambda t: sector_of(t) == "metals",
+                 lambda t: sector_of(t) in ("construction", "machinery", "general"))
         s = top(t, cn)
-        mine = [p for p in sl.products[s] if p in metal_products]
+        mine = [int(p) for p in sl.products[s] if p in metal_products]
         p = mine[0] if mine else metal_products[int(rng.integers(len(metal_products)))]
         sl.products[s, 0] = p
         sl.products[s, 1:] = rng.choice(metal_products, 3)
         sl.n_products[s] = 2
+        plan.kind[t] = "origin_switching"
         plan.product[t] = p
         plan.switch_to[t] = cidx[V.SWITCH_ORIGINS[int(rng.integers(len(V.SWITCH_ORIGINS)))]]
     for _ in range(per_type):
+        # Misclassification: the goods of the main relation declared under a cheaper code.
         t = take(lambda t: sector_of(t) in V.MISCLASSIFICATIONS)
         pairs = V.MISCLASSIFICATIONS.get(sector_of(t), V.MISCLASSIFICATIONS["electronics"])
         true_hs, declared_hs = pairs[int(rng.integers(len(pairs)))]
@@ -638,31 +700,40 @@ def _plan_anomalies(rng: np.random.Generator, tr: Traders, sl: Slots, prod: Prod
         plan.product[t] = p
         plan.declared[t] = prod.index[declared_hs]
     for _ in range(per_type):
-        t = take(lambda t: tr.parent[t] is not None)
+        # Related-party pricing: the main relation is with the parent company, priced low.
+        t = take(lambda t: tr.parent[t] is not None and sector_of(t) in busy_sectors)
         s = top(t)
-        if not sl.related[s]:
-            parent = tr.parent[t] or "US"
-            sl.related[s] = True
-            sl.seller_country[s] = cidx[parent]
-            sl.seller[s] = sl.seller_index(f"S{parent}{50_000 + t:05d}")
+        parent = tr.parent[t] or "US"
+        sl.related[s] = True
+        sl.seller_country[s] = cidx[parent]
+        sl.seller[s] = sl.seller_index(f"S{parent}{50_000 + t:05d}")
         plan.kind[t] = "related_party_pricing"
-        plan.product[t] = int(sl.products[s, 0])
+        plan.product[t] = common_product(t, s)
     for _ in range(per_type):
-        t = take(lambda t: True)
+        # Undervaluation: the main goods declared far below the market price, from some date,
+        # by a trader whose purchases stay a minority of the market for those goods.
+        t = take(lambda t: sector_of(t) in busy_sectors and minor_product(t) >= 0,
+                 lambda t: minor_product(t) >= 0)
         s = top(t)
-        if prod.export[sl.products[s, 0]]:
-            sl.products[s, 0] = rng.choice(prod.import_pool[sector_of(t)])
+        p = minor_product(t)
+        if p < 0:
+            p = common_product(t, s)
+        elif p != sl.products[s, 0]:
+            sl.products[s, 0] = p
+            origin = int(_draw_origin(rng, prod, np.array([p]))[0])
+            sl.origin[s] = sl.seller_country[s] = origin
+            sl.related[s] = False
+            sl.seller[s] = sl.seller_index(f"S{countries[origin]}{int(rng.integers(1, 40)):05d}")
         plan.kind[t] = "undervaluation"
-        plan.product[t] = int(sl.products[s, 0])
+        plan.product[t] = p
         plan.under_from[t] = int(rng.integers(0, n_days // 3))
     for _ in range(per_type):
+        # Split consignments: small valuable goods cut into declarations under the threshold.
         t = take(lambda t: sector_of(t) in ("general", "electronics", "textiles", "footwear",
                                             "toys", "cosmetics"))
         s = top(t)
-        if prod.export[sl.products[s, 0]] or prod.uv[sl.products[s, 0]] < 3:
-            sl.products[s, 0] = rng.choice(prod.import_pool[sector_of(t)])
         plan.kind[t] = "split_consignment"
-        plan.product[t] = int(sl.products[s, 0])
+        plan.product[t] = common_product(t, s, min_uv=3.0)
     return plan
 
 
@@ -689,6 +760,8 @@ def _build(path: Path, truth_path: Path, n_items: int, seed: int, end_month: dat
 
     say(f"Creating database and reference tables ({path.name})")
     con = create_database(path)
+    con.execute("SET enable_progress_bar = false")
+    con.execute("SET memory_limit = '4GB'")  # the machine is shared: spill to disk beyond this
     try:
         subheadings = [(str(c), str(d)) for c, d in con.execute(
             "SELECT code, description FROM hs_nomenclature WHERE level = 6 ORDER BY code"
@@ -705,7 +778,7 @@ def _build(path: Path, truth_path: Path, n_items: int, seed: int, end_month: dat
         say(f"Generating {n_t:,} traders")
         tr = _make_traders(rng, n_t, seed, start, n_days)
         sl = _make_slots(rng, tr, prod, countries)
-        plan = _plan_anomalies(rng, tr, sl, prod, countries, start, n_days)
+        plan = _plan_anomalies(rng, tr, sl, prod, countries, start, n_days, n_items)
 
         data = _generate(rng, tr, sl, prod, plan, countries, days, rise_day, n_items, say)
         say("Writing traders, declarations and items to DuckDB")
@@ -727,7 +800,8 @@ def _build(path: Path, truth_path: Path, n_items: int, seed: int, end_month: dat
                               f"originating in {V.SAFEGUARD_ORIGIN}.",
             "generator": "tradedata.demo 1",
         }
-        con.executemany("INSERT INTO dataset_info VALUES (?, ?)", list(info.items()))
+        con.execute("INSERT INTO dataset_info SELECT unnest($k), unnest($v)",
+                    {"k": list(info), "v": list(info.values())})
         con.execute("CHECKPOINT")
         counts = {
             "traders": n_t, "declarations": len(data["d_trader"]),
@@ -791,9 +865,10 @@ def _generate(rng: np.random.Generator, tr: Traders, sl: Slots, prod: Products, 
     split_traders = [t for t, k in plan.kind.items() if k == "split_consignment"]
     sp_trader: list[int] = []
     sp_day: list[int] = []
+    registered = np.clip((tr.registered - days[0]).astype(np.int64), 0, n_days - 5)
     for t in split_traders:
         for _ in range(int(rng.integers(3, 7))):
-            first = int(rng.integers(0, n_days - 4))
+            first = int(rng.integers(registered[t], n_days - 4))
             m = int(rng.integers(5, 12))
             sp_trader.extend([t] * m)
             sp_day.extend(first + int(x) for x in rng.integers(0, 3, m))
@@ -866,7 +941,7 @@ def _generate(rng: np.random.Generator, tr: Traders, sl: Slots, prod: Products, 
         office[idx] = np.array(offs)[rng.choice(len(offs), len(idx), p=w / w.sum())]
     cfz = next(i for i, o in enumerate(V.OFFICES) if o.code == "401")
     general = tr.sector[d_trader] == SECTOR_KEYS.index("general")
-    to_cfz = general & np.isin(mode, [0, 2]) & ~is_split & (rng.random(n_decl) < 0.6)
+    to_cfz = general & np.isin(mode, [0, 2]) & ~is_split & (rng.random(n_decl) < 0.45)
     office = np.where(to_cfz, cfz, office)
     air_main = next(i for i, o in enumerate(V.OFFICES) if o.code == "201")
     office = np.where(is_split & (mode == 1), air_main, office)
@@ -918,8 +993,8 @@ def _generate(rng: np.random.Generator, tr: Traders, sl: Slots, prod: Products, 
     declarant = np.where(self_decl, n_brokers + d_trader, broker)
     aeo = np.array([a != "none" for a in tr.aeo])[d_trader]
     r = rng.random(n_decl)
-    channel = np.where(aeo, np.where(r < 0.95, 0, np.where(r < 0.99, 1, 2)),
-                       np.where(r < 0.84, 0, np.where(r < 0.945, 1, 2)))
+    channel = np.where(aeo, np.where(r < 0.93, 0, np.where(r < 0.985, 1, 2)),
+                       np.where(r < 0.83, 0, np.where(r < 0.94, 1, 2)))
 
     # Items.
     n_it = int(d_n.sum())
@@ -991,21 +1066,22 @@ def _generate(rng: np.random.Generator, tr: Traders, sl: Slots, prod: Products, 
         if c in cidx:
             origin_price[cidx[c]] = f
     peer_uv = prod.uv[p] * origin_price[o] * np.exp(0.03 * years)
-    uv = peer_uv * tr.price[i_trader] * rng.lognormal(0.0, 0.3, n_it)
+    uv = peer_uv * tr.price[i_trader] * rng.lognormal(0.0, 0.25, n_it)
 
     prodsel = p == np.array([plan.product.get(t, -1) for t in range(n_t)])[i_trader]
     under_from = np.array([plan.under_from.get(t, n_days) for t in range(n_t)])
-    under = np.flatnonzero((i_kind == UNDER) & prodsel & ~i_export
+    top_slot = slot == sl.start[i_trader]
+    under = np.flatnonzero((i_kind == UNDER) & prodsel & top_slot & ~i_export
                            & (day >= under_from[i_trader]) & (rng.random(n_it) < 0.8))
-    f_under = rng.uniform(0.12, 0.28, len(under))
+    f_under = rng.uniform(0.08, 0.2, len(under))
     uv[under] = peer_uv[under] * f_under
     truth_type.append(np.full(len(under), 0))
     truth_item.append(under)
     truth_detail.append([f"{prod.hs6[p[i]]} from {countries[o[i]]} declared at "
                          f"{uv[i]:.2f} USD/kg, about {f:.0%} of the market price"
                          for i, f in zip(under, f_under, strict=True)])
-    rel = np.flatnonzero((i_kind == RELATED) & related & ~i_export)
-    f_rel = rng.uniform(0.45, 0.62, len(rel))
+    rel = np.flatnonzero((i_kind == RELATED) & related & top_slot & ~i_export)
+    f_rel = rng.uniform(0.4, 0.55, len(rel))
     uv[rel] = peer_uv[rel] * f_rel
     truth_type.append(np.full(len(rel), 4))
     truth_item.append(rel)
@@ -1046,7 +1122,7 @@ def _generate(rng: np.random.Generator, tr: Traders, sl: Slots, prod: Products, 
     surcharge = (safeguard_ch & (o == cn) & (day >= rise_day)) & ~i_export
     rate = np.where(surcharge, rate + V.SAFEGUARD_EXTRA_PCT, rate)
     fta = np.isin(o, [cidx[c] for c in V.FTA_PARTNERS if c in cidx])
-    claim = fta & ~i_export & (rng.random(n_it) < 0.7)
+    claim = fta & ~i_export & (rng.random(n_it) < 0.55)
     agri = prod.chapter[declared] <= 24
     rate = np.where(claim, np.where(agri, np.round(rate * 0.5, 1), 0.0), rate)
     pref = np.where(i_export, -1, np.where(claim, 1, 0))  # 0 = '100' MFN, 1 = '300' FTA
@@ -1224,13 +1300,16 @@ def _write_audits(con: Any, rng: np.random.Generator, tr: Traders, plan: Plan,
     planted = np.array([t in plan.kind for t in range(n_t)])
     p = 0.04 + 0.25 * tr.rank + np.where(planted, 0.2, 0.0)
     audited = np.flatnonzero(rng.random(n_t) < p)
-    first = date.fromordinal(start.toordinal() - 3 * 365)
-    span = (end - first).days - 20
+    earliest = start.toordinal() - 3 * 365
     rows: list[tuple[Any, ...]] = []
     type_names = [t for t, _ in V.AUDIT_TYPES]
     for t in audited:
+        registered = int(tr.registered[t].astype("datetime64[D]").astype(np.int64))
+        first = max(earliest, date(1970, 1, 1).toordinal() + registered + 365)
+        if first >= end.toordinal() - 60:
+            continue
         for _ in range(1 + int(rng.binomial(2, 0.3))):
-            opened = date.fromordinal(first.toordinal() + int(rng.integers(0, span)))
+            opened = date.fromordinal(first + int(rng.integers(0, end.toordinal() - 30 - first)))
             kind = type_names[_choice(rng, V.AUDIT_TYPES, 1)[0]]
             if plan.kind.get(int(t)) == "related_party_pricing" and rng.random() < 0.5:
                 kind = "Valuation audit"
@@ -1275,5 +1354,12 @@ def _write_audits(con: Any, rng: np.random.Generator, tr: Traders, plan: Plan,
         out.append((f"AUD-{opened.year}-{seq[opened.year]:04d}", tr.ids[int(t)], opened, closed,
                     kind, outcome, add, pen, summary))
     if out:
-        con.executemany("INSERT INTO audits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", out)
+        import pandas as pd
+
+        frame = pd.DataFrame(out, columns=["audit_id", "trader_id", "opened_on", "closed_on",
+                                           "audit_type", "outcome", "additional_duty",
+                                           "penalty_amount", "summary"])
+        con.register("_audits", frame)
+        con.execute("INSERT INTO audits SELECT * FROM _audits ORDER BY audit_id")
+        con.unregister("_audits")
     return len(out)

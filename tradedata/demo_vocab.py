@@ -207,8 +207,8 @@ CATALOGUE = """
 854449|7|10|kg|5000|0|CN:35 MX:25 US:20 CO:10 VN:10|Electric copper cables, PVC insulated;Building wire THHN, 12 AWG
 
 [energy]
-271012|0.85|0|kg|2000000|0|US:80 CO:10 MX:10|Gasoline, unleaded 91 RON, bulk;Motor gasoline 95 RON, bulk
-271019|0.8|0|kg|3000000|0|US:75 EC:10 CO:10 TT:5|Diesel fuel, ultra-low sulphur;Marine fuel oil, bunker grade
+271012|0.85|0|kg|1000000|0|US:80 CO:10 MX:10|Gasoline, unleaded 91 RON, bulk;Motor gasoline 95 RON, bulk
+271019|0.8|0|kg|1200000|0|US:75 EC:10 CO:10 TT:5|Diesel fuel, ultra-low sulphur;Marine fuel oil, bunker grade
 271112|0.55|0|kg|500000|0|US:90 TT:10|Liquefied propane, bulk;LPG, propane-butane mix
 854143|3|0|u:22|8000|0|CN:80 VN:10 MY:5 IN:5|Solar photovoltaic modules 450 W;Monocrystalline solar panels
 
@@ -248,11 +248,11 @@ SECTORS: dict[str, Sector] = {
                       ("61", "62", "64", "85", "95", "33", "42", "91", "96"),
                       ("electronics", "textiles", "footwear", "toys", "cosmetics"),
                       ("Trading", "Import Export", "Distributors", "Wholesale", "International"),
-                      0.6, _RETAIL),
+                      0.4, _RETAIL),
     "food": Sector("Food and agriculture", 0.13, 1.0,
                    ("02", "03", "04", "07", "08", "09", "15", "16", "17", "19", "20", "21"),
                    (), ("Foods", "Alimentos", "Agro", "Fresh Produce", "Food Distributors"),
-                   0.3, _FOOD),
+                   0.35, _FOOD),
     "beverages": Sector("Beverages and spirits", 0.04, 1.0, ("22",), (),
                         ("Beverages", "Wines & Spirits", "Bebidas", "Drinks"), 0.05, _FOOD),
     "textiles": Sector("Textiles and apparel", 0.09, 0.9, ("52", "54", "55", "60", "61", "62", "63"),
@@ -265,14 +265,14 @@ SECTORS: dict[str, Sector] = {
     "machinery": Sector("Machinery and equipment", 0.07, 1.0, ("84",), (),
                         ("Machinery", "Equipment", "Industrial", "Maquinaria"), 0.03, _FLAT),
     "metals": Sector("Iron, steel and aluminium", 0.06, 1.3, ("72", "73", "76"), (),
-                     ("Steel", "Metals", "Aceros", "Metalurgica", "Aluminium"), 0.25, _BUILD),
+                     ("Steel", "Metals", "Aceros", "Metalurgica", "Aluminium"), 0.3, _BUILD),
     "chemicals": Sector("Chemicals and fertilisers", 0.05, 1.1, ("28", "29", "31", "32", "38"), (),
                         ("Chemicals", "Quimica", "Agrochemicals", "Industrial Supplies"),
                         0.03, _FLAT),
     "cosmetics": Sector("Cosmetics and personal care", 0.03, 0.8, ("33", "34"), (),
                         ("Cosmetics", "Beauty", "Personal Care", "Belleza"), 0.1, _RETAIL),
     "pharma": Sector("Pharmaceuticals and medical supplies", 0.05, 1.0, ("30", "90"), (),
-                     ("Pharma", "Medical", "Farmaceutica", "Health Supplies"), 0.15, _FLAT),
+                     ("Pharma", "Medical", "Farmaceutica", "Health Supplies"), 0.2, _FLAT),
     "plastics": Sector("Plastics and rubber", 0.05, 1.0, ("39", "40"), (),
                        ("Plastics", "Polymers", "Plasticos", "Packaging"), 0.03, _FLAT),
     "vehicles": Sector("Motor vehicles and parts", 0.06, 1.2, ("87",), (),
@@ -284,7 +284,7 @@ SECTORS: dict[str, Sector] = {
     "construction": Sector("Construction materials", 0.05, 1.1, ("25", "68", "69", "70", "44"), (),
                            ("Construction", "Building Supplies", "Materiales", "Hardware"),
                            0.02, _BUILD),
-    "energy": Sector("Fuels and energy", 0.01, 4.0, ("27",), (),
+    "energy": Sector("Fuels and energy", 0.008, 2.5, ("27",), (),
                      ("Energy", "Petroleum", "Fuels", "Combustibles"), 0.02, _FLAT),
     "paper": Sector("Paper and packaging", 0.02, 0.9, ("48",), (),
                     ("Paper", "Packaging", "Papelera", "Print"), 0.02, _FLAT),

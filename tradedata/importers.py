@@ -233,7 +233,7 @@ class ImportSummary:
         """A few lines for a person: per-table counts, where the labels went, the time taken."""
         n = len(self.files)
         lines = [
-            f"Imported {n} {self.fmt} file{'s' if n != 1 else ''} ({self.rows_read:,} rows) "
+            f"Imported {n} {self.fmt} file{'s' if n != 1 else ''} ({_rows(self.rows_read)}) "
             f"into {self.db_path} in {self.elapsed_s:.1f} s."
         ]
         for table, count in self.tables.items():
@@ -246,7 +246,9 @@ class ImportSummary:
                 f"  {'labels':<18} {self.labels.inserted:>10,} new  "
                 f"{self.labels.skipped:>10,} already there  -> {self.labels_path}"
             )
-        if not self.inserted and not (self.labels and self.labels.inserted):
+        if not self.rows_read:
+            lines.append("Nothing to import: the files have no rows.")
+        elif not self.inserted and not (self.labels and self.labels.inserted):
             lines.append("Nothing new: the database already held every row; it was not touched.")
         lines.extend(self.notes)
         return "\n".join(lines)
@@ -271,6 +273,12 @@ def import_files(
         return run.execute()
     except ImportRejected as exc:
         raise ImportRejected(f"{exc} Nothing was imported; the database is unchanged.") from exc
+    except (duckdb.Error, pa.ArrowException, OSError) as exc:
+        if run.committed:
+            raise ImportRejected(f"The rows were written to {db_path}, but then: {exc}") from exc
+        raise ImportRejected(
+            f"The import failed: {exc}. Nothing was imported; the database is unchanged."
+        ) from exc
     finally:
         run.close()
 
@@ -319,6 +327,7 @@ class _Run:
         self.say = say
         self.started = time.perf_counter()
         self.con = duckdb.connect()
+        self.con.execute("SET enable_progress_bar = false")
         self.attached = False
         self.target_tables: set[str] = set()
         self.staged: set[str] = set()
@@ -327,6 +336,7 @@ class _Run:
         self.shown: dict[int, dict[str, str]] = {}  # file index -> column name -> header text
         self.summary = ImportSummary(fmt=fmt, db_path=db_path, files=list(files))
         self.created_db = False
+        self.committed = False
         self.tmp_labels: Path | None = None
 
     # ----------------------------------------------------------------- driver
@@ -413,10 +423,13 @@ class _Run:
                 r[0] for r in self.con.execute(f"SELECT iso2 FROM {TARGET}.countries").fetchall()
             }
         currencies = {c.alpha_3 for c in pycountry.currencies}
-        self.con.execute("CREATE TABLE _countries (iso2 VARCHAR)")
-        self.con.executemany("INSERT INTO _countries VALUES (?)", [(c,) for c in countries])
-        self.con.execute("CREATE TABLE _currencies (code VARCHAR)")
-        self.con.executemany("INSERT INTO _currencies VALUES (?)", [(c,) for c in currencies])
+        for table, column, codes in (
+            ("_countries", "iso2", countries),
+            ("_currencies", "code", currencies),
+        ):
+            self.con.register("_codes", pa.table({column: sorted(codes)}))
+            self.con.execute(f"CREATE TABLE {table} AS SELECT * FROM _codes")
+            self.con.unregister("_codes")
 
     # ---------------------------------------------------------------- staging
 
@@ -470,7 +483,7 @@ class _Run:
                     f"{label}, line 1 (header): cannot tell which table this file is for. "
                     "A file needs audit_id (audits), hs_code or item_no (declaration_items; with "
                     "declaration_date too: one row per item), declaration_date (declarations), "
-                    "trader_id and name (traders), or exactly key,value (dataset_info)." + hint
+                    "trader_id with name (traders), or exactly key,value (dataset_info)." + hint
                 )
             kind = table
             spec = LINE_COLUMNS if kind == "lines" else TABLE_COLUMNS[kind]
@@ -574,6 +587,7 @@ class _Run:
             SELECT _file, _row, declaration_id, {item_no} AS item_no, {", ".join(item_cols)}
             FROM s_lines"""
         )
+        self.con.execute("DROP TABLE s_lines")  # free the memory; not needed any more
 
     def _report_disagreement(self, decl_cols: list[str]) -> None:
         """Find and report the first line that disagrees with its declaration's first line."""
@@ -905,12 +919,17 @@ class _Run:
                 pk = PRIMARY_KEYS[table]
                 cols = ", ".join(c.name for c in TABLE_COLUMNS[table])
                 join = " AND ".join(f"t.{k} = s.{k}" for k in pk)
+                new_only = (
+                    f"WHERE NOT EXISTS (SELECT 1 FROM {TARGET}.{table} t WHERE {join}) "
+                    if self.summary.tables[table].skipped
+                    else ""
+                )
                 self.con.execute(
                     f"INSERT INTO {TARGET}.{table} ({cols}) SELECT {cols} FROM s_{table} s "
-                    f"WHERE NOT EXISTS (SELECT 1 FROM {TARGET}.{table} t WHERE {join}) "
-                    f"ORDER BY {order}"
+                    f"{new_only}ORDER BY {order}"
                 )
             self.con.execute("COMMIT")
+            self.committed = True
         except duckdb.Error as exc:
             with contextlib.suppress(duckdb.Error):
                 self.con.execute("ROLLBACK")
@@ -948,7 +967,7 @@ def _table_of(names: set[str]) -> str | None:
         return "lines" if "declaration_date" in names else "declaration_items"
     if "declaration_date" in names or "flow" in names:
         return "declarations"
-    if "trader_id" in names and "name" in names:
+    if "trader_id" in names and names & {c.name for c in TABLE_COLUMNS["traders"][1:]}:
         return "traders"
     return None
 
@@ -980,10 +999,11 @@ class _ChunkChecker:
         self.bad_by_column: dict[str, int] = {}
 
     def _text_sql(self, col: Col, cat: str) -> str:
-        """SQL giving a column of the chunk as trimmed text (NULL when empty)."""
+        """SQL giving a column of the chunk as trimmed text, NULL when empty (text columns
+        arrive trimmed already, see check_and_stage)."""
         src = col.name
         if cat == "str":
-            return f"NULLIF(TRIM({src}), '')"
+            return src
         if cat == "null":
             return "CAST(NULL AS VARCHAR)"
         if cat == "timestamp":
@@ -997,18 +1017,26 @@ class _ChunkChecker:
 
     def check_and_stage(self, batch: pa.RecordBatch, offset: int) -> None:
         """Check one chunk (rows offset+1...) and, while the file is clean, stage it typed."""
+        import pyarrow.compute as pc
+
         con = self.run.con
         cats = {f.name: _category(f.type) for f in batch.schema}
-        rows = pa.array(range(offset + 1, offset + batch.num_rows + 1), type=pa.int64())
-        con.register("_chunk", pa.Table.from_batches([batch]).append_column("_row", rows))
+        arrays = []
+        for name, array in zip(batch.schema.names, batch.columns, strict=True):
+            if cats[name] == "str":  # trim, and an empty cell is a missing value
+                array = pc.utf8_trim_whitespace(array)
+                array = pc.if_else(pc.equal(array, ""), pa.scalar(None, array.type), array)
+            arrays.append(array)
+        arrays.append(pa.array(range(offset + 1, offset + batch.num_rows + 1), type=pa.int64()))
+        chunk = pa.Table.from_arrays(arrays, names=[*batch.schema.names, "_row"])
+        con.register("_chunk", chunk)
         try:
             cols = [c for c in self.spec if c.name in self.present]
-            texts = ", ".join(f"{self._text_sql(c, cats[c.name])} AS {c.name}" for c in cols)
-            con.execute(f"CREATE OR REPLACE TABLE _n AS SELECT _row, {texts} FROM _chunk")
+            text = {c.name: self._text_sql(c, cats[c.name]) for c in cols}
             checked = [c for c in cols if c.kind != "text" or c.required]
             if checked:
-                bads = ", ".join(f"{_bad_sql(c)} AS {c.name}" for c in checked)
-                con.execute(f"CREATE OR REPLACE TABLE _b AS SELECT _row, {bads} FROM _n")
+                bads = ", ".join(f"{_bad_sql(c, text[c.name])} AS {c.name}" for c in checked)
+                con.execute(f"CREATE OR REPLACE TABLE _b AS SELECT _row, {bads} FROM _chunk")
                 any_bad = " OR ".join(c.name for c in checked)
                 aggs = ", ".join(
                     f"min(_row) FILTER (WHERE {c.name}), count(*) FILTER (WHERE {c.name})"
@@ -1021,13 +1049,13 @@ class _ChunkChecker:
                     self._record(found, [c.name for c in checked])
             if self.first is None:
                 values = ", ".join(
-                    RULES[c.kind][1].replace("$v", c.name)
-                    if c.name in self.present
+                    RULES[c.kind][1].replace("$v", text[c.name])
+                    if c.name in text
                     else f"CAST(NULL AS {SQL_TYPES.get(c.kind, 'VARCHAR')})"
                     for c in self.spec
                 )
                 con.execute(
-                    f"INSERT INTO s_{self.kind} SELECT {self.index}, _row, {values} FROM _n"
+                    f"INSERT INTO s_{self.kind} SELECT {self.index}, _row, {values} FROM _chunk"
                 )
         finally:
             con.unregister("_chunk")
@@ -1073,11 +1101,11 @@ class _ChunkChecker:
         raise ImportRejected(message)
 
 
-def _bad_sql(col: Col) -> str:
-    """SQL that is true when the text value of `col` (a column of the same name) is wrong."""
-    valid = RULES[col.kind][0].replace("$v", col.name)
+def _bad_sql(col: Col, text: str) -> str:
+    """SQL that is true when the value of `col` (given as trimmed text by `text`) is wrong."""
+    valid = RULES[col.kind][0].replace("$v", text)
     missing = "TRUE" if col.required else "FALSE"
-    return f"CASE WHEN {col.name} IS NULL THEN {missing} ELSE NOT coalesce({valid}, FALSE) END"
+    return f"CASE WHEN {text} IS NULL THEN {missing} ELSE NOT coalesce({valid}, FALSE) END"
 
 
 def _category(t: pa.DataType) -> str:
@@ -1101,6 +1129,7 @@ class _CsvSource:
         self.label = label
         self.ncols = 0
         self.names: list[str] = []
+        self.header_only = False
 
     def header(self) -> list[str]:
         if self.path.stat().st_size == 0:
@@ -1119,6 +1148,7 @@ class _CsvSource:
             )
         with self.path.open("rb") as fh:
             first = fh.readline()
+        self.header_only = len(first) == self.path.stat().st_size
         try:
             header = next(csv.reader([first.decode("utf-8-sig").rstrip("\r\n")]), [])
         except UnicodeDecodeError as exc:
@@ -1140,6 +1170,8 @@ class _CsvSource:
     def batches(self, names: list[str]) -> Iterator[pa.RecordBatch]:
         import pyarrow.csv as pacsv
 
+        if self.header_only:
+            return
         read = pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=CSV_BLOCK_BYTES)
         parse = pacsv.ParseOptions(newlines_in_values=True)
         convert = pacsv.ConvertOptions(

@@ -25,11 +25,15 @@ def example_questions() -> dict[str, list[str]]:
     try:
         info = dataset_info()
         year = str(info.get("date_to") or "")[:4] or None
-        rows = get_runner().run(
-            "SELECT t.name FROM declarations d JOIN declaration_items i USING (declaration_id) "
-            "JOIN traders t USING (trader_id) GROUP BY t.name "
-            "ORDER BY sum(i.customs_value) DESC LIMIT 1"
-        ).rows
+        rows = (
+            get_runner()
+            .run(
+                "SELECT t.name FROM declarations d JOIN declaration_items i USING (declaration_id) "
+                "JOIN traders t USING (trader_id) GROUP BY t.name "
+                "ORDER BY sum(i.customs_value) DESC LIMIT 1"
+            )
+            .rows
+        )
         if rows:
             trader = str(rows[0][0])
     except TamgaError:
@@ -90,14 +94,17 @@ def _render_turn(index: int, turn: dict[str, Any], currency: str) -> None:
         render_answer(answer, key=str(turn["id"]), currency=currency)
         left, right = st.columns([1, 5])
         with left:
-            st.feedback("thumbs", key=f"fb-{turn['id']}", on_change=_store_feedback,
-                        args=(index,))
+            st.feedback("thumbs", key=f"fb-{turn['id']}", on_change=_store_feedback, args=(index,))
         with right:
             if answer.suggestions:
                 cols = st.columns(min(len(answer.suggestions), 3))
                 for n, suggestion in enumerate(answer.suggestions[:3]):
-                    cols[n].button(suggestion, key=f"sug-{turn['id']}-{n}",
-                                   on_click=_ask_later, args=(suggestion,))
+                    cols[n].button(
+                        suggestion,
+                        key=f"sug-{turn['id']}-{n}",
+                        on_click=_ask_later,
+                        args=(suggestion,),
+                    )
 
 
 def _answer(question: str) -> Answer:
@@ -130,15 +137,22 @@ def chat_page() -> None:
     turns: list[dict[str, Any]] = st.session_state.setdefault(TURNS, [])
     currency = reporting_currency()
     if not turns:
-        st.markdown("Ask about a trader's history, a rule, or a period. Every figure comes "
-                    "with the SQL that produced it; every rule with its source. Try:")
+        st.markdown(
+            "Ask about a trader's history, a rule, or a period. Every figure comes "
+            "with the SQL that produced it; every rule with its source. Try:"
+        )
         columns = st.columns(3)
         for column, (who, questions) in zip(columns, example_questions().items(), strict=True):
             with column:
                 st.markdown(f"**{who}**")
                 for n, question in enumerate(questions):
-                    st.button(question, key=f"ex-{who}-{n}", on_click=_ask_later,
-                              args=(question,), use_container_width=True)
+                    st.button(
+                        question,
+                        key=f"ex-{who}-{n}",
+                        on_click=_ask_later,
+                        args=(question,),
+                        width="stretch",
+                    )
     for index, turn in enumerate(turns):
         _render_turn(index, turn, currency)
 
@@ -154,6 +168,12 @@ def chat_page() -> None:
         except TamgaError as exc:
             st.error(str(exc))
             return
-    turns.append({"id": f"{len(turns)}-{int(time.time() * 1000)}", "question": question,
-                  "answer": answer, "rating": None})
+    turns.append(
+        {
+            "id": f"{len(turns)}-{int(time.time() * 1000)}",
+            "question": question,
+            "answer": answer,
+            "rating": None,
+        }
+    )
     st.rerun()

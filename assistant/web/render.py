@@ -55,12 +55,14 @@ def chart_for(spec: dict[str, Any], frame: pd.DataFrame) -> alt.Chart | None:
     color = spec.get("color")
     if kind == "line":
         chart = base.mark_line(point=True).encode(
-            x=alt.X(f"{x}:O", title=x), y=alt.Y(f"{y}:Q", title=y),
+            x=alt.X(f"{x}:O", title=x),
+            y=alt.Y(f"{y}:Q", title=y),
             tooltip=list(frame.columns),
         )
     else:
         chart = base.mark_bar().encode(
-            y=alt.Y(f"{x}:N", sort="-x", title=x), x=alt.X(f"{y}:Q", title=y),
+            y=alt.Y(f"{x}:N", sort="-x", title=x),
+            x=alt.X(f"{y}:Q", title=y),
             tooltip=list(frame.columns),
         )
     if color and color in frame.columns:
@@ -79,19 +81,25 @@ def render_answer(answer: Answer, key: str, currency: str = "") -> None:
         if answer.chart:
             chart = chart_for(answer.chart, frame)
             if chart is not None:
-                st.altair_chart(chart, use_container_width=True)
-        st.dataframe(frame, hide_index=True, use_container_width=True,
-                     column_config=column_config(frame, currency))
+                st.altair_chart(chart, width="stretch")
+        st.dataframe(
+            frame, hide_index=True, width="stretch", column_config=column_config(frame, currency)
+        )
         caption = f"{len(frame):,} rows" + (" (cut at the row limit)" if table.truncated else "")
         st.caption(caption)
         st.download_button(
-            "Download CSV", frame.to_csv(index=False).encode("utf-8"),
-            file_name=f"tamga-{key}.csv", mime="text/csv", key=f"csv-{key}",
+            "Download CSV",
+            frame.to_csv(index=False).encode("utf-8"),
+            file_name=f"tamga-{key}.csv",
+            mime="text/csv",
+            key=f"csv-{key}",
         )
     if answer.sql or answer.engine:
         with st.expander("How I got this"):
-            st.markdown(f"**Engine:** {answer.engine}"
-                        + (f" · **Intent:** `{answer.intent}`" if answer.intent else ""))
+            st.markdown(
+                f"**Engine:** {answer.engine}"
+                + (f" · **Intent:** `{answer.intent}`" if answer.intent else "")
+            )
             for sql in answer.sql:
                 st.code(sql.strip(), language="sql")
             if answer.timings:

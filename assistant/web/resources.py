@@ -51,8 +51,11 @@ def _dataset_info(db_path: str) -> dict[str, Any]:
         "(SELECT max(declaration_date) FROM declarations)"
     ).rows[0]
     info.update(
-        traders=counts[0], declarations=counts[1], items=counts[2],
-        date_from=counts[3], date_to=counts[4],
+        traders=counts[0],
+        declarations=counts[1],
+        items=counts[2],
+        date_from=counts[3],
+        date_to=counts[4],
     )
     return info
 

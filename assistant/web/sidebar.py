@@ -9,7 +9,11 @@ from assistant.export import conversation_markdown, conversation_pdf
 from assistant.settings import get_settings
 from assistant.web.resources import dataset_info
 
-ENGINES = {"auto": "Automatic", "offline": "Offline (verified questions only)", "llm": "Language model"}
+ENGINES = {
+    "auto": "Automatic",
+    "offline": "Offline (verified questions only)",
+    "llm": "Language model",
+}
 
 
 def engine_description() -> str:
@@ -43,15 +47,23 @@ def render_sidebar() -> None:
         st.caption(engine_description())
         st.radio("Answer with", list(ENGINES), format_func=ENGINES.__getitem__, key="engine")
         st.markdown("### Conversation")
-        if st.button("New conversation", use_container_width=True):
+        if st.button("New conversation", width="stretch"):
             for key in ("turns", "conversation", "pending_question"):
                 st.session_state.pop(key, None)
             st.rerun()
         turns = [(t["question"], t["answer"]) for t in st.session_state.get("turns", [])]
         if turns:
-            st.download_button("Export as Markdown", conversation_markdown(turns),
-                               file_name="tamga-conversation.md", mime="text/markdown",
-                               use_container_width=True)
-            st.download_button("Export as PDF", conversation_pdf(turns),
-                               file_name="tamga-conversation.pdf", mime="application/pdf",
-                               use_container_width=True)
+            st.download_button(
+                "Export as Markdown",
+                conversation_markdown(turns),
+                file_name="tamga-conversation.md",
+                mime="text/markdown",
+                width="stretch",
+            )
+            st.download_button(
+                "Export as PDF",
+                conversation_pdf(turns),
+                file_name="tamga-conversation.pdf",
+                mime="application/pdf",
+                width="stretch",
+            )

@@ -1,0 +1,195 @@
+"""Intent matching: which verified intent a question asks for, and how sure we are.
+
+A question is compared with every intent's example phrasings by meaning (sentence embeddings
+of the question with its slot values masked, so "What did Puma Moda import in 2024?" reads
+"What did Acme import in 2024?") and by keywords (each intent's keyword patterns that occur).
+The score of an intent is the similarity of the question to the centroid of its examples plus
+a bonus per keyword hit (keywords are the intent's distinctive words, so they weigh a lot).
+The example embeddings are computed once per process (and cached on disk when a cache folder
+is given).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from assistant.intents import Intent, IntentLibrary
+from assistant.slots import MASKS
+
+if TYPE_CHECKING:
+    import numpy as np
+
+KEYWORD_BONUS = 0.15  # added to the similarity per unit of keyword weight hit ...
+MAX_KEYWORD_HITS = 3  # ... for at most this much weight
+# Stand-ins for the placeholders of example phrasings: the same words slot masking puts in
+# questions, so that both sides read alike.
+EXAMPLE_FILL = {
+    "trader": MASKS["trader"], "period": MASKS["period"], "country": MASKS["country"],
+    "hs": MASKS["hs"], "goods": MASKS["hs"], "office": MASKS["office"], "n": "10",
+    "declaration": MASKS["declaration"],
+}
+
+_EMBED_LOCK = threading.Lock()  # the tokenizer of the encoder is not safe to share mid-call
+_THREADS_SET = False
+
+
+def _one_torch_thread() -> None:
+    """Run the encoder on one thread: a question is a few tokens, and with several threads
+    on a busy 2-core machine torch spends its time waiting (55 ms vs 1.9 s measured here)."""
+    global _THREADS_SET
+    if not _THREADS_SET:
+        import torch
+
+        torch.set_num_threads(1)
+        _THREADS_SET = True
+
+
+def embed_texts(texts: list[str]) -> np.ndarray:
+    """Unit-length sentence embeddings, one row per text (serialised across threads)."""
+    from retrieval.embedding import embed
+
+    with _EMBED_LOCK:
+        _one_torch_thread()
+        return embed(texts)
+
+
+@dataclass(frozen=True)
+class Match:
+    """One intent's score for a question."""
+
+    intent: Intent
+    score: float
+    similarity: float
+    keywords: int
+    example: str
+
+    def to_json(self) -> dict[str, object]:
+        """Plain data for logs and debugging."""
+        return {"intent": self.intent.id, "score": round(self.score, 3),
+                "similarity": round(self.similarity, 3), "keywords": self.keywords,
+                "example": self.example}
+
+
+class Matcher:
+    """Scores intents for questions; build once, share between threads."""
+
+    def __init__(self, library: IntentLibrary, cache_dir: Path | None = None) -> None:
+        self.library = library
+        self.cache_dir = cache_dir
+        self._examples: list[tuple[Intent, str]] = [
+            (intent, text)
+            for intent in library
+            for text in intent.example_texts(EXAMPLE_FILL)
+        ]
+        self._matrix: np.ndarray | None = None
+        self._centroids: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    # -- example embeddings, computed once -----------------------------------------------------------
+
+    def _key(self) -> str:
+        from retrieval.embedding import embedding_model_path
+
+        digest = hashlib.sha256(embedding_model_path().encode())
+        for _, text in self._examples:
+            digest.update(text.encode() + b"\n")
+        return digest.hexdigest()[:16]
+
+    def matrix(self) -> np.ndarray:
+        """The embeddings of every example phrasing (rows in library order)."""
+        with self._lock:
+            if self._matrix is None:
+                self._matrix = self._load_or_embed()
+            return self._matrix
+
+    def _load_or_embed(self) -> np.ndarray:
+        import numpy as np
+
+        path = None
+        if self.cache_dir is not None:
+            path = Path(self.cache_dir) / f"intent-examples-{self._key()}.npy"
+            if path.exists():
+                try:
+                    cached = np.load(path)
+                    if cached.shape[0] == len(self._examples):
+                        return cached
+                except (OSError, ValueError):
+                    pass
+        matrix = embed_texts([text for _, text in self._examples])
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp.npy")
+                np.save(tmp, matrix)
+                tmp.replace(path)
+            except OSError:
+                pass  # a read-only home only costs a few seconds next time
+        return matrix
+
+    # -- scoring --------------------------------------------------------------------------------------------
+
+    def centroids(self) -> np.ndarray:
+        """One unit vector per intent: the mean of its example embeddings."""
+        import numpy as np
+
+        with self._lock:
+            if self._centroids is None:
+                matrix = self._matrix if self._matrix is not None else self._load_or_embed()
+                self._matrix = matrix
+                rows = []
+                for intent in self.library:
+                    members = [k for k, (it, _) in enumerate(self._examples) if it.id == intent.id]
+                    c = matrix[members].mean(axis=0)
+                    rows.append(c / np.linalg.norm(c))
+                self._centroids = np.vstack(rows)
+            return self._centroids
+
+    def rank(self, masked: str, allowed: Callable[[Intent], bool] | None = None,
+             vector: np.ndarray | None = None) -> list[Match]:
+        """Intents for a masked question, best first (only those `allowed` passes)."""
+        if vector is None:
+            vector = embed_texts([masked])[0]
+        centroid_sims = self.centroids() @ vector
+        example_sims = self.matrix() @ vector
+        best_example: dict[str, tuple[float, str]] = {}
+        for k, (intent, text) in enumerate(self._examples):
+            sim = float(example_sims[k])
+            if intent.id not in best_example or sim > best_example[intent.id][0]:
+                best_example[intent.id] = (sim, text)
+        lowered = masked.lower()
+        out = []
+        for n, intent in enumerate(self.library):
+            if allowed is not None and not allowed(intent):
+                continue
+            sim = float(centroid_sims[n])
+            hits = intent.keyword_hits(lowered)
+            score = sim + KEYWORD_BONUS * min(hits, MAX_KEYWORD_HITS)
+            out.append(Match(intent, score, sim, hits, best_example[intent.id][1]))
+        out.sort(key=lambda m: (-m.score, m.intent.id))
+        return out
+
+    def question_vector(self, masked: str) -> np.ndarray:
+        """The embedding of one masked question."""
+        return embed_texts([masked])[0]
+
+    def similar_examples(self, masked: str, k: int = 5) -> list[tuple[Intent, str, float]]:
+        """The k example phrasings closest to a question (for an LLM's few-shot prompt)."""
+        vector = embed_texts([masked])[0]
+        sims = self.matrix() @ vector
+        order = sims.argsort()[::-1]
+        seen: set[str] = set()
+        out = []
+        for k_ in order:
+            intent, text = self._examples[int(k_)]
+            if intent.id in seen:
+                continue
+            seen.add(intent.id)
+            out.append((intent, text, float(sims[int(k_)])))
+            if len(out) >= k:
+                break
+        return out

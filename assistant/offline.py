@@ -1,0 +1,931 @@
+"""The offline engine: verified intents over guarded SQL, and quoted regulation passages.
+
+    engine = OfflineEngine(db_path, index_dir)
+    answer = engine.answer("What did Puma Moda import in 2024, by HS chapter?")
+
+For a question it (1) refuses requests to change data, (2) fills slots from the question and
+the database, (3) picks the intent by meaning and keywords (or keeps the previous one for a
+follow-up), (4) builds the intent's SQL from validated slot values only, runs it through the
+guarded SqlRunner and (5) writes the answer from the result: every figure in the text is a
+value of the result table. Rule questions get the best passages of the regulations index,
+quoted with citations. Below the confidence threshold it says it cannot answer, and offers the
+closest questions it can.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+import threading
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from assistant.answer import Answer, Citation, Table
+from assistant.conversation import (
+    METRIC_ONLY,
+    Conversation,
+    TurnState,
+    content_words,
+    looks_like_follow_up,
+    merge_slots,
+)
+from assistant.errors import SqlFailed, TamgaError
+from assistant.intents import Intent, IntentLibrary, load_intents
+from assistant.matcher import Match, Matcher
+from assistant.slots import Period, SlotExtractor, Slots, clean_question
+
+if TYPE_CHECKING:
+    from retrieval.search import Searcher
+    from tools.sql import QueryResult, SqlRunner
+
+MAX_QUESTION_CHARS = 2000
+LOW_CONFIDENCE = 0.40  # below: "I can't answer that"
+MIN_SIMILARITY = 0.20  # ... and so is a keyword hit in a question that means something else
+HIGH_CONFIDENCE = 0.55  # at or above: confident enough that `auto` needs no LLM
+SEARCH_K = 4
+QUOTE_CHARS = 480
+
+METRICS = {
+    "value": ("sum(i.customs_value)", "value", "customs value"),
+    "duty": ("sum(i.duty_amount)", "duty", "duty"),
+    "mass": ("sum(i.net_mass_kg)", "mass_kg", "net mass"),
+    "count": ("count(DISTINCT d.declaration_id)", "declarations", "number of declarations"),
+}
+GRAINS = {
+    "month": ("strftime({d}.declaration_date, '%Y-%m')", "month"),
+    "quarter": ("strftime({d}.declaration_date, '%Y') || '-Q' || quarter({d}.declaration_date)",
+                "quarter"),
+    "year": ("year({d}.declaration_date)", "year"),
+}
+
+# -- requests to change data -----------------------------------------------------------------------
+
+_SQL_WRITE = re.compile(
+    r"^\s*(?:insert|update|delete|drop|truncate|alter|create|replace|merge|grant|revoke|attach|"
+    r"detach|copy|install|load|pragma|set|call|vacuum|checkpoint|upsert)\b|;\s*(?:insert|update|"
+    r"delete|drop|truncate|alter|create)\b", re.IGNORECASE)
+_POLITE = (r"^(?:please\s+|pls\s+|kindly\s+|(?:can|could|would|will)\s+you\s+(?:please\s+)?|"
+           r"i\s+(?:want|need|would\s+like)\s+(?:you\s+)?to\s+|go\s+ahead\s+and\s+|let'?s\s+|"
+           r"you\s+(?:should|must|need\s+to)\s+|now\s+|then\s+|and\s+)*")
+_DESTRUCTIVE = re.compile(
+    _POLITE + r"(?:delete|remove|erase|wipe|purge|drop|truncate|overwrite|alter|insert|rename|"
+    r"void|amend|reset|destroy|clean\s+out|get\s+rid\s+of)\b", re.IGNORECASE)
+_CHANGING = re.compile(
+    _POLITE + r"(?:add|set|change|update|modify|edit|move|increase|decrease|lower|raise|adjust|"
+    r"mark|flag|record|register|correct|fix|create|write|save|store|approve|assign|upgrade|"
+    r"downgrade|replace|cancel|clear|reclassify|import\s+(?:this|these|the\s+file))\b",
+    re.IGNORECASE)
+_DATA_OBJECT = re.compile(
+    r"\b(?:traders?|declarations?|records?|rows?|tables?|values?|entr(?:y|ies)|audits?|items?|"
+    r"database|data|log|status|amounts?|dut(?:y|ies)|origins?|names?|columns?|compan(?:y|ies)|"
+    r"importers?|exporters?|everything|all|risk|aeo|tin|codes?|country|currency|penalt(?:y|ies)|"
+    r"as\s+\w+)\b", re.IGNORECASE)
+_DISPLAY_ONLY = re.compile(
+    r"\b(?:from|in|on|to)\s+the\s+(?:chart|table|graph|list|answer|results?|view)\b|"
+    r"\b(?:chart|graph|table|column\s+chart)\b", re.IGNORECASE)
+
+
+def is_write_request(question: str) -> bool:
+    """True when the question asks to change, add or delete data (never carried out)."""
+    text = question.strip()
+    if _SQL_WRITE.search(text):
+        return True
+    if _DISPLAY_ONLY.search(text):
+        return False
+    if _DESTRUCTIVE.match(text):
+        return True
+    return bool(_CHANGING.match(text) and _DATA_OBJECT.search(text))
+
+
+def foreign_script_share(text: str) -> float:
+    """The share of letters that are not Latin (Cyrillic, Hangul, Arabic, CJK...)."""
+    letters = [ch for ch in text if ch.isalpha()]
+    if not letters:
+        return 0.0
+    other = 0
+    for ch in letters:
+        try:
+            if not unicodedata.name(ch).startswith("LATIN"):
+                other += 1
+        except ValueError:
+            other += 1
+    return other / len(letters)
+
+
+# -- SQL literals: the only way a slot value enters SQL text ----------------------------------------
+
+_PARAM_RE = re.compile(r"\$([a-z_]+)")
+
+
+def sql_literal(value: Any) -> str:
+    """A SQL literal for a validated value (str, int, float, bool, date or None)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("not a finite number")
+        return repr(value)
+    if isinstance(value, date):
+        return f"DATE '{value.isoformat()}'"
+    if isinstance(value, str):
+        if any(unicodedata.category(ch) == "Cc" for ch in value):
+            raise ValueError("control character in a SQL value")
+        return "'" + value.replace("'", "''") + "'"
+    raise TypeError(f"no SQL literal for {type(value).__name__}")
+
+
+def bind(sql: str, params: dict[str, Any]) -> str:
+    """`sql` with every $name replaced by the literal of params[name] (KeyError if missing)."""
+    return _PARAM_RE.sub(lambda m: sql_literal(params[m.group(1)]), sql)
+
+
+# -- number formatting in answers -------------------------------------------------------------------
+
+
+def fmt_money(value: Any, currency: str) -> str:
+    """'USD 1,234,567' (cents shown below 1,000)."""
+    if value is None:
+        return "n/a"
+    v = float(value)
+    return f"{currency} {v:,.0f}" if abs(v) >= 1000 else f"{currency} {v:,.2f}"
+
+
+def fmt_num(value: Any) -> str:
+    """'1,234' or '12.34'."""
+    if value is None:
+        return "n/a"
+    v = float(value)
+    if v == int(v) and abs(v) >= 1:
+        return f"{int(v):,}"
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.2f}"
+
+
+class _Formatter(string.Formatter):
+    """str.format with officer-friendly number specs: money, int, num, pct, signed_pct, m."""
+
+    def __init__(self, currency: str, metric: str) -> None:
+        self.currency = currency
+        self.metric = metric
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if format_spec == "money":
+            return fmt_money(value, self.currency)
+        if format_spec == "int":
+            return "n/a" if value is None else f"{int(value):,}"
+        if format_spec == "num":
+            return fmt_num(value)
+        if format_spec == "pct":
+            return "n/a" if value is None else f"{float(value):.1f}%"
+        if format_spec == "signed_pct":
+            return "n/a" if value is None else f"{float(value):+.1f}%"
+        if format_spec == "m":
+            if self.metric in ("value", "duty"):
+                return fmt_money(value, self.currency)
+            if self.metric == "mass":
+                return "n/a" if value is None else f"{fmt_num(value)} kg"
+            return "n/a" if value is None else f"{int(value):,} declarations"
+        if value is None:
+            return "n/a"
+        return super().format_field(value, format_spec)
+
+
+class _Row:
+    """Attribute access to a result row for templates (missing columns read as None)."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._data.get(name)
+
+
+@dataclass
+class Plan:
+    """What the engine decided to do with a question, before running anything."""
+
+    kind: str  # intent | search | refuse | empty | too_long | foreign | clarify | need_trader
+    #            | unknown_trader | problem | fallback
+    question: str
+    intent: Intent | None = None
+    slots: Slots | None = None
+    score: float = 0.0
+    ranked: list[Match] = field(default_factory=list)
+    follow_up: bool = False
+    message: str = ""
+    suggestions: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def confident(self) -> bool:
+        """True when the offline engine should answer even if an LLM is available."""
+        if self.kind in ("intent", "search"):
+            return self.follow_up or self.score >= HIGH_CONFIDENCE
+        return self.kind != "fallback"
+
+
+@dataclass
+class _Resolved:
+    """Slot values after the intent's defaults are applied."""
+
+    flow: str | None
+    metric: str
+    grain: str
+    top_n: int
+    period: Period | None
+    period_a: Period | None = None
+    period_b: Period | None = None
+    year_a: int | None = None
+    year_b: int | None = None
+
+
+class OfflineEngine:
+    """Answers from verified intents and the regulations index; no model needed.
+
+    Heavy parts (SQL runner, slot look-ups, intent embeddings, search index) are built once,
+    on first use, and shared by every thread.
+    """
+
+    name = "offline"
+
+    def __init__(
+        self,
+        db_path: Path,
+        index_dir: Path | None = None,
+        *,
+        runner: SqlRunner | None = None,
+        library: IntentLibrary | None = None,
+        cache_dir: Path | None = None,
+        timeout_s: float = 10.0,
+        row_cap: int = 5000,
+    ) -> None:
+        self.db_path = Path(db_path).expanduser()
+        self.index_dir = Path(index_dir).expanduser() if index_dir else None
+        self.library = library or load_intents()
+        self.cache_dir = cache_dir
+        self._timeout_s = timeout_s
+        self._row_cap = row_cap
+        self._runner = runner
+        self._extractor: SlotExtractor | None = None
+        self._matcher: Matcher | None = None
+        self._defaults: dict[str, str] | None = None
+        self._lock = threading.RLock()
+
+    # -- shared parts, built once ------------------------------------------------------------------
+
+    @property
+    def runner(self) -> SqlRunner:
+        """The guarded SQL runner (raises DatabaseMissing when there is no database)."""
+        with self._lock:
+            if self._runner is None:
+                from tools.sql import SqlRunner
+
+                self._runner = SqlRunner(self.db_path, timeout_s=self._timeout_s,
+                                         row_cap=self._row_cap)
+            return self._runner
+
+    @property
+    def extractor(self) -> SlotExtractor:
+        """Slot extraction over this database."""
+        with self._lock:
+            if self._extractor is None:
+                self._extractor = SlotExtractor(self.runner, self.library.vocabulary())
+            return self._extractor
+
+    @property
+    def matcher(self) -> Matcher:
+        """The intent matcher (example embeddings computed on first use)."""
+        with self._lock:
+            if self._matcher is None:
+                self._matcher = Matcher(self.library, self.cache_dir)
+            return self._matcher
+
+    def warm(self) -> None:
+        """Build everything now (database look-ups, embeddings) instead of on the first question."""
+        self.extractor  # noqa: B018
+        self.matcher.centroids()
+        self.matcher.question_vector("warm up")
+
+    def searcher(self) -> Searcher:
+        """The regulations searcher (TamgaError when no index is configured or built)."""
+        if self.index_dir is None:
+            raise TamgaError("No regulations index is configured (setting TAMGA_INDEX_DIR).")
+        from retrieval.search import open_searcher
+
+        return open_searcher(self.index_dir)
+
+    # -- the public API -------------------------------------------------------------------------------------
+
+    def answer(self, question: str, conversation: Conversation | None = None) -> Answer:
+        """Plan and answer one question (conversation: for follow-ups; not recorded here)."""
+        plan = self.plan(question, conversation)
+        return self.execute(plan)
+
+    def plan(self, question: str, conversation: Conversation | None = None) -> Plan:
+        """Decide how to answer, without running the answer's SQL."""
+        started = time.perf_counter()
+        q = clean_question(question)
+        if not q:
+            return Plan("empty", q)
+        if len(q) > MAX_QUESTION_CHARS:
+            return Plan("too_long", q)
+        if foreign_script_share(q) > 0.3:
+            return Plan("foreign", q)
+        if is_write_request(q):
+            return Plan("refuse", q)
+        t0 = time.perf_counter()
+        slots = self.extractor.extract(q)
+        t1 = time.perf_counter()
+        vector = self.matcher.question_vector(slots.masked)
+        ranked_all = self.matcher.rank(slots.masked, None, vector)
+        plan = self._decide(q, slots, ranked_all, vector, conversation)
+        t2 = time.perf_counter()
+        plan.timings.update({"slots_ms": (t1 - t0) * 1000, "match_ms": (t2 - t1) * 1000,
+                             "plan_ms": (t2 - started) * 1000})
+        return plan
+
+    def _decide(self, q: str, slots: Slots, ranked_all: list[Match], vector: Any,
+                conversation: Conversation | None) -> Plan:
+        state = conversation.state if conversation is not None else None
+        if slots.trader_candidates:
+            return Plan("clarify", q, slots=slots)
+        if (state is not None and state.slots is not None and state.intent_id is not None
+                and looks_like_follow_up(q, slots.masked, slots)):
+            return self._follow_up(q, slots, state, vector)
+        if slots.problems:
+            return Plan("problem", q, slots=slots, message=" ".join(slots.problems))
+        if slots.trader is None and slots.pronoun:
+            previous = state.slots.trader if state is not None and state.slots else None
+            if previous is not None:
+                slots.trader = previous
+                slots.notes.append(f"Taking 'they' to mean {previous.name} from the previous "
+                                   "question.")
+            elif ranked_all and ranked_all[0].intent.scope == "trader":
+                return Plan("need_trader", q, slots=slots, ranked=ranked_all)
+        if slots.trader is None and slots.unknown_name and ranked_all:
+            best = ranked_all[0]
+            if best.intent.scope == "trader" or best.intent.id == "trader_profile":
+                return Plan("unknown_trader", q, slots=slots, ranked=ranked_all)
+        ranked = [m for m in ranked_all if self._allowed(m.intent, slots)]
+        if not ranked or ranked[0].score < LOW_CONFIDENCE \
+                or ranked[0].similarity < MIN_SIMILARITY:
+            return Plan("fallback", q, slots=slots, ranked=ranked_all,
+                        score=ranked[0].score if ranked else 0.0)
+        top = ranked[0]
+        kind = "search" if top.intent.kind == "search" else "intent"
+        return Plan(kind, q, intent=top.intent, slots=slots, score=top.score, ranked=ranked)
+
+    @staticmethod
+    def _allowed(intent: Intent, slots: Slots) -> bool:
+        has_trader = slots.trader is not None
+        if intent.scope == "trader" and not has_trader:
+            return False
+        if intent.scope == "national" and has_trader:
+            return False
+        if "hs" in intent.required and slots.hs is None:
+            return False
+        return not ("declaration" in intent.required and slots.declaration is None)
+
+    def _follow_up(self, q: str, new: Slots, state: TurnState, vector: Any) -> Plan:
+        assert state.slots is not None and state.intent_id is not None
+        merged = merge_slots(state.slots, new)
+        last = self.library.get(state.intent_id)
+        intent = last
+        words = content_words(new.masked)
+        ranked: list[Match] = []
+        score = 1.0
+        if words:
+            ranked = self.matcher.rank(new.masked, lambda i: self._allowed(i, merged), vector)
+            top = ranked[0] if ranked else None
+            metric_only = last.accepts("metric") and bool(METRIC_ONLY.match(q))
+            if (top is not None and top.intent.id != last.id and top.keywords > 0
+                    and top.score >= LOW_CONFIDENCE and not metric_only):
+                intent, score = top.intent, top.score
+        if not self._allowed(intent, merged):
+            ranked = self.matcher.rank(merged.masked, lambda i: self._allowed(i, merged), vector)
+            if not ranked:
+                return Plan("fallback", q, slots=merged)
+            intent, score = ranked[0].intent, ranked[0].score
+        kind = "search" if intent.kind == "search" else "intent"
+        return Plan(kind, q, intent=intent, slots=merged, score=score, ranked=ranked,
+                    follow_up=True)
+
+    # -- running a plan ---------------------------------------------------------------------------------
+
+    def execute(self, plan: Plan) -> Answer:
+        """Run a plan and write the answer (engine 'offline', or 'refused' for write requests)."""
+        started = time.perf_counter()
+        if plan.kind == "intent":
+            answer = self._run_intent(plan)
+        elif plan.kind == "search":
+            answer = self._run_search(plan)
+        else:
+            answer = self._say(plan)
+        answer.timings.update(plan.timings)
+        answer.timings["execute_ms"] = (time.perf_counter() - started) * 1000
+        answer.elapsed_ms = answer.timings.get("plan_ms", 0.0) + answer.timings["execute_ms"]
+        if plan.slots is not None:
+            answer.slots = plan.slots.to_json()
+            answer.warnings = list(dict.fromkeys([*plan.slots.notes, *answer.warnings]))
+        return answer
+
+    def state_of(self, plan: Plan) -> TurnState | None:
+        """What a conversation should remember of an answered plan (None: nothing new)."""
+        if plan.kind in ("intent", "search") and plan.intent is not None:
+            return TurnState(plan.intent.id, plan.slots)
+        return None
+
+    def _say(self, plan: Plan) -> Answer:
+        """Answers that run no SQL: refusals, odd input, clarifications, honest fallbacks."""
+        slots = plan.slots
+        if plan.kind == "refuse":
+            return Answer(
+                "I can't change data. Tamga only reads the trade data and the regulations: it "
+                "never adds, edits or deletes anything. Records are changed in the customs "
+                "system itself, by the people authorised to do so.",
+                engine="refused",
+                suggestions=self._suggest_default(3),
+            )
+        if plan.kind == "empty":
+            return Answer("Ask me about the trade data (a trader's imports, top goods, origins, "
+                          "control channels, duty) or about customs rules.", engine="offline",
+                          suggestions=self._suggest_default(4))
+        if plan.kind == "too_long":
+            return Answer(f"That question is too long for me ({len(plan.question):,} characters;"
+                          f" the limit is {MAX_QUESTION_CHARS:,}). Please ask one short question "
+                          "at a time.", engine="offline", suggestions=self._suggest_default(3))
+        if plan.kind == "foreign":
+            return Answer("I can only read questions in English for now. Please ask in English; "
+                          "trader names, HS codes and country names can stay as they are.",
+                          engine="offline", suggestions=self._suggest_default(3))
+        if plan.kind == "clarify" and slots is not None:
+            names = slots.trader_candidates
+            listed = "; ".join(f"{m.name} ({m.trader_id})" for m in names)
+            suggestions = [self._replace_span(plan.question, slots.trader_text or "",
+                                              f"{m.name} ({m.trader_id})") for m in names]
+            return Answer(f'Several traders match "{slots.trader_text}": {listed}. Which one do '
+                          "you mean?", engine="offline", suggestions=suggestions)
+        if plan.kind == "need_trader":
+            return Answer("Which trader do you mean? Name the company, its TIN or its trader "
+                          "ID.", engine="offline", suggestions=self._closest(plan, 3))
+        if plan.kind == "unknown_trader" and slots is not None:
+            from tools.traders import find_traders
+
+            close = find_traders(self.runner, slots.unknown_name or "", limit=3)
+            text = f'I found no trader called "{slots.unknown_name}" in the data.'
+            if close:
+                text += " Did you mean one of these?"
+            suggestions = [self._replace_span(plan.question, slots.unknown_name or "", m.name)
+                           for m in close]
+            return Answer(text, engine="offline", suggestions=suggestions)
+        if plan.kind == "problem":
+            return Answer(plan.message + " Check the code, or name the goods in words.",
+                          engine="offline", suggestions=self._suggest_default(3))
+        text = ("I can't answer that from the trade data or the indexed regulations. "
+                "Here are the closest questions I can answer.")
+        return Answer(text, engine="offline", suggestions=self._closest(plan, 3))
+
+    @staticmethod
+    def _replace_span(question: str, old: str, new: str) -> str:
+        return question.replace(old, new, 1) if old and old in question else f"{question} ({new})"
+
+    # -- suggestions -----------------------------------------------------------------------------------
+
+    def _default_fill(self) -> dict[str, str]:
+        """Real values to put into example phrasings offered as suggestions."""
+        with self._lock:
+            if self._defaults is not None:
+                return self._defaults
+        facts = self.extractor.facts
+        fill = {"trader": "", "period": str(facts.latest_year - 1), "country": "China",
+                "hs": "85", "goods": "HS 85", "office": facts.offices[0] if facts.offices else "",
+                "n": "10", "declaration": ""}
+        try:
+            top = self.runner.run(
+                "SELECT t.name FROM declarations d JOIN declaration_items i ON i.declaration_id = "
+                "d.declaration_id JOIN traders t ON t.trader_id = d.trader_id WHERE d.flow = "
+                "'import' GROUP BY t.name ORDER BY sum(i.customs_value) DESC LIMIT 1").rows
+            origin = self.runner.run(
+                "SELECT c.name FROM declaration_items i JOIN countries c ON c.iso2 = "
+                "i.origin_country GROUP BY c.name ORDER BY sum(i.customs_value) DESC LIMIT 1").rows
+            chapter = self.runner.run(
+                "SELECT left(hs_code, 2) FROM declaration_items GROUP BY 1 "
+                "ORDER BY sum(customs_value) DESC LIMIT 1").rows
+            office = self.runner.run(
+                "SELECT customs_office FROM declarations GROUP BY 1 ORDER BY count(*) DESC "
+                "LIMIT 1").rows
+            latest = self.runner.run(
+                "SELECT declaration_id FROM declarations ORDER BY declaration_date DESC, "
+                "declaration_id DESC LIMIT 1").rows
+        except TamgaError:
+            top = origin = chapter = office = latest = []
+        if top:
+            fill["trader"] = top[0][0]
+        if origin:
+            fill["country"] = origin[0][0]
+        if chapter:
+            fill["hs"] = f"chapter {chapter[0][0]}"
+            fill["goods"] = f"HS chapter {chapter[0][0]}"
+        if office:
+            fill["office"] = office[0][0]
+        if latest:
+            fill["declaration"] = latest[0][0]
+        with self._lock:
+            self._defaults = fill
+        return fill
+
+    def _example_for(self, intent: Intent, slots: Slots | None) -> str | None:
+        fill = dict(self._default_fill())
+        if slots is not None:
+            if slots.trader:
+                fill["trader"] = slots.trader.name
+            if slots.country:
+                fill["country"] = slots.country.name
+            if slots.hs:
+                fill["hs"] = slots.hs.code
+                fill["goods"] = slots.hs.words or f"HS {slots.hs.code}"
+            if slots.period:
+                fill["period"] = slots.period.name
+            if slots.office:
+                fill["office"] = slots.office
+        for example in intent.examples:
+            needs = set(re.findall(r"\{(\w+)\}", example))
+            if all(fill.get(n) for n in needs):
+                return example.format(**fill)
+        return None
+
+    def _closest(self, plan: Plan, k: int) -> list[str]:
+        out: list[str] = []
+        for match in plan.ranked:
+            if match.intent.kind == "search":
+                continue
+            example = self._example_for(match.intent, plan.slots)
+            if example and example not in out:
+                out.append(example)
+            if len(out) >= k:
+                break
+        return out
+
+    def _suggest_default(self, k: int) -> list[str]:
+        picks = ["national_total", "top_traders", "trader_profile", "top_origins", "channel_stats"]
+        out = []
+        for intent_id in picks:
+            example = self._example_for(self.library.get(intent_id), None)
+            if example:
+                out.append(example)
+        return out[:k]
+
+    # -- SQL intents -----------------------------------------------------------------------------------
+
+    def resolve(self, intent: Intent, slots: Slots) -> _Resolved:
+        """Slot values with the intent's defaults applied and periods worked out."""
+        ex = self.extractor
+        flow = slots.flow if intent.accepts("flow") and slots.flow else intent.defaults.get("flow")
+        if flow == "both":
+            flow = None
+        metric = slots.metric if intent.accepts("metric") and slots.metric else \
+            intent.defaults.get("metric", "value")
+        grain = slots.grain if intent.accepts("grain") and slots.grain else \
+            intent.defaults.get("grain", "month")
+        top_n = slots.top_n if intent.accepts("top_n") and slots.top_n else \
+            int(intent.defaults.get("top_n", 10))
+        resolved = _Resolved(flow, metric, grain, top_n, slots.period)
+        if intent.period_mode == "compare":
+            periods = sorted({p for p in slots.periods}, key=lambda p: (p.start, p.end))
+            if len(periods) >= 2:
+                a, b = periods[0], periods[-1]
+            elif periods:
+                b = periods[0]
+                a = ex.previous(b, yoy=slots.yoy)
+            else:
+                latest = ex.facts.latest_date
+                b = ex.extract("this year").periods[0] if latest.month != 12 or latest.day != 31 \
+                    else ex.year_period(latest.year)
+                a = ex.previous(b)
+            resolved.period_a, resolved.period_b = ex.like_for_like(a, b), b
+        elif intent.period_mode == "years":
+            years = sorted({p.start.year for p in slots.periods})
+            if len(years) >= 2:
+                resolved.year_a, resolved.year_b = years[0], years[-1]
+            elif years:
+                resolved.year_a, resolved.year_b = years[0] - 1, years[0]
+            else:
+                latest = ex.facts.latest_date
+                last_full = latest.year if (latest.month, latest.day) == (12, 31) \
+                    else latest.year - 1
+                resolved.year_a, resolved.year_b = last_full - 1, last_full
+        elif intent.period_mode == "required" and resolved.period is None:
+            latest = ex.facts.latest_date
+            resolved.period = ex.extract(f"in {latest.year}").periods[0]
+        return resolved
+
+    def build_sql(self, intent: Intent, slots: Slots, resolved: _Resolved, sql: str) -> str:
+        """The intent's SQL with code-made fragments and validated literals filled in."""
+        d = intent.aliases.get("d", "d")
+        i = intent.aliases.get("i", "i")
+        params: dict[str, Any] = {"top_n": resolved.top_n}
+        conds: list[str] = []
+        item_conds: list[str] = []
+        if slots.trader is not None and intent.accepts("trader"):
+            conds.append(f"{d}.trader_id = $trader_id")
+            params["trader_id"] = slots.trader.trader_id
+        period = resolved.period
+        if period is not None:
+            params["date_from"], params["date_to"] = period.start, period.end
+            if intent.period_mode == "filter" and intent.accepts("period"):
+                conds.append(f"{d}.declaration_date >= $date_from AND "
+                             f"{d}.declaration_date < $date_to")
+        if resolved.flow is not None and (intent.accepts("flow") or "flow" in intent.defaults):
+            conds.append(f"{d}.flow = $flow")
+            params["flow"] = resolved.flow
+        if slots.country is not None and intent.accepts("country"):
+            item_conds.append("{i}.origin_country = $country")
+            params["country"] = slots.country.code
+        if slots.hs is not None and intent.accepts("hs"):
+            item_conds.append("starts_with({i}.hs_code, $hs)")
+            params["hs"] = slots.hs.code
+        if slots.office is not None and intent.accepts("office"):
+            conds.append(f"{d}.customs_office = $office")
+            params["office"] = slots.office
+        if slots.channel is not None and intent.accepts("channel"):
+            conds.append(f"{d}.control_channel = $channel")
+            params["channel"] = slots.channel
+        if item_conds:
+            if intent.items_joined:
+                conds += [c.format(i=i) for c in item_conds]
+            else:
+                inner = " AND ".join(c.format(i="x") for c in item_conds)
+                conds.append(f"EXISTS (SELECT 1 FROM declaration_items x WHERE x.declaration_id "
+                             f"= {d}.declaration_id AND {inner})")
+        if slots.declaration is not None:
+            params["declaration_id"] = slots.declaration
+        if resolved.period_a is not None and resolved.period_b is not None:
+            a, b = resolved.period_a, resolved.period_b
+            params.update(a_label=a.name, a_from=a.start, a_to=a.end,
+                          b_label=b.name, b_from=b.start, b_to=b.end)
+        if resolved.year_a is not None:
+            params["year_a"], params["year_b"] = resolved.year_a, resolved.year_b
+        metric_expr, metric_col, _ = METRICS[resolved.metric]
+        measures = (f"count(DISTINCT {d}.declaration_id) AS declarations, "
+                    f"round(sum({i}.customs_value), 2) AS value, "
+                    f"round(sum({i}.duty_amount), 2) AS duty")
+        if resolved.metric == "mass":
+            measures += f", round(sum({i}.net_mass_kg), 2) AS mass_kg"
+        grain_expr, grain_col = GRAINS[resolved.grain]
+        audit_period = ""
+        if period is not None and intent.accepts("period"):
+            audit_period = "AND a.opened_on >= $date_from AND a.opened_on < $date_to"
+        fragments = {
+            "filters": "".join(f"\n      AND {c}" for c in conds),
+            "measures": measures,
+            "metric_expr": metric_expr,
+            "metric_col": metric_col,
+            "grain_expr": grain_expr.format(d=d),
+            "grain_col": grain_col,
+            "year_a": str(resolved.year_a or ""),
+            "year_b": str(resolved.year_b or ""),
+            "audit_period": audit_period,
+        }
+        text = sql.format(**fragments)
+        text = re.sub(r"WHERE TRUE\s+AND\s+", "WHERE ", text)
+        text = re.sub(r"\s*WHERE TRUE\s*\n", "\n", text)
+        try:
+            return bind(text, params)
+        except KeyError as exc:
+            raise SqlFailed(f"The question lacks a value this answer needs ({exc.args[0]}).") \
+                from exc
+
+    def _run_intent(self, plan: Plan) -> Answer:
+        assert plan.intent is not None and plan.slots is not None
+        intent, slots = plan.intent, plan.slots
+        resolved = self.resolve(intent, slots)
+        warnings: list[str] = []
+        try:
+            sql = self.build_sql(intent, slots, resolved, intent.sql)
+            result = self.runner.run(sql)
+            extra = []
+            for query in intent.more_sql:
+                extra.append((query.title, self.runner.run(
+                    self.build_sql(intent, slots, resolved, query.sql))))
+        except TamgaError as exc:
+            return Answer(f"I could not run the query for this question: {exc}", engine="offline",
+                          intent=intent.id, warnings=[str(exc)])
+        if result.truncated:
+            warnings.append(f"Only the first {len(result.rows):,} rows are shown.")
+        text, empty = self._render_text(intent, slots, resolved, result)
+        table = self._table(intent, result)
+        tables = [table] + [Table(list(r.columns), [list(x) for x in r.rows], title=title,
+                                  truncated=r.truncated) for title, r in extra]
+        chart = None if empty else self._chart(intent, slots, resolved, result, warnings)
+        return Answer(
+            text,
+            engine="offline",
+            sql=[result.sql] + [r.sql for _, r in extra],
+            tables=tables,
+            chart=chart,
+            warnings=warnings,
+            timings={"sql_ms": result.elapsed_ms + sum(r.elapsed_ms for _, r in extra)},
+            suggestions=list(intent.follow_ups),
+            intent=intent.id,
+        )
+
+    def _table(self, intent: Intent, result: QueryResult) -> Table:
+        if intent.display == "pivot" and len(result.rows) == 1:
+            rows = [[col, val] for col, val in zip(result.columns, result.rows[0], strict=True)]
+            return Table(["field", "value"], rows, title=intent.title)
+        return Table(list(result.columns), [list(r) for r in result.rows], title=intent.title,
+                     truncated=result.truncated)
+
+    def _chart(self, intent: Intent, slots: Slots, resolved: _Resolved, result: QueryResult,
+               warnings: list[str]) -> dict[str, Any] | None:
+        if intent.display == "pivot":
+            if slots.chart:
+                warnings.append("This answer is a profile, not a series: there is nothing to "
+                                "chart.")
+            return None
+        spec = dict(intent.chart) if intent.chart else None
+        metric_col = METRICS[resolved.metric][1]
+        if spec is None and slots.chart:
+            numeric = [c for k, c in enumerate(result.columns)
+                       if result.rows and all(isinstance(r[k], int | float) and not
+                                              isinstance(r[k], bool) for r in result.rows
+                                              if r[k] is not None)]
+            text_cols = [c for c in result.columns if c not in numeric]
+            if numeric and text_cols:
+                spec = {"kind": "bar", "x": text_cols[0], "y": numeric[0]}
+        if spec is None:
+            return None
+        fill = {"metric_col": metric_col, "grain_col": GRAINS[resolved.grain][1],
+                "year_b": str(resolved.year_b or "")}
+        spec = {k: (v.format(**fill) if isinstance(v, str) else v) for k, v in spec.items()}
+        if len(result.rows) < 2 or spec.get("x") not in result.columns \
+                or spec.get("y") not in result.columns:
+            if slots.chart:
+                warnings.append("There is only one row, so there is nothing to chart.")
+            return None
+        spec.setdefault("color", None)
+        spec["title"] = intent.title
+        return spec
+
+    def _render_text(self, intent: Intent, slots: Slots, resolved: _Resolved,
+                     result: QueryResult) -> tuple[str, bool]:
+        records = [dict(zip(result.columns, row, strict=True)) for row in result.rows]
+        currency = self.extractor.facts.currency
+        metric_col = METRICS[resolved.metric][1]
+        ctx = self._template_context(intent, slots, resolved, records, metric_col)
+        formatter = _Formatter(currency, resolved.metric)
+        empty = not records or self._empty_when(intent.empty_when, records[0])
+        template = intent.empty if empty and intent.empty else intent.answer
+        try:
+            text = formatter.format(template, **ctx)
+        except (KeyError, AttributeError, ValueError, TypeError, IndexError) as exc:
+            text = f"{intent.title}: {len(records):,} rows (the summary sentence failed: {exc})."
+        return " ".join(text.split()), empty
+
+    @staticmethod
+    def _empty_when(condition: str | None, first: dict[str, Any]) -> bool:
+        if not condition:
+            return False
+        m = re.fullmatch(r"row\.(\w+)\s*==\s*(-?\d+)", condition.strip())
+        if not m:
+            return False
+        value = first.get(m.group(1))
+        return value is None or value == int(m.group(2))
+
+    def _template_context(self, intent: Intent, slots: Slots, resolved: _Resolved,
+                          records: list[dict[str, Any]], metric_col: str) -> dict[str, Any]:
+        def with_aliases(rec: dict[str, Any]) -> dict[str, Any]:
+            out = dict(rec)
+            for side, year in (("a", resolved.year_a), ("b", resolved.year_b)):
+                if year is None:
+                    continue
+                for stem in ("value", "origin"):
+                    if f"{stem}_{year}" in rec:
+                        out[f"{stem}_{side}"] = rec[f"{stem}_{year}"]
+                if f"share_{year}_pct" in rec:
+                    out[f"share_{side}"] = rec[f"share_{year}_pct"]
+            return out
+
+        rows = [with_aliases(r) for r in records]
+        first = rows[0] if rows else {}
+        last = rows[-1] if rows else {}
+        totals: dict[str, Any] = {}
+        for key in first:
+            values = [r.get(key) for r in rows]
+            if values and all(isinstance(v, int | float) and not isinstance(v, bool)
+                              for v in values if v is not None):
+                totals[key] = round(sum(v for v in values if v is not None), 2)
+        grain_col = GRAINS[resolved.grain][1]
+        peak_row: dict[str, Any] = {}
+        numeric_rows = [r for r in rows if isinstance(r.get(metric_col), int | float)]
+        if numeric_rows:
+            peak_row = dict(max(numeric_rows, key=lambda r: r[metric_col]))
+            peak_row["label"] = peak_row.get(grain_col)
+        flow = resolved.flow
+        flows = {"import": "imports", "export": "exports"}.get(flow or "", "imports and exports")
+        flowed = {"import": "imported", "export": "exported"}.get(flow or "", "traded")
+        parts = []
+        if slots.country is not None and intent.accepts("country"):
+            parts.append(f" from {slots.country.name}")
+        if slots.hs is not None and intent.accepts("hs"):
+            parts.append(f" of {slots.hs.label}")
+        if slots.office is not None and intent.accepts("office"):
+            parts.append(f" at {slots.office}")
+        if slots.channel is not None and intent.accepts("channel"):
+            parts.append(f" in the {slots.channel} channel")
+        period = resolved.period
+        if intent.period_mode in ("compare", "years"):
+            when = ""
+        elif period is not None and intent.accepts("period"):
+            when = period.label
+        else:
+            when = self.extractor.all_data().label
+        channel_summary = ", ".join(
+            f"{r.get('channel')} {int(r.get('declarations') or 0):,} "
+            f"({float(r.get('share_pct') or 0):.1f}%)" for r in rows if "channel" in r)
+        return {
+            "row": _Row(first), "last": _Row(last), "total": _Row(totals),
+            "peak": _Row(peak_row), "n": len(rows),
+            "subject": slots.trader.name if slots.trader else "",
+            "trader": slots.trader.name if slots.trader else "",
+            "when": when, "filters": "".join(parts),
+            "flow": flow or "import and export", "flows": flows, "flowed": flowed,
+            "flow_title": flows.capitalize(),
+            "currency": self.extractor.facts.currency,
+            "metric_label": METRICS[resolved.metric][2],
+            "top_metric": first.get(metric_col), "total_metric": totals.get(metric_col),
+            "peak_metric": peak_row.get(metric_col),
+            "grain": resolved.grain, "year_a": resolved.year_a, "year_b": resolved.year_b,
+            "channel_summary": channel_summary,
+            "hs_code": slots.hs.code if slots.hs else "",
+        }
+
+    # -- rule questions ----------------------------------------------------------------------------------
+
+    def _run_search(self, plan: Plan) -> Answer:
+        started = time.perf_counter()
+        try:
+            passages = self.searcher().search(plan.question, k=SEARCH_K)
+        except TamgaError as exc:
+            return Answer("I can't search the regulations right now: " + str(exc),
+                          engine="offline", intent="regulation_lookup", warnings=[str(exc)])
+        search_ms = (time.perf_counter() - started) * 1000
+        if not passages:
+            return Answer("I found nothing in the indexed regulations and guidance about that.",
+                          engine="offline", intent="regulation_lookup",
+                          timings={"search_ms": search_ms})
+        top = passages[0].score
+        kept = [p for p in passages if p.score >= 0.5 * top][:3]
+        citations = [Citation(p.source, p.locator, p.text, float(p.score),
+                              getattr(p, "title", "")) for p in kept]
+        lines = ["Here is what the indexed regulations and guidance say (quoted, best match "
+                 "first; I do not paraphrase rules):"]
+        for n, passage in enumerate(kept, 1):
+            quote = best_excerpt(passage.text, plan.question)
+            lines.append(f'[{n}] {passage.locator} ({passage.source}): "{quote}"')
+        return Answer("\n\n".join(lines), engine="offline", citations=citations,
+                      intent="regulation_lookup", timings={"search_ms": search_ms},
+                      suggestions=[])
+
+
+_WORD = re.compile(r"[a-z]{4,}")
+
+
+def best_excerpt(text: str, question: str, limit: int = QUOTE_CHARS) -> str:
+    """The run of whole sentences of `text` that shares most words with the question."""
+    clean = " ".join(text.split())
+    if len(clean) <= limit:
+        return clean
+    sentences = [s for s in re.split(r"(?<=[.;:!?])\s+", clean) if s]
+    wanted = {w[:5] for w in _WORD.findall(question.lower())}
+
+    def score(sentence: str) -> int:
+        return len(wanted & {w[:5] for w in _WORD.findall(sentence.lower())})
+
+    best_start, best_score = 0, -1
+    for k, sentence in enumerate(sentences):
+        s = score(sentence)
+        if s > best_score:
+            best_start, best_score = k, s
+    chosen = [sentences[best_start]]
+    k = best_start + 1
+    while k < len(sentences) and len(" ".join(chosen)) + len(sentences[k]) < limit:
+        chosen.append(sentences[k])
+        k += 1
+    excerpt = " ".join(chosen)
+    if len(excerpt) > limit:
+        excerpt = excerpt[: limit - 3].rsplit(" ", 1)[0] + "..."
+    prefix = "... " if best_start > 0 else ""
+    suffix = " ..." if k < len(sentences) and not excerpt.endswith("...") else ""
+    return prefix + excerpt + suffix

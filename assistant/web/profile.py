@@ -1,0 +1,126 @@
+"""Trader profile page: find a trader, then identity, history charts, audits, declarations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from assistant.errors import TamgaError
+from assistant.web.render import column_config
+from assistant.web.resources import get_runner, reporting_currency
+from tools.trader_history import trader_history
+from tools.traders import find_traders, trader_profile
+
+
+def _bar(frame: Any, label: str, value: str, title: str) -> Any:
+    import altair as alt
+
+    return (
+        alt.Chart(frame, title=title)
+        .mark_bar()
+        .encode(
+            y=alt.Y(f"{label}:N", sort="-x", title=None),
+            x=alt.X(f"{value}:Q", title=value.replace("_", " ")),
+            tooltip=list(frame.columns),
+        )
+        .properties(height=260)
+    )
+
+
+def profile_page() -> None:
+    """Render the trader profile page."""
+    import altair as alt
+
+    st.header("Trader profile")
+    query = st.text_input(
+        "Trader name, TIN or ID",
+        key="profile_query",
+        placeholder="e.g. part of the company name, or its TIN",
+    )
+    if not query.strip():
+        st.info("Type a name, TIN or trader ID to open a profile.")
+        return
+    try:
+        runner = get_runner()
+        matches = find_traders(runner, query, limit=8)
+    except TamgaError as exc:
+        st.error(str(exc))
+        return
+    if not matches:
+        st.warning(f"No trader matches “{query}”. Check the spelling, or search by TIN or ID.")
+        return
+    labels = [f"{m.name} ({m.trader_id})" for m in matches]
+    chosen = st.selectbox("Matching traders", labels, index=0, key="profile_choice")
+    match = matches[labels.index(chosen)]
+    currency = reporting_currency()
+    try:
+        profile = trader_profile(runner, match.trader_id)
+        history = trader_history(runner, match.trader_id)
+    except TamgaError as exc:
+        st.error(str(exc))
+        return
+
+    st.subheader(profile.name)
+    card = st.columns(4)
+    card[0].metric("Trader ID", profile.trader_id)
+    card[1].metric("TIN", profile.tin or "—")
+    card[2].metric("Sector", profile.sector or "—")
+    card[3].metric("AEO status", profile.aeo_status or "none")
+    figures = profile.figures
+    st.markdown(
+        f"**Region:** {profile.region or '—'} · **Country:** {profile.country or '—'} · "
+        f"**Registered:** {profile.registered_on or '—'}  \n"
+        f"**Declarations:** {figures.get('declarations') or 0:,} · "
+        f"**Imports:** {figures.get('import_value') or 0:,.2f} {currency} · "
+        f"**Duty paid:** {figures.get('duty_paid') or 0:,.2f} {currency} · "
+        f"**Red channel:** {figures.get('red_share_pct') or 0:.1f}% · "
+        f"**Related-party share:** {figures.get('related_party_share_pct') or 0:.1f}%"
+    )
+
+    monthly = history["monthly_value"].to_dataframe()
+    if not monthly.empty:
+        st.altair_chart(
+            alt.Chart(monthly, title=f"Monthly import value ({currency})")
+            .mark_line(point=True)
+            .encode(
+                x=alt.X("month:O", title="Month"),
+                y=alt.Y("customs_value:Q", title=currency),
+                tooltip=list(monthly.columns),
+            )
+            .properties(height=260),
+            width="stretch",
+        )
+    left, right = st.columns(2)
+    headings = history["top_headings"].to_dataframe()
+    origins = history["top_origins"].to_dataframe()
+    suppliers = history["top_suppliers"].to_dataframe()
+    if not headings.empty:
+        left.altair_chart(
+            _bar(headings, "heading", "customs_value", "Top HS headings"), width="stretch"
+        )
+    if not origins.empty:
+        right.altair_chart(_bar(origins, "origin", "customs_value", "Top origins"), width="stretch")
+    if not suppliers.empty:
+        st.altair_chart(
+            _bar(suppliers, "supplier", "customs_value", "Top suppliers"), width="stretch"
+        )
+
+    st.subheader("Audit history")
+    if profile.audits:
+        import pandas as pd
+
+        audits = pd.DataFrame(profile.audits)
+        st.dataframe(
+            audits, hide_index=True, width="stretch", column_config=column_config(audits, currency)
+        )
+    else:
+        st.caption("No audits on record.")
+    st.subheader("Latest declarations")
+    latest = history["latest_declarations"].to_dataframe()
+    st.dataframe(
+        latest, hide_index=True, width="stretch", column_config=column_config(latest, currency)
+    )
+    with st.expander("How I got this"):
+        for sql in profile.sql + [r.sql for r in history.values()]:
+            st.code(sql.strip(), language="sql")

@@ -1,0 +1,312 @@
+"""`tamga search`: hybrid (meaning + keyword) search over the regulations index, with citations.
+
+A `Searcher` keeps everything it needs open: the chunk table from the manifest, the BM25
+keyword index and the Chroma collection. A query is embedded once; the vector and keyword
+rankings are fused with weighted reciprocal rank fusion; overlapping chunks of the same passage
+are de-duplicated; results can be restricted to documents whose source path contains a string.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from assistant.errors import TamgaError
+from retrieval.index import IndexStore, KeywordIndex, missing_index_message, read_generation
+
+Mode = Literal["hybrid", "vector", "keyword"]
+
+# Weighted reciprocal rank fusion: score = sum(weight / (RRF_K + rank)), rank from 1.
+RRF_K = 20
+VECTOR_WEIGHT = 1.0
+KEYWORD_WEIGHT = 0.8
+CANDIDATES = 50  # how deep each ranking is read before fusing
+
+
+@dataclass
+class Passage:
+    """One search result: where it comes from, how to cite it, its text and score."""
+
+    source: str
+    locator: str
+    text: str
+    score: float
+    title: str = ""
+    doc_id: str = ""
+    chunk_id: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON contract of DESIGN.md: source, locator, text, score."""
+        return {
+            "source": self.source,
+            "locator": self.locator,
+            "text": self.text,
+            "score": round(float(self.score), 6),
+        }
+
+
+_CACHE: dict[Path, Searcher] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def open_searcher(index_dir: Path) -> Searcher:
+    """The searcher of `index_dir`, opened once per folder and reopened when the index changes."""
+    from assistant.settings import get_settings
+
+    key = Path(index_dir).expanduser().resolve()
+    generation = read_generation(key)
+    if generation is None:
+        raise TamgaError(missing_index_message(index_dir))
+    chroma_url = get_settings().chroma_url
+    with _CACHE_LOCK:
+        searcher = _CACHE.get(key)
+        stale = searcher is None or searcher.generation != generation
+        if stale or searcher is None or searcher.chroma_url != chroma_url:
+            searcher = Searcher(key, chroma_url=chroma_url)
+            _CACHE[key] = searcher
+        return searcher
+
+
+def clear_cache() -> None:
+    """Forget every open searcher (tests, or after moving an index)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+class Searcher:
+    """Search one index folder. Use `open_searcher` rather than building it directly."""
+
+    def __init__(self, index_dir: Path, chroma_url: str | None = None, warm: bool = True) -> None:
+        self.index_dir = index_dir
+        self.chroma_url = chroma_url
+        store = IndexStore(index_dir, chroma_url=chroma_url)
+        try:
+            self.generation = store.generation
+            chunks = store.all_chunks()
+            self.collection = store.collection if chunks else None
+        finally:
+            store.close()
+        self.ids = [c.chunk_id for c in chunks]
+        self.sources = [c.source for c in chunks]
+        self.titles = [c.title for c in chunks]
+        self.locators = [c.locator for c in chunks]
+        self.texts = [c.text for c in chunks]
+        self.position = {cid: i for i, cid in enumerate(self.ids)}
+        keyword = KeywordIndex.load(index_dir)
+        if keyword is None or keyword.generation != self.generation or keyword.ids != self.ids:
+            # behind the manifest (e.g. an interrupted ingest): rebuild in memory
+            keyword = KeywordIndex.build(self.ids, [c.index_text for c in chunks], self.generation)
+        self.keyword = keyword
+        self._lock = threading.Lock()
+        if warm and chunks:
+            from retrieval.embedding import embed
+
+            embed(["warm up"])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    # -- the two rankings
+
+    def _allowed(self, source_filter: str | None) -> list[int] | None:
+        if not source_filter:
+            return None
+        needle = source_filter.lower()
+        return [i for i, s in enumerate(self.sources) if needle in s.lower()]
+
+    def vector_ranking(
+        self, query_vector: Any, n: int, allowed: list[int] | None = None
+    ) -> list[tuple[int, float]]:
+        """(chunk position, cosine similarity), best first, from Chroma."""
+        if self.collection is None or not self.ids:
+            return []
+        where: dict[str, Any] | None = None
+        if allowed is not None:
+            sources = sorted({self.sources[i] for i in allowed})
+            if not sources:
+                return []
+            where = {"source": sources[0]} if len(sources) == 1 else {"source": {"$in": sources}}
+        n = max(1, min(n, len(self.ids)))
+        with self._lock:
+            result = self.collection.query(
+                query_embeddings=[list(map(float, query_vector))],
+                n_results=n,
+                where=where,
+                include=["distances"],
+            )
+        ranked: list[tuple[int, float]] = []
+        for cid, dist in zip(result["ids"][0], result["distances"][0], strict=False):
+            pos = self.position.get(cid)
+            if pos is not None:  # ignore vectors the manifest does not know (interrupted ingest)
+                ranked.append((pos, 1.0 - float(dist)))
+        return ranked
+
+    def keyword_ranking(
+        self, query: str, n: int, allowed: list[int] | None = None
+    ) -> list[tuple[int, float]]:
+        """(chunk position, BM25 score), best first; only chunks sharing a word with the query."""
+        import numpy as np
+
+        scores = self.keyword.scores(query)
+        if allowed is not None:
+            mask = np.zeros(len(scores), dtype=bool)
+            mask[allowed] = True
+            scores = np.where(mask, scores, 0.0)
+        positive = int((scores > 0).sum())
+        n = min(n, positive)
+        if n <= 0:
+            return []
+        top = np.argpartition(-scores, n - 1)[:n]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(i), float(scores[i])) for i in top]
+
+    # -- search
+
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        source_filter: str | None = None,
+        mode: Mode = "hybrid",
+    ) -> list[Passage]:
+        """The `k` best passages for `query`, best first, de-duplicated.
+
+        mode: "hybrid" (fused rankings; score = weighted RRF), "vector" (score = cosine
+        similarity) or "keyword" (score = BM25). `source_filter` keeps documents whose source
+        path contains it (case-insensitive).
+        """
+        query = (query or "").strip()
+        if not query:
+            raise TamgaError("The search query is empty.")
+        if k < 1:
+            raise TamgaError("--k must be at least 1.")
+        if mode not in ("hybrid", "vector", "keyword"):
+            raise TamgaError(f"Unknown search mode {mode!r}: use hybrid, vector or keyword.")
+        allowed = self._allowed(source_filter)
+        if allowed is not None and not allowed:
+            return []
+        depth = max(CANDIDATES, k * 4)
+        vector: list[tuple[int, float]] = []
+        keyword: list[tuple[int, float]] = []
+        if mode in ("hybrid", "vector"):
+            from retrieval.embedding import embed
+
+            vector = self.vector_ranking(embed([query])[0], depth, allowed)
+        if mode in ("hybrid", "keyword"):
+            keyword = self.keyword_ranking(query, depth, allowed)
+        if mode == "vector":
+            ranked = vector
+        elif mode == "keyword":
+            ranked = keyword
+        else:
+            ranked = fuse(vector, keyword, RRF_K, VECTOR_WEIGHT, KEYWORD_WEIGHT)
+        return self._passages(ranked, k)
+
+    def _passages(self, ranked: list[tuple[int, float]], k: int) -> list[Passage]:
+        kept: list[int] = []
+        out: list[Passage] = []
+        for pos, score in ranked:
+            if any(self._duplicate(pos, other) for other in kept):
+                continue
+            kept.append(pos)
+            cid = self.ids[pos]
+            out.append(Passage(
+                source=self.sources[pos],
+                locator=self.locators[pos],
+                text=self.texts[pos],
+                score=score,
+                title=self.titles[pos],
+                doc_id=cid.split("-", 1)[0],
+                chunk_id=cid,
+            ))
+            if len(out) >= k:
+                break
+        return out
+
+    def _duplicate(self, a: int, b: int) -> bool:
+        """Same passage twice: same locator in the same document, or heavily overlapping text."""
+        same_doc = self.sources[a] == self.sources[b] or self.titles[a] == self.titles[b]
+        if not same_doc:
+            return False
+        if normalize_locator(self.locators[a]) == normalize_locator(self.locators[b]):
+            return True
+        return _overlap(self.texts[a], self.texts[b]) >= 0.6
+
+
+def fuse(
+    vector: list[tuple[int, float]],
+    keyword: list[tuple[int, float]],
+    k: int = RRF_K,
+    vector_weight: float = VECTOR_WEIGHT,
+    keyword_weight: float = KEYWORD_WEIGHT,
+) -> list[tuple[int, float]]:
+    """Weighted reciprocal rank fusion of two rankings of chunk positions."""
+    scores: dict[int, float] = {}
+    for weight, ranking in ((vector_weight, vector), (keyword_weight, keyword)):
+        for rank, (pos, _score) in enumerate(ranking, 1):
+            scores[pos] = scores.get(pos, 0.0) + weight / (k + rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _shingles(text: str, n: int = 5) -> set[tuple[str, ...]]:
+    words = re.findall(r"\w+", text.lower())
+    if len(words) < n:
+        return {tuple(words)} if words else set()
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def _overlap(a: str, b: str) -> float:
+    """Share of the smaller text's 5-word shingles found in the other."""
+    sa, sb = _shingles(a), _shingles(b)
+    if not sa or not sb:
+        return 0.0
+    return len(sa & sb) / min(len(sa), len(sb))
+
+
+# ---------------------------------------------------------------- locators
+
+
+def normalize_locator(locator: str) -> str:
+    """Lower case, plain spaces (the US Code data has U+202F after §), single spaces."""
+    locator = re.sub(r"[\u00a0\u202f\u2009\u2007]", " ", locator)
+    return re.sub(r"\s+", " ", locator).strip().lower()
+
+
+def _is_prefix(a: str, b: str) -> bool:
+    return b.startswith(a) and (len(b) == len(a) or b[len(a)] in " (>")
+
+
+def _label_key(label: str) -> tuple[tuple[int, Any], ...]:
+    parts = re.findall(r"\d+|[a-z]+", label.lower())
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
+
+
+def _in_range(range_label: str, label: str) -> bool:
+    if "-" not in range_label:
+        return False
+    first, last = range_label.rsplit("-", 1)
+    a, b, e = _label_key(first), _label_key(last), _label_key(label)
+    if not a or not b or not e:
+        return False
+    if len(b) < len(a):
+        b = a[: len(a) - len(b)] + b
+    return a <= e and (e <= b or e[: len(b)] == b)
+
+
+def locator_matches(found: str, expected: str) -> bool:
+    """Does a passage cited as `found` contain the provision cited as `expected`?
+
+    True for the same locator, a parent of it (`Article 1` contains `Article 1 > 2(a)`,
+    `19 U.S.C. § 1592(c)` contains `19 U.S.C. § 1592(c)(4)`), a part of it, or a range that
+    includes it (`Chapter 6 > 6.1-6.8` contains `Chapter 6 > 6.6`).
+    """
+    f, e = normalize_locator(found), normalize_locator(expected)
+    if f == e or _is_prefix(f, e) or _is_prefix(e, f):
+        return True
+    fp, ep = f.split(" > "), e.split(" > ")
+    if len(ep) < len(fp) or fp[:-1] != ep[: len(fp) - 1]:
+        return False
+    return _in_range(fp[-1], ep[len(fp) - 1])

@@ -1,0 +1,33 @@
+"""Shared fixtures: one small demo database built once per test session."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+DEMO_ITEMS = 20_000
+DEMO_SEED = 7
+DEMO_END_MONTH = date(2025, 10, 1)
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small demo trade database (20,000 items, seed 7, ending October 2025).
+
+    Built once per session; tests must open it read-only and never modify it.
+    """
+    from tradedata.demo import generate_demo
+
+    path = tmp_path_factory.mktemp("demo") / "demo.duckdb"
+    generate_demo(path, items=DEMO_ITEMS, seed=DEMO_SEED, end_month=DEMO_END_MONTH)
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_truth(demo_db: Path) -> Path:
+    """The ground-truth CSV of the planted anomalies of `demo_db` (for evaluations only)."""
+    from tradedata.demo import truth_path_for
+
+    return truth_path_for(demo_db)
