@@ -5,8 +5,11 @@ Run with `tamga serve` (or `make run`).
 
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
 
+from assistant.errors import TamgaError
 from assistant.web.chat import chat_page
 from assistant.web.dashboard import dashboard_page
 from assistant.web.profile import profile_page
@@ -18,5 +21,14 @@ st.caption("Customs assistant · trade data and regulations, every answer with i
 
 PAGES = {"Chat": chat_page, "Trader profile": profile_page, "Supervisor dashboard": dashboard_page}
 page = st.sidebar.radio("Page", list(PAGES), key="page")
-render_sidebar()
-PAGES[page]()
+try:
+    render_sidebar()
+    PAGES[page]()
+except TamgaError as exc:
+    st.error(str(exc))
+except Exception:
+    logging.getLogger("tamga.app").exception("page %s failed", page)
+    st.error(
+        "Something went wrong while building this page. Your conversation is kept; try again, "
+        "or start a new conversation from the sidebar. The details are in the server log."
+    )

@@ -20,10 +20,12 @@ app = typer.Typer(
 )
 
 DbOption = Annotated[
-    Path | None, typer.Option("--db", help="DuckDB trade database (default: $TAMGA_HOME/trade.duckdb).")
+    Path | None,
+    typer.Option("--db", help="DuckDB trade database (default: $TAMGA_HOME/trade.duckdb)."),
 ]
 IndexOption = Annotated[
-    Path | None, typer.Option("--index", help="Regulations index folder (default: $TAMGA_HOME/index).")
+    Path | None,
+    typer.Option("--index", help="Regulations index folder (default: $TAMGA_HOME/index)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a readable table.")]
 
@@ -74,7 +76,7 @@ def demo(
 
 def _build_guidance_index(index_dir: Path, if_missing: bool) -> None:
     """Index the guidance notes shipped with Tamga (skipped when the index already has them)."""
-    from retrieval.ingest import ingest_paths, index_exists
+    from retrieval.ingest import index_exists, ingest_paths
 
     if if_missing and index_exists(index_dir):
         progress(f"Guidance index already at {index_dir}; keeping it.")
@@ -104,6 +106,10 @@ def sql(
     query: Annotated[str, typer.Argument(help="One read-only SELECT statement.")],
     as_json: JsonOption = False,
     db: DbOption = None,
+    user: Annotated[
+        str | None,
+        typer.Option("--user", help="Run as this user: an officer sees only their offices."),
+    ] = None,
 ) -> None:
     """Run one guarded, read-only SELECT on the trade data."""
     from tools.sql import SqlRunner
@@ -111,6 +117,11 @@ def sql(
     settings = get_settings()
     try:
         runner = SqlRunner(_db(db), timeout_s=settings.sql_timeout_s, row_cap=settings.sql_row_cap)
+        if user is not None:
+            from tools.access import resolve_scope
+            from tools.scoping import ScopedRunner
+
+            runner = ScopedRunner(runner, resolve_scope(user))
         result = runner.run(query)
     except TamgaError as exc:
         _fail(str(exc), as_json)
@@ -454,6 +465,214 @@ def audit_export(
         _fail(str(exc))
         return
     progress(f"Exported {count:,} records" + (f" to {output}" if output else ""))
+
+
+PeriodOption = Annotated[
+    str | None,
+    typer.Option("--period", help="2025-10 (month), 2025-Q3 (quarter) or 2025 (year)."),
+]
+
+
+@risk_app.command("score")
+def risk_score(
+    trader: Annotated[str, typer.Argument(help="Trader ID, e.g. T000012.")],
+    period: PeriodOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A trader's risk score from the label-free indicators, with reasons and duty at stake."""
+    from tools.indicators import analysis_runner
+    from tools.trader_risk import parse_period, trader_score
+
+    try:
+        runner = analysis_runner(_db(db))
+        score = trader_score(runner, trader, parse_period(period))
+    except TamgaError as exc:
+        _fail(str(exc), as_json)
+        return
+    if as_json:
+        print_json(score.to_json())
+        return
+    print(f"{score.name} ({score.trader_id}): risk score {score.score:.2f}, duty at stake "
+          f"USD {score.duty_at_stake:,.0f}, expected revenue USD {score.expected_revenue:,.0f}")
+    for reason in score.reasons or ["No indicator flags this trader."]:
+        print(f"- {reason}")
+
+
+@risk_app.command("top")
+def risk_top(
+    period: PeriodOption = None,
+    office: Annotated[str | None, typer.Option("--office", help="Customs office name.")] = None,
+    n: Annotated[int, typer.Option("--n", help="How many traders.")] = 20,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Who to audit next: traders ranked by expected revenue at stake (score x duty gap)."""
+    from tools.indicators import analysis_runner
+    from tools.trader_risk import audit_candidates, parse_period
+
+    try:
+        runner = analysis_runner(_db(db))
+        found = audit_candidates(runner, parse_period(period), office, n, progress=progress)
+    except TamgaError as exc:
+        _fail(str(exc), as_json)
+        return
+    if as_json:
+        print_json({"period": period, "office": office,
+                    "candidates": [c.to_json() for c in found]})
+        return
+    rows = [[c.rank, c.trader_id, c.name, f"{c.score:.2f}", round(c.duty_at_stake),
+             round(c.expected_revenue), c.last_audit or "-"] for c in found]
+    print(render_table(["rank", "trader_id", "name", "score", "duty_at_stake",
+                        "expected_revenue", "last_audit"], rows))
+    for c in found[:5]:
+        print(f"{c.rank}. {c.trader_id}: {c.reasons[0] if c.reasons else ''}")
+
+
+@app.command()
+def brief(
+    trader: Annotated[str | None, typer.Argument(help="Trader ID; omit for a period "
+                                                      "briefing.")] = None,
+    period: PeriodOption = None,
+    fmt: Annotated[str, typer.Option("--format", help="md or pdf.")] = "md",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write.")] = None,
+    db: DbOption = None,
+    index: IndexOption = None,
+) -> None:
+    """Briefing for audit planning (TRADER) or for supervisors (--period only)."""
+    from tools.briefing import period_briefing, trader_briefing
+    from tools.indicators import analysis_runner
+    from tools.trader_risk import parse_period
+
+    if fmt not in ("md", "pdf"):
+        _fail(f"Unknown format {fmt!r}: use md or pdf.")
+        return
+    try:
+        parsed = parse_period(period)
+        runner = analysis_runner(_db(db))
+        if trader:
+            briefing = trader_briefing(runner, trader, parsed, _index(index), progress=progress)
+        elif parsed is not None:
+            briefing = period_briefing(runner, parsed, progress=progress)
+        else:
+            _fail("Give a trader ID, or --period for a period briefing.")
+            return
+    except TamgaError as exc:
+        _fail(str(exc))
+        return
+    if fmt == "pdf":
+        target = output or Path(f"briefing-{trader or period}.pdf")
+        target.write_bytes(briefing.pdf())
+        progress(f"Wrote {target}")
+    elif output is not None:
+        output.write_text(briefing.markdown(), encoding="utf-8")
+        progress(f"Wrote {output}")
+    else:
+        print(briefing.markdown())
+
+
+# -- users ----------------------------------------------------------------------------------------
+
+users_app = typer.Typer(
+    help="Accounts and roles: officer (own customs offices), analyst, supervisor, admin.",
+    no_args_is_help=True,
+)
+app.add_typer(users_app, name="users")
+UsersDbOption = Annotated[
+    Path | None,
+    typer.Option("--users-db", help="Users file (default: $TAMGA_HOME/users.db)."),
+]
+
+
+def _user_store(users_db: Path | None) -> Any:
+    from tools.access import UserStore
+
+    if users_db is None:
+        return UserStore.default()
+    return UserStore(users_db, session_hours=get_settings().session_hours)
+
+
+def _known_offices(db_path: Path) -> list[str] | None:
+    """The customs offices in the trade database, or None when there is no database to ask."""
+    if not db_path.exists():
+        return None
+    from tools.sql import SqlRunner
+
+    with SqlRunner(db_path) as runner:
+        result = runner.run("SELECT DISTINCT customs_office FROM declarations ORDER BY 1")
+    return [str(r[0]) for r in result.rows if r[0] is not None]
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="User name (letters, digits, . _ @ -).")],
+    role: Annotated[
+        str, typer.Option("--role", help="officer | analyst | supervisor | admin.")
+    ],
+    office: Annotated[
+        list[str] | None,
+        typer.Option("--office", help="A customs office an officer serves (repeat for several)."),
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Accept offices not found in the trade database.")
+    ] = False,
+    users_db: UsersDbOption = None,
+    db: DbOption = None,
+) -> None:
+    """Add a user (the password is asked twice, or read with --password-stdin)."""
+    offices = office or []
+    try:
+        known = None if force or not offices else _known_offices(_db(db))
+    except TamgaError as exc:
+        _fail(str(exc))
+        return
+    unknown = [o for o in offices if known is not None and o not in known]
+    if unknown:
+        _fail(f"Unknown customs office(s): {', '.join(unknown)}. Offices in the database: "
+              f"{'; '.join(known or [])}. (Use --force to add them anyway.)")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = _user_store(users_db).add(name, password, role, offices)
+    except TamgaError as exc:
+        _fail(str(exc))
+        return
+    where = f" ({', '.join(user.offices)})" if user.offices else ""
+    print(f"Added {user.role} {user.name}{where}.")
+
+
+@users_app.command("remove")
+def users_remove(
+    name: Annotated[str, typer.Argument(help="User to remove.")],
+    users_db: UsersDbOption = None,
+) -> None:
+    """Remove a user and end their sessions."""
+    try:
+        _user_store(users_db).remove(name)
+    except TamgaError as exc:
+        _fail(str(exc))
+    print(f"Removed {name}.")
+
+
+@users_app.command("list")
+def users_list(users_db: UsersDbOption = None, as_json: JsonOption = False) -> None:
+    """List users, roles and offices (password hashes are never shown)."""
+    users = _user_store(users_db).users()
+    if as_json:
+        print_json({"users": [u.to_json() for u in users]})
+        return
+    if not users:
+        print("No users yet: Tamga runs single-user (everyone sees all offices). "
+              "Add one with `tamga users add NAME --role ...`.")
+        return
+    print(render_table(["name", "role", "offices", "created_at"],
+                       [[u.name, u.role, "; ".join(u.offices) or "(all)", u.created_at]
+                        for u in users]))
 
 
 def main() -> None:

@@ -37,3 +37,7 @@ class UnknownTrader(TamgaError):
 
 class LLMUnavailable(TamgaError):
     """The configured language model endpoint is down, slow or answered nonsense."""
+
+
+class AccessDenied(TamgaError):
+    """Unknown user, wrong password, expired session, or a role that may not do this."""

@@ -102,6 +102,17 @@ class Intent:
         return sum(w for p, w in zip(self.keyword_patterns, self.keyword_weights, strict=True)
                    if p.search(text))
 
+    def stems(self) -> frozenset[str]:
+        """Word stems (first five letters) of the intent's phrasings, title, description and
+        keywords: the words a question matched to this intent is expected to use."""
+        cached = self.__dict__.get("_stems")
+        if cached is None:
+            text = " ".join([self.title, self.description, *self.examples, *self.keywords])
+            text = re.sub(r"\{[a-z_]+\}", " ", text).lower()
+            cached = frozenset(stem(w) for w in re.findall(r"[a-z]{3,}", text))
+            self.__dict__["_stems"] = cached
+        return cached
+
     def example_texts(self, fill: dict[str, str]) -> list[str]:
         """The example phrasings with placeholders replaced by `fill` values."""
         return [ex.format(**fill) for ex in self.examples]
@@ -134,6 +145,11 @@ class IntentLibrary:
             text = re.sub(r"\{[a-z_]+\}", " ", text)
             words.update(w for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 1)
         return words
+
+
+def stem(word: str) -> str:
+    """A crude stem for comparing words: the first five letters ('audited' -> 'audit')."""
+    return word.lower()[:5]
 
 
 def _fields(template: str) -> set[str]:

@@ -12,6 +12,8 @@ is given).
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +37,8 @@ EXAMPLE_FILL = {
 }
 
 _EMBED_LOCK = threading.Lock()  # the tokenizer of the encoder is not safe to share mid-call
+_MATRICES: dict[str, np.ndarray] = {}  # example embeddings per library, shared in the process
+_MATRICES_LOCK = threading.Lock()
 _THREADS_SET = False
 
 
@@ -56,6 +60,48 @@ def embed_texts(texts: list[str]) -> np.ndarray:
     with _EMBED_LOCK:
         _one_torch_thread()
         return embed(texts)
+
+
+# Words any question may use without asking for anything an intent must know about.
+GENERIC_WORDS = frozenset("""
+customs declaration declarations goods trade trades traded data import imports imported
+importer importers importing export exports exported exporter exporters exporting value
+values valued country countries trader traders company companies firm firms business year
+years yearly month months monthly quarter quarters period periods total totals number numbers
+amount amounts much many show list give tell please see want know need find look check get
+got make made also only just first last latest recent this that next previous prior top most
+largest biggest main leading highest lowest ranked rank ranking compared overall all each per
+our their them they who what which when where how why does did done have has had was were
+will would could should can may might shall been being any some every other same such there
+here about into onto from with without over under between since until during before after
+duty duties tax taxes vat weight mass tonnes tons kilos kilograms chart graph table picture
+plot visualise visualize report summary summarise summarize breakdown break down split
+green yellow red channel channels office offices customs post posts item items shipment
+shipments consignment consignments right now today currently please thanks thank you
+january february march april may june july august september october november december one two
+three four five six seven eight nine ten twenty hundred thousand million billion usd
+bring brings brought bringing came come comes coming arrive arrived arriving clear cleared
+clearing revenue receipts collected collect collecting paid pay pays payment payments
+""".split())
+
+
+def unexplained_words(masked: str, intent: Intent) -> list[str]:
+    """Words of a (masked) question that neither the intent's own phrasings nor everyday
+    question words account for: what an answer from this intent would ignore."""
+    from assistant.intents import stem
+    from assistant.slots import MASKS, STOPWORDS
+
+    masks = {m.lower() for m in MASKS.values()}
+    generic = {stem(w) for w in GENERIC_WORDS | STOPWORDS}
+    out = []
+    for word in re.findall(r"[a-z]+", masked.lower()):
+        if len(word) < 3 or word in masks or word in STOPWORDS:
+            continue
+        if stem(word) in generic or stem(word) in intent.stems():
+            continue
+        if word not in out:
+            out.append(word)
+    return out
 
 
 @dataclass(frozen=True)
@@ -110,21 +156,27 @@ class Matcher:
     def _load_or_embed(self) -> np.ndarray:
         import numpy as np
 
+        key = self._key()
         path = None
         if self.cache_dir is not None:
-            path = Path(self.cache_dir) / f"intent-examples-{self._key()}.npy"
-            if path.exists():
-                try:
-                    cached = np.load(path)
-                    if cached.shape[0] == len(self._examples):
-                        return cached
-                except (OSError, ValueError):
-                    pass
-        matrix = embed_texts([text for _, text in self._examples])
-        if path is not None:
+            path = Path(self.cache_dir) / f"intent-examples-{key}.npy"
+        with _MATRICES_LOCK:
+            matrix = _MATRICES.get(key)
+        if matrix is None and path is not None and path.exists():
+            try:
+                cached = np.load(path)
+                if cached.shape[0] == len(self._examples):
+                    matrix = cached
+            except (OSError, ValueError):
+                matrix = None
+        if matrix is None:
+            matrix = embed_texts([text for _, text in self._examples])
+        with _MATRICES_LOCK:
+            _MATRICES[key] = matrix
+        if path is not None and not path.exists():
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp.npy")
+                tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
                 np.save(tmp, matrix)
                 tmp.replace(path)
             except OSError:

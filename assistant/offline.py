@@ -36,8 +36,8 @@ from assistant.conversation import (
 )
 from assistant.errors import SqlFailed, TamgaError
 from assistant.intents import Intent, IntentLibrary, load_intents
-from assistant.matcher import Match, Matcher
-from assistant.slots import Period, SlotExtractor, Slots, clean_question
+from assistant.matcher import Match, Matcher, unexplained_words
+from assistant.slots import Period, SlotExtractor, Slots, clean_question, slot_extractor
 
 if TYPE_CHECKING:
     from retrieval.search import Searcher
@@ -226,12 +226,14 @@ class Plan:
     suggestions: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    unexplained: list[str] = field(default_factory=list)
 
     @property
     def confident(self) -> bool:
-        """True when the offline engine should answer even if an LLM is available."""
+        """True when the offline engine should answer even if an LLM is available: a
+        follow-up, or a strong match whose words the intent accounts for."""
         if self.kind in ("intent", "search"):
-            return self.follow_up or self.score >= HIGH_CONFIDENCE
+            return self.follow_up or (self.score >= HIGH_CONFIDENCE and not self.unexplained)
         return self.kind != "fallback"
 
 
@@ -300,7 +302,7 @@ class OfflineEngine:
         """Slot extraction over this database."""
         with self._lock:
             if self._extractor is None:
-                self._extractor = SlotExtractor(self.runner, self.library.vocabulary())
+                self._extractor = slot_extractor(self.runner, self.library.vocabulary())
             return self._extractor
 
     @property
@@ -383,8 +385,11 @@ class OfflineEngine:
             return Plan("fallback", q, slots=slots, ranked=ranked_all,
                         score=ranked[0].score if ranked else 0.0)
         top = ranked[0]
-        kind = "search" if top.intent.kind == "search" else "intent"
-        return Plan(kind, q, intent=top.intent, slots=slots, score=top.score, ranked=ranked)
+        if top.intent.kind == "search":
+            return Plan("search", q, intent=top.intent, slots=slots, score=top.score,
+                        ranked=ranked)
+        return Plan("intent", q, intent=top.intent, slots=slots, score=top.score, ranked=ranked,
+                    unexplained=unexplained_words(slots.masked, top.intent))
 
     @staticmethod
     def _allowed(intent: Intent, slots: Slots) -> bool:
@@ -723,6 +728,10 @@ class OfflineEngine:
                           intent=intent.id, warnings=[str(exc)])
         if result.truncated:
             warnings.append(f"Only the first {len(result.rows):,} rows are shown.")
+        if plan.unexplained:
+            words = ", ".join(f'"{w}"' for w in plan.unexplained)
+            warnings.append(f"I answered the closest question I can verify ({intent.title}); "
+                            f"it does not take {words} into account.")
         text, empty = self._render_text(intent, slots, resolved, result)
         table = self._table(intent, result)
         tables = [table] + [Table(list(r.columns), [list(x) for x in r.rows], title=title,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +47,14 @@ class Settings(BaseSettings):
     local_model: bool = Field(
         default=False,
         description="Use the packaged local model (Qwen2.5-Coder-1.5B GGUF) when installed.",
+    )
+    llm_data_policy: Literal["schema", "aggregates", "rows"] = Field(
+        default="aggregates",
+        description="What query results may be sent to a REMOTE LLM endpoint: schema (column "
+        "names only), aggregates (grouped results, trader names/TINs masked) or rows.",
+    )
+    session_hours: float = Field(
+        default=8.0, gt=0, description="Lifetime of a login session, in hours."
     )
 
     def resolved_home(self) -> Path:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import calendar
 import re
+import threading
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tools.traders import LEGAL_FORMS, TraderIndex, TraderMatch, fold_text, trader_index
@@ -390,6 +392,25 @@ def mask(question: str, spans: list[tuple[int, int, str]]) -> str:
         pos = e
     out.append(question[pos:])
     return " ".join("".join(out).split())
+
+
+_EXTRACTORS: dict[tuple[str, float, int], SlotExtractor] = {}
+_EXTRACTORS_LOCK = threading.Lock()
+
+
+def slot_extractor(runner: SqlRunner, vocabulary: set[str] | None = None) -> SlotExtractor:
+    """The slot extractor of the runner's database, built once per process (and per change of
+    the database file or of the vocabulary)."""
+    path = Path(runner.db_path)
+    key = (str(path.resolve()), path.stat().st_mtime if path.exists() else 0.0,
+           hash(frozenset(vocabulary or ())))
+    with _EXTRACTORS_LOCK:
+        found = _EXTRACTORS.get(key)
+    if found is None:
+        found = SlotExtractor(runner, vocabulary)
+        with _EXTRACTORS_LOCK:
+            _EXTRACTORS[key] = found
+    return found
 
 
 class SlotExtractor:

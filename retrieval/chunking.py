@@ -30,10 +30,10 @@ from retrieval.loaders import Block, LoadedDocument, looks_dutch, normalize_spac
 class ChunkingConfig:
     """Size limits, in words."""
 
-    target_words: int = 220  # pieces are merged up to about this size
-    max_words: int = 320  # hard cap: longer pieces are split (structure first, then size)
+    target_words: int = 150  # pieces are merged up to about this size
+    max_words: int = 200  # hard cap: longer pieces are split (structure first, then size)
     min_words: int = 40  # a region below this may be merged with its small siblings
-    overlap_words: int = 40  # overlap between size-based windows
+    overlap_words: int = 30  # overlap between size-based windows
     region_merge_words: int = 150  # merged small sibling regions stay below this
 
 
@@ -376,9 +376,12 @@ def _region_drafts(region: Region, config: ChunkingConfig) -> list[Draft]:
     groups: list[list[Piece]] = []
     current: list[Piece] = []
     count = 0
-    for piece in pieces:
+    for n, piece in enumerate(pieces):
         only_intro = all(p.intro for p in current)
-        if current and not only_intro and count + piece.words > config.target_words:
+        size = piece.words
+        if piece.intro and n + 1 < len(pieces):
+            size += pieces[n + 1].words  # a chapeau goes where its first item goes
+        if current and not only_intro and count + size > config.target_words:
             groups.append(current)
             current, count = [], 0
         current.append(piece)

@@ -284,16 +284,36 @@ def _label_key(label: str) -> tuple[tuple[int, Any], ...]:
     return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
 
 
+def _range_ends(first: str, last: str) -> list[str]:
+    """Readings of a shortened range end: '2(a)-(c)' -> 2(c); 'Note 1-3' -> Note 3."""
+    ends = [last]
+    groups = re.findall(r"\([^()]*\)", last)
+    if groups and "".join(groups) == last:
+        m = re.match(r"^(.*?)((?:\([^()]*\))+)$", first)
+        if m:
+            base, tail = m.groups()
+            first_groups = re.findall(r"\([^()]*\)", tail)
+            for n in range(len(groups), len(first_groups) + 1):
+                ends.append(base + "".join(first_groups[: len(first_groups) - n]) + last)
+    else:
+        m = re.match(r"^(\D*?)\d", first)  # keep a word prefix such as "Note " or "Heading "
+        if m:
+            ends.append(m.group(1) + last)
+    return ends
+
+
 def _in_range(range_label: str, label: str) -> bool:
     if "-" not in range_label:
         return False
     first, last = range_label.rsplit("-", 1)
-    a, b, e = _label_key(first), _label_key(last), _label_key(label)
-    if not a or not b or not e:
+    a, e = _label_key(first), _label_key(label)
+    if not a or not e:
         return False
-    if len(b) < len(a):
-        b = a[: len(a) - len(b)] + b
-    return a <= e and (e <= b or e[: len(b)] == b)
+    for end in _range_ends(first, last):
+        b = _label_key(end)
+        if b and a <= b and a <= e and (e <= b or e[: len(b)] == b):
+            return True
+    return False
 
 
 def locator_matches(found: str, expected: str) -> bool:

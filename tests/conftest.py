@@ -31,3 +31,17 @@ def demo_truth(demo_db: Path) -> Path:
     from tradedata.demo import truth_path_for
 
     return truth_path_for(demo_db)
+
+
+@pytest.fixture(scope="session")
+def guidance_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A regulations index of Tamga's own guidance notes, built once per session (real embeddings).
+
+    Tests must only search it, never ingest into it.
+    """
+    from retrieval.ingest import ingest_paths
+
+    repo = Path(__file__).resolve().parents[1]
+    index_dir = tmp_path_factory.mktemp("guidance-index")
+    ingest_paths([repo / "retrieval" / "guidance"], index_dir=index_dir)
+    return index_dir

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_sql_guard import ITEMS, TRADERS, build_trade_db
 from typer.testing import CliRunner
 
 from assistant.cli import app
+from tests.test_sql_guard import ITEMS, TRADERS, build_trade_db
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -448,7 +448,8 @@ def _goods(f: Row, line: Row) -> str:
 
 
 def _season(f: Row, line: Row) -> str:
-    return f"declared on {line['date']:%A %d %B}"
+    day = line["date"]
+    return f"declared on {day:%A} {day.day} {day:%B}"
 
 
 def _procedure(f: Row, line: Row) -> str:

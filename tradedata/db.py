@@ -45,6 +45,7 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
                 "enable_external_access": False,
                 "autoinstall_known_extensions": False,
                 "autoload_known_extensions": False,
+                "python_enable_replacements": False,
             },
         )
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -99,23 +99,27 @@ def generate_demo(
     """
     if not MIN_ITEMS <= items <= MAX_ITEMS:
         raise TamgaError(f"--rows must be between {MIN_ITEMS:,} and {MAX_ITEMS:,} (got {items:,}).")
+    import duckdb
+
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
     db_path = Path(db_path).expanduser().resolve()
     truth = truth_path_for(db_path)
-    db_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = db_path.with_name(f".{db_path.name}.building-{os.getpid()}")
     tmp_truth = truth.with_name(f".{truth.name}.building-{os.getpid()}")
-    _remove(tmp, tmp_truth, Path(f"{tmp}.wal"))
-
     end = _month_start(end_month or default_end_month())
     try:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        _remove(tmp, tmp_truth, Path(f"{tmp}.wal"))
         counts = _build(tmp, tmp_truth, items, seed, end, say)
         _remove(Path(f"{db_path}.wal"))
         os.replace(tmp, db_path)
         os.replace(tmp_truth, truth)
+    except (OSError, duckdb.Error) as exc:
+        raise TamgaError(f"Could not build the demo database at {db_path}: {exc}") from exc
     finally:
-        _remove(tmp, tmp_truth, Path(f"{tmp}.wal"))
+        with contextlib.suppress(OSError):
+            _remove(tmp, tmp_truth, Path(f"{tmp}.wal"))
     elapsed = time.perf_counter() - started
     summary = DemoSummary(
         db_path=db_path, truth_path=truth, seed=seed, elapsed_s=elapsed,
@@ -709,6 +713,8 @@ def _plan_anomalies(rng: np.random.Generator, tr: Traders, sl: Slots, prod: Prod
         sl.seller[s] = sl.seller_index(f"S{parent}{50_000 + t:05d}")
         plan.kind[t] = "related_party_pricing"
         plan.product[t] = common_product(t, s)
+        # The group sources the goods where most of the market does, so prices can be compared.
+        sl.origin[s] = prod.origins[plan.product[t], 0]
     for _ in range(per_type):
         # Undervaluation: the main goods declared far below the market price, from some date,
         # by a trader whose purchases stay a minority of the market for those goods.
@@ -1081,7 +1087,7 @@ def _generate(rng: np.random.Generator, tr: Traders, sl: Slots, prod: Products, 
                          f"{uv[i]:.2f} USD/kg, about {f:.0%} of the market price"
                          for i, f in zip(under, f_under, strict=True)])
     rel = np.flatnonzero((i_kind == RELATED) & related & top_slot & ~i_export)
-    f_rel = rng.uniform(0.4, 0.55, len(rel))
+    f_rel = rng.uniform(0.35, 0.5, len(rel))
     uv[rel] = peer_uv[rel] * f_rel
     truth_type.append(np.full(len(rel), 4))
     truth_item.append(rel)

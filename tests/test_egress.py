@@ -1,0 +1,106 @@
+"""What leaves the machine: results are cut down to the data policy before a remote model sees them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from assistant.settings import Settings
+from tools.egress import (
+    EgressLog,
+    Masker,
+    effective_policy,
+    is_aggregate_query,
+    is_remote,
+    redact_for_llm,
+)
+from tools.sql import SqlRunner
+
+BY_TRADER = (
+    "SELECT t.name, t.tin, count(*) AS declarations FROM declarations d "
+    "JOIN traders t USING (trader_id) GROUP BY ALL ORDER BY 3 DESC LIMIT 5"
+)
+ROWS = "SELECT d.declaration_id, t.name, t.tin FROM declarations d JOIN traders t USING (trader_id) "\
+       "LIMIT 5"
+
+
+@pytest.fixture(scope="module")
+def runner(demo_db: Path) -> Iterator[SqlRunner]:
+    with SqlRunner(demo_db) as r:
+        yield r
+
+
+@pytest.fixture(scope="module")
+def names(runner: SqlRunner) -> set[str]:
+    rows = runner.run("SELECT name, tin FROM traders").rows
+    return {v for row in rows for v in row if v}
+
+
+def _text(payload: dict[str, object]) -> str:
+    return json.dumps(payload, ensure_ascii=False).lower()
+
+
+def test_default_policy_is_aggregates_for_remote_endpoints() -> None:
+    settings = Settings()
+    assert settings.llm_data_policy == "aggregates"
+    assert effective_policy("https://api.openai.com/v1", settings.llm_data_policy) == "aggregates"
+    assert effective_policy("http://127.0.0.1:8080/v1", "schema") == "rows"
+    assert effective_policy("http://localhost:11434/v1", "schema") == "rows"
+    assert not is_remote(None) and is_remote("http://10.0.0.5:8000/v1")
+    with pytest.raises(ValueError):
+        effective_policy("https://x.example/v1", "everything")
+
+
+def test_aggregate_detection() -> None:
+    assert is_aggregate_query(BY_TRADER)
+    assert is_aggregate_query("SELECT count(*) FROM declarations")
+    assert is_aggregate_query("WITH s AS (SELECT trader_id, sum(1) AS n FROM declarations "
+                              "GROUP BY 1) SELECT * FROM s ORDER BY n DESC")
+    assert not is_aggregate_query(ROWS)
+    assert not is_aggregate_query("SELECT name, count(*) OVER () FROM traders")
+    assert not is_aggregate_query("SELECT name, (SELECT count(*) FROM audits) FROM traders")
+    assert not is_aggregate_query("SELECT count(*) FROM traders UNION ALL SELECT 1 FROM traders")
+
+
+def test_aggregates_policy_masks_trader_names_and_tins(runner: SqlRunner, names: set[str]) -> None:
+    result = runner.run(BY_TRADER)
+    sent_names = {row[0] for row in result.rows}
+    masker = Masker(names)
+    log = EgressLog()
+    payload = redact_for_llm(result, "aggregates", masker=masker, log=log)
+    text = _text(payload)
+    assert not any(name.lower() in text for name in sent_names)
+    assert payload["masked_columns"] == ["name", "tin"]
+    assert [row[2] for row in payload["rows"]] == [row[2] for row in result.rows]
+    first = payload["rows"][0][0]
+    assert first.startswith("TRADER-") and masker.unmask(f"{first} leads") == (
+        f"{result.rows[0][0]} leads")
+    assert log.records[0].rows_sent == len(result.rows) and log.records[0].payload is payload
+
+
+def test_value_based_masking_catches_renamed_columns(runner: SqlRunner, names: set[str]) -> None:
+    result = runner.run("SELECT t.name AS who, count(*) AS n FROM declarations d "
+                        "JOIN traders t USING (trader_id) GROUP BY 1 ORDER BY 2 DESC LIMIT 3")
+    payload = redact_for_llm(result, "aggregates", masker=Masker(names))
+    assert payload["masked_columns"] == ["who"]
+    assert not any(row[0].lower() in _text(payload) for row in result.rows)
+
+
+def test_rows_are_withheld_unless_the_policy_allows_them(runner: SqlRunner) -> None:
+    result = runner.run(ROWS)
+    log = EgressLog()
+    aggregated = redact_for_llm(result, "aggregates", log=log)
+    assert "rows" not in aggregated and "aggregated results" in aggregated["withheld"]
+    schema = redact_for_llm(runner.run(BY_TRADER), "schema", log=log)
+    assert "rows" not in schema
+    assert schema["columns"] == [{"name": "name", "type": "text"},
+                                 {"name": "tin", "type": "text"},
+                                 {"name": "declarations", "type": "number"}]
+    everything = redact_for_llm(result, "rows", log=log)
+    assert everything["rows"] == result.rows
+    assert [r.rows_sent for r in log.records] == [0, 0, len(result.rows)]
+    assert log.summary() == f"3 results sent to the remote model: {len(result.rows)} rows sent, " \
+        f"{len(result.rows) + 5} withheld."

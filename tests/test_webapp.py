@@ -1,0 +1,165 @@
+"""The web app, run with Streamlit's AppTest on a real demo database and guidance index."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from assistant.settings import get_settings
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TIMEOUT = 120
+
+
+@pytest.fixture()
+def app_env(
+    demo_db: Path, guidance_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """Point the app at the demo database, the guidance index and a fresh log folder."""
+    monkeypatch.setenv("TAMGA_DB_PATH", str(demo_db))
+    monkeypatch.setenv("TAMGA_INDEX_DIR", str(guidance_index))
+    monkeypatch.setenv("TAMGA_LOG_DIR", str(tmp_path / "logs"))
+    monkeypatch.setenv("TAMGA_HOME", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    yield tmp_path / "logs"
+    get_settings.cache_clear()
+
+
+def _reference(db: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def _app() -> AppTest:
+    return AppTest.from_file(APP, default_timeout=TIMEOUT)
+
+
+def _texts(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def test_empty_chat_shows_examples_for_each_kind_of_user(app_env: Path, demo_db: Path) -> None:
+    at = _app().run()
+    assert not at.exception
+    markdown = _texts(at)
+    for who in ("Audit officer", "Staff", "Supervisor"):
+        assert who in markdown
+    labels = [b.label for b in at.button]
+    (top_trader,) = _reference(
+        demo_db,
+        "SELECT t.name FROM declarations d JOIN declaration_items i USING (declaration_id) "
+        "JOIN traders t USING (trader_id) GROUP BY t.name ORDER BY sum(i.customs_value) DESC "
+        "LIMIT 1",
+    )[0]
+    assert any(top_trader in label for label in labels)
+    assert any("related parties" in label for label in labels)
+
+
+def test_sidebar_describes_the_data_set(app_env: Path, demo_db: Path) -> None:
+    at = _app().run()
+    sidebar = "\n".join(m.value for m in at.sidebar.markdown)
+    ((items,),) = _reference(demo_db, "SELECT count(*) FROM declaration_items")
+    assert f"{items:,}" in sidebar
+    assert "USD" in sidebar
+    assert "tamga-demo" in sidebar
+
+
+def test_data_question_renders_table_sql_and_feedback(app_env: Path, demo_db: Path) -> None:
+    at = _app().run()
+    at.chat_input[0].set_value("Top 5 importers in 2024 by customs value").run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert len(at.dataframe) >= 1
+    frame = at.dataframe[0].value
+    reference = _reference(
+        demo_db,
+        "SELECT sum(i.customs_value) FROM declarations d JOIN declaration_items i "
+        "USING (declaration_id) WHERE d.flow = 'import' AND year(d.declaration_date) = 2024 "
+        "GROUP BY d.trader_id ORDER BY 1 DESC LIMIT 5",
+    )
+    numeric = frame.select_dtypes("number")
+    top_value = max(float(numeric[c].max()) for c in numeric.columns)
+    assert top_value == pytest.approx(reference[0][0], rel=1e-6)
+    assert any(e.label == "How I got this" for e in at.expander)
+    assert any("SELECT" in c.value.upper() for c in at.code)
+    # Thumbs up is stored with the question.
+    at.feedback[0].set_value(1).run()
+    records = [json.loads(x) for x in (app_env / "feedback.jsonl").read_text().splitlines()]
+    assert records[-1]["rating"] == "up"
+    assert records[-1]["question"] == "Top 5 importers in 2024 by customs value"
+
+
+def test_rule_question_shows_citations(app_env: Path) -> None:
+    at = _app().run()
+    at.chat_input[0].set_value(
+        "When can we reject the declared price because buyer and seller are related?"
+    ).run()
+    assert not at.exception, at.exception
+    cards = [e.label for e in at.expander if e.label.startswith("[")]
+    assert cards, "no citation cards"
+    assert any(".md" in label for label in cards)
+
+
+def test_follow_up_keeps_the_conversation(app_env: Path) -> None:
+    at = _app().run()
+    at.chat_input[0].set_value("Top 5 importers in 2024").run()
+    at.chat_input[0].set_value("and in 2023?").run()
+    assert not at.exception, at.exception
+    assert len(at.chat_message) == 4
+    sql = "\n".join(c.value for c in at.code)
+    assert "2023" in sql
+
+
+def test_new_conversation_and_exports(app_env: Path) -> None:
+    at = _app().run()
+    at.chat_input[0].set_value("Top 5 importers in 2024").run()
+    downloads = [b.label for b in at.sidebar.get("download_button")]
+    assert "Export as Markdown" in downloads and "Export as PDF" in downloads
+    at.sidebar.button[0].click().run()
+    assert len(at.chat_message) == 0
+
+
+def test_dashboard_key_figures_match_sql(app_env: Path, demo_db: Path) -> None:
+    at = _app().run()
+    at.sidebar.radio(key="page").set_value("Supervisor dashboard").run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    ((count,),) = _reference(
+        demo_db,
+        "SELECT count(*) FROM declarations WHERE flow = 'import' AND "
+        "date_trunc('month', declaration_date) = "
+        "(SELECT date_trunc('month', max(declaration_date)) FROM declarations)",
+    )
+    assert metrics["Declarations"] == f"{count:,}"
+    assert "Red channel share" in metrics
+    assert len(at.dataframe) >= 1
+
+
+def test_trader_profile_page(app_env: Path, demo_db: Path) -> None:
+    ((trader_id, name, audits),) = _reference(
+        demo_db,
+        "SELECT t.trader_id, t.name, count(a.audit_id) FROM traders t "
+        "JOIN audits a USING (trader_id) GROUP BY ALL ORDER BY 3 DESC, 1 LIMIT 1",
+    )
+    at = _app().run()
+    at.sidebar.radio(key="page").set_value("Trader profile").run()
+    at.text_input(key="profile_query").set_value(trader_id).run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Trader ID"] == trader_id
+    assert any(name == s.value for s in at.subheader)
+    audit_frame = at.dataframe[0].value
+    assert len(audit_frame) == audits
+
+
+def test_unknown_trader_gets_a_friendly_message(app_env: Path) -> None:
+    at = _app().run()
+    at.sidebar.radio(key="page").set_value("Trader profile").run()
+    at.text_input(key="profile_query").set_value("zzqx-no-such-company-9999").run()
+    assert not at.exception
+    assert at.warning and "No trader matches" in at.warning[0].value
