@@ -157,7 +157,7 @@ class AuditLog:
                                    "updated": time.time()}), encoding="utf-8")
         os.replace(tmp, self.head_path)
 
-    # -- reading and checking --------------------------------------------------------------------------
+    # -- reading and checking ---------------------------------------------------------------------
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Every record, in order (AuditLogError on a line that is not JSON)."""
@@ -210,7 +210,7 @@ class AuditLog:
             return Verification(False, count, count + 1, "the head file is missing")
         return Verification(True, count, head_hash=prev_hash)
 
-    # -- export ------------------------------------------------------------------------------------------
+    # -- export -----------------------------------------------------------------------------------
 
     def export(self, out: TextIO, fmt: str = "jsonl") -> int:
         """Write every record to `out` as JSON lines or CSV; returns the number written."""

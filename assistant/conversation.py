@@ -40,8 +40,8 @@ _FILLER = STOPWORDS | {m.lower() for m in MASKS.values()} | {
     "only", "just", "instead", "show", "it", "that", "please", "chart", "graph", "plot",
     "picture", "diagram", "table", "same", "now", "then", "also", "what", "about", "how", "as",
     "them", "their", "they", "those", "these", "this", "one", "ones", "again", "ok", "okay",
-    "please", "thanks", "top", "import", "imports", "imported", "importers", "export",
-    "exports", "exported", "exporters", "both", "too", "instead", "year", "visualise",
+    "thanks", "top", "import", "imports", "imported", "importers", "export",
+    "exports", "exported", "exporters", "both", "too", "year", "visualise",
     "visualize", "draw", "make", "give", "view",
 }
 # A follow-up that only changes how a ranking is measured ("ranked by duty", "by weight").
@@ -67,9 +67,7 @@ def looks_like_follow_up(question: str, masked: str, slots: Slots) -> bool:
         return True
     if len(words) <= 6 and SHORT_FOLLOW_UP_START.match(question.strip()):
         return True
-    if slots.chart and len(content_words(masked)) <= 1:
-        return True
-    return False
+    return slots.chart and len(content_words(masked)) <= 1
 
 
 def merge_slots(previous: Slots, new: Slots) -> Slots:

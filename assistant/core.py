@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from assistant.answer import Answer
 from assistant.audit_log import AuditLog, answer_record
-from assistant.conversation import Conversation
+from assistant.conversation import Conversation, TurnState
 from assistant.errors import LLMUnavailable, TamgaError
 from assistant.offline import OfflineEngine, Plan
 
@@ -102,7 +102,8 @@ class Assistant:
             try:
                 answer, state = self._route(question, conversation, mode)
             except TamgaError as exc:
-                answer, state = Answer(str(exc), engine="error", warnings=[str(exc)]), None
+                answer = Answer(str(exc), engine="error", warnings=[str(exc)])
+                state = None
             answer.elapsed_ms = (time.perf_counter() - started) * 1000
             answer.timings["total_ms"] = answer.elapsed_ms
             if conversation is not None:
@@ -128,7 +129,7 @@ class Assistant:
             return self.llm_engine
 
     def _route(self, question: str, conversation: Conversation | None, mode: str
-               ) -> tuple[Answer, object]:
+               ) -> tuple[Answer, TurnState | None]:
         plan = self.offline.plan(question, conversation)
         use_llm = plan.kind not in NEVER_TO_LLM and (
             mode == "llm" or (mode == "auto" and not plan.confident))

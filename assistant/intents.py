@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -130,7 +131,7 @@ class IntentLibrary:
     def __len__(self) -> int:
         return len(self.intents)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Intent]:
         return iter(self.intents)
 
     def get(self, intent_id: str) -> Intent:

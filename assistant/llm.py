@@ -659,12 +659,16 @@ class LocalLlama:
     def __init__(self, path: Path, n_ctx: int = 8192, n_threads: int | None = None) -> None:
         import os
 
+        # llama.cpp's OpenMP threads spin while waiting by default; on a shared machine that
+        # made generation ten times slower (docs/llm.md). Must be set before the library loads.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         from jinja2.sandbox import ImmutableSandboxedEnvironment
         from llama_cpp import Llama
 
+        threads = n_threads or min(4, os.cpu_count() or 2)
         self.path = path
-        self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads or
-                         min(4, os.cpu_count() or 2), n_batch=512, seed=0, verbose=False)
+        self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads,
+                         n_threads_batch=threads, n_batch=512, seed=0, verbose=False)
         template = self.llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise LLMUnavailable(f"The local model file {path} has no chat template.")

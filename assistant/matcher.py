@@ -63,26 +63,34 @@ def embed_texts(texts: list[str]) -> np.ndarray:
 
 
 # Words any question may use without asking for anything an intent must know about.
-GENERIC_WORDS = frozenset("""
-customs declaration declarations goods trade trades traded data import imports imported
-importer importers importing export exports exported exporter exporters exporting value
-values valued country countries trader traders company companies firm firms business year
-years yearly month months monthly quarter quarters period periods total totals number numbers
-amount amounts much many show list give tell please see want know need find look check get
-got make made also only just first last latest recent this that next previous prior top most
-largest biggest main leading highest lowest ranked rank ranking compared overall all each per
-our their them they who what which when where how why does did done have has had was were
-will would could should can may might shall been being any some every other same such there
-here about into onto from with without over under between since until during before after
-duty duties tax taxes vat weight mass tonnes tons kilos kilograms chart graph table picture
-plot visualise visualize report summary summarise summarize breakdown break down split
-green yellow red channel channels office offices customs post posts item items shipment
-shipments consignment consignments right now today currently please thanks thank you
-january february march april may june july august september october november december one two
-three four five six seven eight nine ten twenty hundred thousand million billion usd
-bring brings brought bringing came come comes coming arrive arrived arriving clear cleared
-clearing revenue receipts collected collect collecting paid pay pays payment payments
-""".split())
+GENERIC_WORDS = frozenset([
+    "customs", "declaration", "declarations", "goods", "trade", "trades", "traded", "data",
+    "import", "imports", "imported", "importer", "importers", "importing", "export", "exports",
+    "exported", "exporter", "exporters", "exporting", "value", "values", "valued", "country",
+    "countries", "trader", "traders", "company", "companies", "firm", "firms", "business", "year",
+    "years", "yearly", "month", "months", "monthly", "quarter", "quarters", "period", "periods",
+    "total", "totals", "number", "numbers", "amount", "amounts", "much", "many", "show", "list",
+    "give", "tell", "please", "see", "want", "know", "need", "find", "look", "check", "get", "got",
+    "make", "made", "also", "only", "just", "first", "last", "latest", "recent", "this", "that",
+    "next", "previous", "prior", "top", "most", "largest", "biggest", "main", "leading", "highest",
+    "lowest", "ranked", "rank", "ranking", "compared", "overall", "all", "each", "per", "our",
+    "their", "them", "they", "who", "what", "which", "when", "where", "how", "why", "does", "did",
+    "done", "have", "has", "had", "was", "were", "will", "would", "could", "should", "can", "may",
+    "might", "shall", "been", "being", "any", "some", "every", "other", "same", "such", "there",
+    "here", "about", "into", "onto", "from", "with", "without", "over", "under", "between",
+    "since", "until", "during", "before", "after", "duty", "duties", "tax", "taxes", "vat",
+    "weight", "mass", "tonnes", "tons", "kilos", "kilograms", "chart", "graph", "table", "picture",
+    "plot", "visualise", "visualize", "report", "summary", "summarise", "summarize", "breakdown",
+    "break", "down", "split", "green", "yellow", "red", "channel", "channels", "office", "offices",
+    "customs", "post", "posts", "item", "items", "shipment", "shipments", "consignment",
+    "consignments", "right", "now", "today", "currently", "please", "thanks", "thank", "you",
+    "january", "february", "march", "april", "may", "june", "july", "august", "september",
+    "october", "november", "december", "one", "two", "three", "four", "five", "six", "seven",
+    "eight", "nine", "ten", "twenty", "hundred", "thousand", "million", "billion", "usd", "bring",
+    "brings", "brought", "bringing", "came", "come", "comes", "coming", "arrive", "arrived",
+    "arriving", "clear", "cleared", "clearing", "revenue", "receipts", "collected", "collect",
+    "collecting", "paid", "pay", "pays", "payment", "payments",
+])
 
 
 def unexplained_words(masked: str, intent: Intent) -> list[str]:
@@ -136,7 +144,7 @@ class Matcher:
         self._centroids: np.ndarray | None = None
         self._lock = threading.Lock()
 
-    # -- example embeddings, computed once -----------------------------------------------------------
+    # -- example embeddings, computed once --------------------------------------------------------
 
     def _key(self) -> str:
         from retrieval.embedding import embedding_model_path
@@ -183,7 +191,7 @@ class Matcher:
                 pass  # a read-only home only costs a few seconds next time
         return matrix
 
-    # -- scoring --------------------------------------------------------------------------------------------
+    # -- scoring ----------------------------------------------------------------------------------
 
     def centroids(self) -> np.ndarray:
         """One unit vector per intent: the mean of its example embeddings."""

@@ -117,7 +117,7 @@ def foreign_script_share(text: str) -> float:
     return other / len(letters)
 
 
-# -- SQL literals: the only way a slot value enters SQL text ----------------------------------------
+# -- SQL literals: the only way a slot value enters SQL text --------------------------------------
 
 _PARAM_RE = re.compile(r"\$([a-z_]+)")
 
@@ -148,7 +148,7 @@ def bind(sql: str, params: dict[str, Any]) -> str:
     return _PARAM_RE.sub(lambda m: sql_literal(params[m.group(1)]), sql)
 
 
-# -- number formatting in answers -------------------------------------------------------------------
+# -- number formatting in answers -----------------------------------------------------------------
 
 
 def fmt_money(value: Any, currency: str) -> str:
@@ -327,7 +327,7 @@ class OfflineEngine:
 
         return open_searcher(self.index_dir)
 
-    # -- the public API -------------------------------------------------------------------------------------
+    # -- the public API ---------------------------------------------------------------------------
 
     def answer(self, question: str, conversation: Conversation | None = None) -> Answer:
         """Plan and answer one question (conversation: for follow-ups; not recorded here)."""
@@ -426,7 +426,7 @@ class OfflineEngine:
         return Plan(kind, q, intent=intent, slots=merged, score=score, ranked=ranked,
                     follow_up=True)
 
-    # -- running a plan ---------------------------------------------------------------------------------
+    # -- running a plan ---------------------------------------------------------------------------
 
     def execute(self, plan: Plan) -> Answer:
         """Run a plan and write the answer (engine 'offline', or 'refused' for write requests)."""
@@ -505,7 +505,7 @@ class OfflineEngine:
     def _replace_span(question: str, old: str, new: str) -> str:
         return question.replace(old, new, 1) if old and old in question else f"{question} ({new})"
 
-    # -- suggestions -----------------------------------------------------------------------------------
+    # -- suggestions ------------------------------------------------------------------------------
 
     def _default_fill(self) -> dict[str, str]:
         """Real values to put into example phrasings offered as suggestions."""
@@ -591,7 +591,7 @@ class OfflineEngine:
                 out.append(example)
         return out[:k]
 
-    # -- SQL intents -----------------------------------------------------------------------------------
+    # -- SQL intents ------------------------------------------------------------------------------
 
     def resolve(self, intent: Intent, slots: Slots) -> _Resolved:
         """Slot values with the intent's defaults applied and periods worked out."""
@@ -880,7 +880,7 @@ class OfflineEngine:
             "hs_code": slots.hs.code if slots.hs else "",
         }
 
-    # -- rule questions ----------------------------------------------------------------------------------
+    # -- rule questions ---------------------------------------------------------------------------
 
     def _run_search(self, plan: Plan) -> Answer:
         started = time.perf_counter()

@@ -38,10 +38,13 @@ ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "
             "4th": 4}
 MAX_TOP_N = 100
 
-_M = r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+_M = (r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+      r"sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)")
 _Y = r"((?:19|20)\d\d)"
-_N = r"(\d{1,3}|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|fifty)"
-_HS_CUE = r"(?:hs|hs code|hs codes|code|codes|tariff|tariff code|tariff line|commodity code|hts|heading|headings|subheading|chapter|chapters|position)"
+_N = (r"(\d{1,3}|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|"
+      r"thirty|fifty)")
+_HS_CUE = (r"(?:hs|hs code|hs codes|code|codes|tariff|tariff code|tariff line|commodity code|hts|"
+           r"heading|headings|subheading|chapter|chapters|position)")
 
 # Everyday words for goods -> HS code (chapter, heading or subheading). Checked against the
 # nomenclature when loaded; entries whose code is missing are dropped.
@@ -109,29 +112,37 @@ _CODE_WORDS = frozenset({
     "IN", "IT", "AT", "BE", "NO", "TO", "ME", "AM", "IS", "OR", "AS", "BY", "DO", "GO", "SO",
     "ID", "MY", "HE", "WE", "AN", "IF", "OF", "ON", "UP", "OK", "HI", "PA", "MA", "LA", "AD",
     "AI", "AL", "AR", "BO", "CA", "CO", "DE", "EC", "ES", "FI", "GA", "GE", "IL", "KY", "MD",
-    "MT", "NE", "PE", "PR", "SC", "SE", "SH", "TV", "VA", "MS", "MO", "NC", "SD", "AS", "PM",
+    "MT", "NE", "PE", "PR", "SC", "SE", "SH", "TV", "VA", "MS", "MO", "NC", "SD", "PM",
 })
 _ALPHA3_WORDS = frozenset({
     "USD", "EUR", "VAT", "AEO", "CIF", "FOB", "EXW", "DAP", "DDP", "CFR", "FCA", "CPT", "CIP",
     "TIN", "SQL", "CSV", "KCS", "WTO", "WCO", "GDP", "CEO", "LLC", "JSC", "PLC", "LTD", "INC",
     "HTS", "ANY", "ALL", "AND", "THE", "FOR", "TOP", "CAN", "HOW", "WHO", "ARE", "NOT", "PER",
     "YES", "SUM", "MAX", "MIN", "AVG", "BEL", "GUM", "ARM", "COL", "PRT", "MAR", "DEC", "JAN",
-    "AGO", "PAN", "TUR", "IND", "CAN", "BOL", "PER", "TON",
+    "AGO", "PAN", "TUR", "IND", "BOL", "TON",
 })
-STOPWORDS = frozenset("""
-a about above after again against all also am an and any are as at be because been before being
-below between both but by can could did do does doing down during each few for from further had
-has have having he her here hers herself him himself his how i if in into is it its itself just
-me more most my myself no nor not now of off on once only or other our ours ourselves out over
-own same she should so some such than that the their theirs them themselves then there these
-they this those through to too under until up very was we were what when where which while who
-whom why will with would you your yours yourself yourselves please show me give tell list get
-let us want need see find know make much many one ones any also much per via vs versus thing
-things stuff bit lot lots kind sort way ok okay thanks thank hi hello hey like well really
-instead only just same again more less still even ever yet so far already
-""".split())
+STOPWORDS = frozenset([
+    "a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any",
+    "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both",
+    "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few",
+    "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers",
+    "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its",
+    "itself", "just", "me", "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off",
+    "on", "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "same",
+    "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them",
+    "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too",
+    "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while",
+    "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "yourself",
+    "yourselves", "please", "show", "me", "give", "tell", "list", "get", "let", "us", "want",
+    "need", "see", "find", "know", "make", "much", "many", "one", "ones", "any", "also", "much",
+    "per", "via", "vs", "versus", "thing", "things", "stuff", "bit", "lot", "lots", "kind", "sort",
+    "way", "ok", "okay", "thanks", "thank", "hi", "hello", "hey", "like", "well", "really",
+    "instead", "only", "just", "same", "again", "more", "less", "still", "even", "ever", "yet",
+    "so", "far", "already",
+])
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
 
 
 def clean_question(text: str) -> str:
@@ -327,7 +338,8 @@ def load_facts(runner: SqlRunner) -> DataFacts:
     currency_rows = runner.run(
         "SELECT value FROM dataset_info WHERE key = 'reporting_currency'").rows
     offices = [r[0] for r in _fetch_all(
-        runner, "SELECT DISTINCT customs_office FROM declarations WHERE customs_office IS NOT NULL")]
+        runner,
+        "SELECT DISTINCT customs_office FROM declarations WHERE customs_office IS NOT NULL")]
     countries = {r[0]: r[1] for r in _fetch_all(runner, "SELECT iso2, name FROM countries")}
     hs = {r[0]: (int(r[1]), r[2]) for r in _fetch_all(
         runner, "SELECT code, level, description FROM hs_nomenclature")}
@@ -509,8 +521,8 @@ class SlotExtractor:
 
     def _declaration(self, text: _Text, slots: Slots) -> None:
         candidates = {}
-        for m in re.finditer(r"(?<![\w-])([A-Za-z0-9]+(?:[-/][A-Za-z0-9]+)+|[A-Za-z]+\d{5,})(?![\w-])",
-                             text.original):
+        pattern = r"(?<![\w-])([A-Za-z0-9]+(?:[-/][A-Za-z0-9]+)+|[A-Za-z]+\d{5,})(?![\w-])"
+        for m in re.finditer(pattern, text.original):
             token = m.group(1)
             if sum(ch.isdigit() for ch in token) < 5 or re.fullmatch(r"\d{4}-\d\d(-\d\d)?", token):
                 continue
@@ -559,13 +571,15 @@ class SlotExtractor:
 
         f = text.folded
         for m in text.finditer(re.compile(
-                rf"\b(?:between|from)\s+{_M}(?:\s+{_Y})?\s+(?:and|to|till|until|through|thru)\s+{_M}(?:\s+{_Y})?\b")):
+                rf"\b(?:between|from)\s+{_M}(?:\s+{_Y})?\s+(?:and|to|till|until|through|thru)"
+                rf"\s+{_M}(?:\s+{_Y})?\b")):
             start_year = m.group(2) or m.group(4)
             end_year = m.group(4) or m.group(2)
             add(m, self._month_range(m.group(1), start_year, m.group(3), end_year))
         for m in text.finditer(re.compile(rf"\b{_M}\s+(?:to|until|till|through)?\s*{_M}\s+{_Y}\b")):
             add(m, self._month_range(m.group(1), m.group(3), m.group(2), m.group(3)))
-        for m in text.finditer(re.compile(rf"\b(?:between|from)\s+{_Y}\s+(?:and|to|till|until)\s+{_Y}\b")):
+        for m in text.finditer(re.compile(
+                rf"\b(?:between|from)\s+{_Y}\s+(?:and|to|till|until)\s+{_Y}\b")):
             a, b = sorted((int(m.group(1)), int(m.group(2))))
             pa, pb = self._year(a), self._year(b)
             text.claim(m.start(), m.end(), "period")
@@ -574,23 +588,27 @@ class SlotExtractor:
             slots.range_period = self._make(date(a, 1, 1), date(b + 1, 1, 1), f"{a}-{b}",
                                             f"from {a} to {b}", "range")
         self._relative(text, found)
-        for m in text.finditer(re.compile(rf"\b(?:q([1-4])\s*(?:of\s+|in\s+)?{_Y}|{_Y}\s*q([1-4]))\b")):
+        for m in text.finditer(re.compile(
+                rf"\b(?:q([1-4])\s*(?:of\s+|in\s+)?{_Y}|{_Y}\s*q([1-4]))\b")):
             q = int(m.group(1) or m.group(4))
             add(m, self._quarter(q, int(m.group(2) or m.group(3))))
         for m in text.finditer(re.compile(
-                rf"\b(?:the\s+)?(first|second|third|fourth|1st|2nd|3rd|4th)\s+quarter(?:\s+(?:of|in))?(?:\s+{_Y})?\b")):
+                rf"\b(?:the\s+)?(first|second|third|fourth|1st|2nd|3rd|4th)\s+quarter"
+                rf"(?:\s+(?:of|in))?(?:\s+{_Y})?\b")):
             q = ORDINALS[m.group(1)]
             add(m, self._quarter(q, int(m.group(2)) if m.group(2) else None))
         for m in text.finditer(re.compile(r"\bq([1-4])\b")):
             add(m, self._quarter(int(m.group(1)), None))
         for m in text.finditer(re.compile(
-                rf"\b(?:h([12])\s*{_Y}|(?:the\s+)?(first|second)\s+half(?:\s+(?:of|in))?(?:\s+{_Y})?)\b")):
+                rf"\b(?:h([12])\s*{_Y}|(?:the\s+)?(first|second)\s+half(?:\s+(?:of|in))?"
+                rf"(?:\s+{_Y})?)\b")):
             if m.group(1):
                 add(m, self._half(int(m.group(1)), int(m.group(2))))
             else:
                 half = 1 if m.group(3) == "first" else 2
                 add(m, self._half(half, int(m.group(4)) if m.group(4) else None))
-        for m in text.finditer(re.compile(rf"\b(?:since|from)\s+(?:{_M}\s+)?{_Y}\b(?!\s+(?:to|and|until|till))")):
+        for m in text.finditer(re.compile(
+                rf"\b(?:since|from)\s+(?:{_M}\s+)?{_Y}\b(?!\s+(?:to|and|until|till))")):
             month = MONTHS[m.group(1)] if m.group(1) else 1
             start = date(int(m.group(2)), month, 1)
             name = month_name(start) if m.group(1) else str(start.year)
@@ -600,9 +618,13 @@ class SlotExtractor:
             add(m, self._month(MONTHS[m.group(1)], int(m.group(2))))
         for m in text.finditer(re.compile(rf"\b{_Y}\s+(0[1-9]|1[0-2])\b(?!\s+\d)")):
             add(m, self._month(int(m.group(2)), int(m.group(1))))
-        for m in text.finditer(re.compile(r"\b(?:(?:in|during|for|of|since|from)\s+)?(january|february|march|april|june|july|august|september|october|november|december)\b")):
+        for m in text.finditer(re.compile(
+                r"\b(?:(?:in|during|for|of|since|from)\s+)?(january|february|march|april|june|"
+                r"july|august|september|october|november|december)\b")):
             add(m, self._month(MONTHS[m.group(1)], None), group=1)
-        for m in text.finditer(re.compile(r"\b(?:in|during|for|of)\s+(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)\b")):
+        for m in text.finditer(re.compile(
+                r"\b(?:in|during|for|of)\s+(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|"
+                r"dec)\b")):
             add(m, self._month(MONTHS[m.group(1)], None), group=1)
         for m in text.finditer(re.compile(rf"\b(?:fy\s*)?{_Y}\b")):
             before = f[max(0, m.start() - 24):m.start()]
@@ -611,7 +633,9 @@ class SlotExtractor:
             add(m, self._year(int(m.group(1))))
         found.sort(key=lambda t: t[0])
         slots.periods = [p for _, p in found]
-        if re.search(r"\b(?:year on year|yoy|same (?:period|time|months?) (?:last|a|the previous|of last) year|a year (?:earlier|before|ago)|previous year|year before)\b", f):
+        if re.search(r"\b(?:year on year|yoy|same (?:period|time|months?) (?:last|a|the previous"
+                     r"|of last) year|a year (?:earlier|before|ago)|previous year|year before)\b",
+                     f):
             slots.yoy = True
         if re.search(r"\b(?:so far|to date|ytd|year to date|until now|like for like)\b", f):
             slots.like_for_like = True
@@ -619,11 +643,11 @@ class SlotExtractor:
     def _relative(self, text: _Text, found: list[tuple[int, Period]]) -> None:
         latest = self.facts.latest_date
         y = latest.year
-        end = latest + timedelta(days=1)
         month_start = latest.replace(day=1)
         q_start = date(y, 3 * ((latest.month - 1) // 3) + 1, 1)
         rules: list[tuple[str, Any]] = [
-            (r"\b(?:this|current) year(?: so far| to date)?\b|\byear to date\b|\bytd\b|\bso far this year\b",
+            (r"\b(?:this|current) year(?: so far| to date)?\b|\byear to date\b|\bytd\b|"
+             r"\bso far this year\b",
              lambda m: self._make(date(y, 1, 1), date(y + 1, 1, 1), f"{y} to date",
                                   f"in {y} to date", "ytd")),
             (r"\b(?:the )?year before last\b|\btwo years ago\b",
@@ -633,13 +657,15 @@ class SlotExtractor:
             (r"\b(?:this|current) month\b",
              lambda m: self._month(month_start.month, month_start.year)),
             (r"\b(?:last|previous|prior) month\b",
-             lambda m: self._month(add_months(month_start, -1).month, add_months(month_start, -1).year)),
+             lambda m: self._month(add_months(month_start, -1).month,
+                                   add_months(month_start, -1).year)),
             (r"\b(?:this|current) quarter\b",
              lambda m: self._quarter((q_start.month - 1) // 3 + 1, y)),
             (r"\b(?:last|previous|prior) quarter\b",
              lambda m: self._quarter((add_months(q_start, -3).month - 1) // 3 + 1,
                                      add_months(q_start, -3).year)),
-            (rf"\b(?:in |over |during |for )?(?:the )?(?:last|past|previous|recent|latest) {_N} (months?|weeks?|days?|years?|quarters?)\b",
+            (rf"\b(?:in |over |during |for )?(?:the )?(?:last|past|previous|recent|latest) {_N} "
+             r"(months?|weeks?|days?|years?|quarters?)\b",
              lambda m: self._rolling(_number(m.group(1)), m.group(2))),
             (r"\b(?:in |over |during )?(?:the )?(?:past|last) (year|twelve months|12 months)\b",
              lambda m: self._rolling(12, "months")),
@@ -766,7 +792,8 @@ class SlotExtractor:
         """`earlier` cut to the same length as a `later` period that the data cuts short."""
         if not later.partial:
             return earlier
-        offset = (later.start.year * 12 + later.start.month) - (earlier.start.year * 12 + earlier.start.month)
+        offset = ((later.start.year * 12 + later.start.month)
+                  - (earlier.start.year * 12 + earlier.start.month))
         end = add_months(later.end, -offset)
         if end >= earlier.end:
             return earlier
@@ -774,7 +801,7 @@ class SlotExtractor:
         name = f"{earlier.name} to {last.day} {calendar.month_abbr[last.month]}"
         return Period(earlier.start, end, name, f"in {name}", earlier.kind)
 
-    # -- goods, countries, offices ---------------------------------------------------------------------
+    # -- goods, countries, offices ----------------------------------------------------------------
 
     def _hs_codes(self, text: _Text, slots: Slots) -> None:
         hs = self.facts.hs
@@ -790,8 +817,8 @@ class SlotExtractor:
                 digits = m.group(1)
                 if level == 2:
                     digits = digits.zfill(2)
-                if level == -1 and (re.fullmatch(r"(19|20)\d\d", digits) or digits[:6] not in hs
-                                    and digits[:4] not in hs):
+                if level == -1 and (re.fullmatch(r"(19|20)\d\d", digits) or (digits[:6] not in hs
+                                    and digits[:4] not in hs)):
                     continue
                 ref = self._hs_ref(digits, "code")
                 if ref is None:
@@ -813,8 +840,8 @@ class SlotExtractor:
         key = digits if len(digits) <= 6 else digits[:6]
         if key not in hs:
             return None
-        level, desc = hs[key]
-        return HsRef(digits, len(digits) if len(digits) <= 6 else len(digits), desc, via, words)
+        _, desc = hs[key]
+        return HsRef(digits, len(digits), desc, via, words)
 
     def _goods_words(self, text: _Text, slots: Slots) -> None:
         if slots.hs is not None:
@@ -864,23 +891,22 @@ class SlotExtractor:
                     continue  # only where the word names the goods, not in passing
                 ranked.append((level, code))
             if ranked:
-                level, code = min(ranked)
+                _, code = min(ranked)
                 return self._hs_ref(code, "description", word)
         return None
 
     def _countries(self, text: _Text, slots: Slots) -> None:
         found: list[tuple[int, str]] = []
         for m in text.finditer(self._country_re):
-            code = self.country_names[m.group(1)]
             text.claim(m.start(1), m.end(1), "country")
-            found.append((text.where[m.start(1)], code))
+            found.append((text.where[m.start(1)], self.country_names[m.group(1)]))
         original = text.original
         shouting = original.upper() == original
         for m in re.finditer(r"(?<![\w-])([A-Z]{2,3})(?![\w-])", original):
             token = m.group(1)
             if shouting or any(not (m.end() <= s or m.start() >= e) for s, e, _ in text.claimed):
                 continue
-            code = None
+            code: str | None = None
             if len(token) == 2 and token in self.facts.countries and token not in _CODE_WORDS:
                 code = token
             elif token == "UK":
@@ -892,9 +918,9 @@ class SlotExtractor:
                 found.append((m.start(1), code))
         found.sort()
         seen: list[str] = []
-        for _, code in found:
-            if code not in seen:
-                seen.append(code)
+        for _, found_code in found:
+            if found_code not in seen:
+                seen.append(found_code)
         slots.countries = [CountryRef(c, self.facts.countries.get(c, c)) for c in seen]
 
     def _alpha3(self, token: str) -> str | None:
@@ -919,7 +945,7 @@ class SlotExtractor:
             text.claim(m.start(), m.end(), "office")
             return
 
-    # -- small slots -------------------------------------------------------------------------------------
+    # -- small slots ------------------------------------------------------------------------------
 
     def _simple(self, text: _Text, slots: Slots) -> None:
         f = text.free_folded()
@@ -932,31 +958,42 @@ class SlotExtractor:
             slots.flow = "export"
         elif imports:
             slots.flow = "import"
-        if re.search(r"\b(?:number of declarations|most declarations|declarations count|count of declarations|by count|most entries|most shipments|by number|(?:lodged|filed|submitted) the most)\b", f):
+        if re.search(r"\b(?:number of declarations|most declarations|declarations count|count of "
+                     r"declarations|by count|most entries|most shipments|by number|(?:lodged|filed|"
+                     r"submitted) the most)\b", f):
             slots.metric = "count"
-        elif re.search(r"\b(?:weight|mass|tonnes?|tons|tonnage|kilos|kilograms?|kg)\b", f) and not re.search(r"\bper (?:kg|kilo|kilogram|unit)\b", f):
+        elif (re.search(r"\b(?:weight|mass|tonnes?|tons|tonnage|kilos|kilograms?|kg)\b", f)
+              and not re.search(r"\bper (?:kg|kilo|kilogram|unit)\b", f)):
             slots.metric = "mass"
         elif re.search(r"\bdut(?:y|ies)\b|\btariff revenue\b", f):
             slots.metric = "duty"
         elif re.search(r"\bvalue\b", f):
             slots.metric = "value"
-        for m in text.finditer(re.compile(rf"\b(?:top|first|latest|last|biggest|largest|leading|main|best|highest)\s+{_N}\b|\b{_N}\s+(?:biggest|largest|main|leading|top|most|highest|largest|best|first|latest|last|newest|recent)\b")):
+        for m in text.finditer(re.compile(
+                rf"\b(?:top|first|latest|last|biggest|largest|leading|main|best|highest)\s+{_N}\b|"
+                rf"\b{_N}\s+(?:biggest|largest|main|leading|top|most|highest|best|first|latest|"
+                r"last|newest|recent)\b")):
             n = _number(m.group(1) or m.group(2))
-            if n and 1 <= n <= MAX_TOP_N and not re.fullmatch(r"(19|20)\d\d", m.group(1) or m.group(2)):
+            word = m.group(1) or m.group(2)
+            if n and 1 <= n <= MAX_TOP_N and not re.fullmatch(r"(19|20)\d\d", word):
                 slots.top_n = n
                 break
-        if re.search(r"\b(?:monthly|by month|per month|each month|every month|month by month|month on month|month to month|months)\b", f):
+        if re.search(r"\b(?:monthly|by month|per month|each month|every month|month by month|"
+                     r"month on month|month to month|months)\b", f):
             slots.grain = "month"
         elif re.search(r"\b(?:quarterly|by quarter|per quarter|each quarter|quarters)\b", f):
             slots.grain = "quarter"
-        elif re.search(r"\b(?:yearly|annual|annually|by year|per year|each year|every year|year by year|year on year|years)\b", f):
+        elif re.search(r"\b(?:yearly|annual|annually|by year|per year|each year|every year|"
+                       r"year by year|year on year|years)\b", f):
             slots.grain = "year"
         channel = re.search(r"\b(red|yellow|green)\b", f)
         if channel:
             slots.channel = channel.group(1)
         if re.search(r"\b(?:chart|graph|plot|visuali[sz]e|diagram|picture)\b", f):
             slots.chart = True
-        if re.search(r"\b(?:they|their|them|theirs|its|this (?:trader|company|importer|exporter|firm|one)|that (?:trader|company|importer|exporter|firm|one)|the (?:same )?(?:trader|company|importer|exporter|firm)|same trader|he|she|his|her)\b", f):
+        if re.search(r"\b(?:they|their|them|theirs|its|(?:this|that) (?:trader|company|importer|"
+                     r"exporter|firm|one)|the (?:same )?(?:trader|company|importer|exporter|firm)|"
+                     r"same trader|he|she|his|her)\b", f):
             slots.pronoun = True
 
     def _unknown_name(self, text: _Text, slots: Slots) -> None:
@@ -970,7 +1007,8 @@ class SlotExtractor:
             key=len, reverse=True))
         m = re.search(rf"((?:[A-Z][\w&'-]+\s+){{1,4}}(?:{legal})(?!\w))", original)
         if m is None:
-            m = re.search(r"\b(?:trader|company|importer|exporter|firm)\s+((?:[A-Z][\w&'-]+\s*){1,4})", original)
+            m = re.search(r"\b(?:trader|company|importer|exporter|firm)\s+"
+                          r"((?:[A-Z][\w&'-]+\s*){1,4})", original)
         if m:
             name = m.group(1).strip()
             if any(w.lower() not in self.common_words for w in re.findall(r"[A-Za-z]+", name)):

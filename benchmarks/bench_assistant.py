@@ -39,7 +39,7 @@ from tradedata.db import connect  # noqa: E402
 QUESTIONS = ROOT / "benchmarks" / "questions_offline.yaml"
 
 
-# -- comparing an answer table with reference rows ---------------------------------------------------
+# -- comparing an answer table with reference rows ------------------------------------------------
 
 
 def _number(value: Any) -> float | None:
@@ -108,7 +108,7 @@ def compare(check: str, ref: list[list[Any]], rows: list[list[Any]]) -> tuple[bo
     raise ValueError(f"unknown check {check!r}")
 
 
-# -- the run -------------------------------------------------------------------------------------------
+# -- the run --------------------------------------------------------------------------------------
 
 
 @dataclass

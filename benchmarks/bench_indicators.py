@@ -35,7 +35,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from tools.briefing import period_briefing, trader_briefing
-    from tools.indicators import FUNCTIONS, PLANTED_TYPE, analysis_runner
+    from tools.indicators import FUNCTIONS, PLANTED_TYPE, Flag, analysis_runner
     from tools.trader_risk import audit_candidates, parse_period, score_from_flags
     from tradedata.demo import generate_demo, truth_path_for
 
@@ -55,13 +55,13 @@ def main() -> None:
             "SELECT count(DISTINCT d.declaration_id), count(*) FROM declarations d "
             "JOIN declaration_items i ON i.declaration_id = d.declaration_id "
             "WHERE d.flow = 'import'").rows[0]
-        flags = []
+        flags: list[Flag] = []
         print(f"\n{'indicator':18} {'flags':>7} {'seconds':>8}  precision  recall (own type)")
         truth: dict[tuple[str, int], str] = {}
         if not args.speed_only:
-            with truth_path_for(db).open(encoding="utf-8") as f:
+            with truth_path_for(db).open(encoding="utf-8") as fh:
                 truth = {(r["declaration_id"], int(r["item_no"])): r["anomaly_type"]
-                         for r in csv.DictReader(f)}
+                         for r in csv.DictReader(fh)}
         total = 0.0
         for name, fn in FUNCTIONS.items():
             t0 = time.perf_counter()
@@ -89,6 +89,7 @@ def main() -> None:
                     k = (f.declaration_id, f.item_no)
                     best[k] = max(best.get(k, 0.0), f.strength)
             ranked = sorted(best, key=lambda k: -best[k])
+            budget: int
             for label, budget in (("top 200 lines", 200),
                                   ("top 1% of lines", max(1, n_lines // 100))):
                 chosen = ranked[:budget]
@@ -96,21 +97,21 @@ def main() -> None:
                 print(f"{label:16} (budget {budget:,}): precision {hit / max(1, len(chosen)):.3f}, "
                       f"recall {hit / len(truth):.3f} of {len(truth):,} planted lines")
             traders = {r[1] for r in _truth_traders(truth_path_for(db))}
-            by_trader: dict[str, list] = {}
+            by_trader: dict[str, list[Flag]] = {}
             for f in flags:
                 by_trader.setdefault(f.trader_id, []).append(f)
             scores = sorted((score_from_flags(t, t, fl) for t, fl in by_trader.items()),
                             key=lambda s: -s.expected_revenue)
-            for k in (len(traders), 2 * len(traders)):
-                top = [s.trader_id for s in scores[:k]]
-                print(f"traders: {sum(t in traders for t in top)} of the top {k} audit "
+            for n_top in (len(traders), 2 * len(traders)):
+                top = [s.trader_id for s in scores[:n_top]]
+                print(f"traders: {sum(t in traders for t in top)} of the top {n_top} audit "
                       f"candidates are planted ({len(traders)} planted traders)")
 
         period = parse_period("2025-Q3")
         t0 = time.perf_counter()
         cands = audit_candidates(runner, period, None, 20)
         print(f"\naudit_candidates(2025-Q3, n=20): {time.perf_counter() - t0:.1f} s")
-        trader = cands[0].trader_id if cands else scores[0].trader_id
+        trader = cands[0].trader_id if cands else flags[0].trader_id
         t0 = time.perf_counter()
         b = trader_briefing(runner, trader, parse_period("2025"), None)
         md_t = time.perf_counter() - t0

@@ -241,6 +241,25 @@ def _group(question: Question) -> str:
     return "spanning" if question.id.startswith("x-") else question.targets[0].source.split("/")[0]
 
 
+def unreachable_targets(
+    questions: Sequence[Question], corpus: Path, source_only: Sequence[str]
+) -> list[tuple[str, Target]]:
+    """Targets that no chunk of their document can match, by running the chunker only."""
+    from retrieval.chunking import chunk_document
+    from retrieval.loaders import load_document
+
+    locators: dict[str, list[str]] = {}
+    missing = []
+    for q in questions:
+        for t in q.targets:
+            if t.source not in locators:
+                doc = load_document(corpus / t.source)
+                locators[t.source] = [c.locator for c in chunk_document(doc, t.source)]
+            if not any(is_hit(t.source, loc, t, source_only) for loc in locators[t.source]):
+                missing.append((q.id, t))
+    return missing
+
+
 # ----------------------------------------------------------------------------- reporting
 
 
@@ -266,6 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="latency passes over the set")
     parser.add_argument("--verbose", action="store_true", help="list the misses per mode")
     parser.add_argument("--json", type=Path, help="also write the figures to FILE")
+    parser.add_argument("--check-locators", action="store_true",
+                        help="only check that the chunker produces every expected locator")
     args = parser.parse_args(argv)
 
     from retrieval.ingest import ingest_paths
@@ -276,6 +297,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not corpus.is_dir():
         print(f"corpus folder not found: {corpus}", file=sys.stderr)
         return 2
+    if args.check_locators:
+        missing = unreachable_targets(questions, corpus, source_only)
+        for qid, t in missing:
+            print(f"{qid}: no chunk of {t.source} matches {t.locator!r}")
+        n_targets = sum(len(q.targets) for q in questions)
+        print(f"{n_targets - len(missing)} of {n_targets} expected passages can be matched.")
+        return 1 if missing else 0
 
     with tempfile.TemporaryDirectory(prefix="tamga-bench-") as tmp:
         index_dir = args.index or Path(tmp) / "index"

@@ -218,8 +218,9 @@ def _run(
 ) -> None:
     orphans, dropped = store.reconcile()
     if orphans or dropped:
-        say(f"Repaired the index after an interrupted run: removed {orphans:,} stray vectors"
-            + (f", {dropped:,} incomplete files will be indexed again." if dropped else "."))
+        plural = "" if orphans == 1 else "s"
+        say(f"Repaired the index after an interrupted run: removed {orphans:,} stray vector{plural}"
+            + (f"; {dropped:,} incomplete files will be indexed again." if dropped else "."))
     known = store.files()
     say(f"Scanning {len(candidates):,} files...")
 

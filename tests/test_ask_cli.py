@@ -76,14 +76,6 @@ def test_ask_refuses_writes_and_logs_everything(home: Path, demo_db: Path) -> No
     assert "drop table traders" in questions
 
 
-def test_ask_readable_output_shows_the_sql(home: Path, demo_db: Path) -> None:
-    done = tamga(home, "ask", "control channel statistics", "--db", str(demo_db),
-                 "--engine", "offline")
-    assert done.returncode == 0, done.stderr
-    assert "by control channel" in done.stdout and "SQL that ran:" in done.stdout
-    assert "channel" in done.stdout and "offline" in done.stderr
-
-
 def test_chat_keeps_the_conversation(home: Path, demo_db: Path, ref: Any) -> None:
     trader_id, name = ref("""SELECT d.trader_id, t.name FROM declarations d
         JOIN declaration_items i ON i.declaration_id = d.declaration_id
@@ -92,11 +84,12 @@ def test_chat_keeps_the_conversation(home: Path, demo_db: Path, ref: Any) -> Non
     years = ref("SELECT DISTINCT year(declaration_date) FROM declarations ORDER BY 1")
     ly, py = years[-2][0], years[-3][0]
     script = f"What did {trader_id} import in {ly}?\nand in {py}?\nexit\nnot asked\n"
-    done = tamga(home, "chat", "--db", str(demo_db), "--no-sql", stdin=script)
+    done = tamga(home, "chat", "--db", str(demo_db), "--engine", "offline", stdin=script)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count(f"{name} imported goods worth") == 2
     assert f"in {py}:" in done.stdout and "not asked" not in done.stdout
-    assert "SQL that ran" not in done.stdout
+    assert done.stdout.count("SQL that ran:") == 2 and f"'{trader_id}'" in done.stdout
+    assert "offline, intent trader_total" in done.stderr
 
 
 def test_missing_database_is_a_clear_error(home: Path, tmp_path: Path) -> None:

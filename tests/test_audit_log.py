@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import multiprocessing
 import subprocess
@@ -36,7 +37,7 @@ def test_chain_links_every_record(tmp_path: Path) -> None:
     records = list(log.records())
     assert [r["seq"] for r in records] == [1, 2, 3, 4, 5]
     assert records[0]["prev_hash"] == GENESIS
-    for before, after in zip(records, records[1:], strict=False):
+    for before, after in itertools.pairwise(records):
         assert after["prev_hash"] == before["hash"]
     assert all(record_hash(r) == r["hash"] for r in records)
     result = log.verify()

@@ -19,8 +19,13 @@ CHROMIUM = "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[1]
 SHOTS = REPO / "artifacts" / "screenshots"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 pytestmark = [
@@ -60,7 +65,9 @@ def app_url(
     tamga = shutil.which("tamga", path=str(Path(sys.executable).parent)) or "tamga"
     process = subprocess.Popen(
         [tamga, "serve", "--port", str(port), "--db", str(demo_db), "--index", str(guidance_index)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -83,7 +90,8 @@ def _ask(page, question: str) -> float:  # type: ignore[no-untyped-def]
     box.press("Enter")
     page.wait_for_function(
         "n => document.querySelectorAll('[data-testid=\"stChatMessage\"]').length >= n",
-        arg=answers_before + 2, timeout=90_000,
+        arg=answers_before + 2,
+        timeout=90_000,
     )
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"

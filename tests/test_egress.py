@@ -1,4 +1,4 @@
-"""What leaves the machine: results are cut down to the data policy before a remote model sees them."""
+"""What leaves the machine: results cut down to the data policy before a remote model sees them."""
 
 from __future__ import annotations
 
@@ -23,8 +23,10 @@ BY_TRADER = (
     "SELECT t.name, t.tin, count(*) AS declarations FROM declarations d "
     "JOIN traders t USING (trader_id) GROUP BY ALL ORDER BY 3 DESC LIMIT 5"
 )
-ROWS = "SELECT d.declaration_id, t.name, t.tin FROM declarations d JOIN traders t USING (trader_id) "\
-       "LIMIT 5"
+ROWS = (
+    "SELECT d.declaration_id, t.name, t.tin FROM declarations d "
+    "JOIN traders t USING (trader_id) LIMIT 5"
+)
 
 
 @pytest.fixture(scope="module")

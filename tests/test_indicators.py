@@ -14,8 +14,14 @@ from pathlib import Path
 import pytest
 
 from tools.indicators import (
-    FUNCTIONS, INDICATORS, PLANTED_TYPE, Flag, analysis_runner, run_indicators,
-    split_consignments, unit_value_outliers,
+    FUNCTIONS,
+    INDICATORS,
+    PLANTED_TYPE,
+    Flag,
+    analysis_runner,
+    run_indicators,
+    split_consignments,
+    unit_value_outliers,
 )
 from tools.sql import SqlRunner
 
@@ -76,7 +82,9 @@ def test_unit_value_reason_quotes_the_line(runner: SqlRunner) -> None:
         "AND i.net_mass_kg > 0", {"h": f.hs6, "o": f.origin}).rows[0][0]
     if "from" in f.reason.split("lines of")[-1]:  # peers of the same origin
         # the indicator's median is of log unit values: equal up to the middle-pair average
-        quoted = float(re.search(r"median ([\d,.]+) USD/kg", f.reason)[1].replace(",", ""))
+        found = re.search(r"median ([\d,.]+) USD/kg", f.reason)
+        assert found is not None
+        quoted = float(found[1].replace(",", ""))
         assert quoted == pytest.approx(median, rel=0.05)
 
 

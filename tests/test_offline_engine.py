@@ -82,14 +82,14 @@ def v(ref: Any) -> SimpleNamespace:
         ORDER BY sum(i.customs_value) DESC LIMIT 1""")[0]
     audited = ref("""SELECT a.trader_id, t.name FROM audits a JOIN traders t USING (trader_id)
         GROUP BY ALL ORDER BY count(*) DESC, 1""")
-    audited = [(tid, name) for tid, name in audited if tid in unique][0]
+    audited = next((tid, name) for tid, name in audited if tid in unique)
     return SimpleNamespace(
         latest=latest, y=latest.year, ly=latest.year - 1, py=latest.year - 2,
         t1=top[0][0], n1=top[0][1], t2=top[1][0], n2=top[1][1], t3=top[4][0], n3=top[4][1],
         ch=chapter, cc=origin[0], cn=origin[1], ta=audited[0], na=audited[1])
 
 
-# -- comparing answers with reference rows -----------------------------------------------------------
+# -- comparing answers with reference rows --------------------------------------------------------
 
 
 def _same(cell: Any, want: Any) -> bool:
@@ -276,8 +276,10 @@ def test_origin_shift_of_one_trader(engine: OfflineEngine, ref: Any, v: SimpleNa
     answer = engine.answer(f"Did {v.n1} switch origin country between {v.py} and {v.ly}?")
     assert answer.intent == "trader_origin_shift"
     expected = ref(f"""SELECT i.origin_country,
-        round(coalesce(sum(i.customs_value) FILTER (WHERE year(d.declaration_date) = {v.py}), 0), 2),
-        round(coalesce(sum(i.customs_value) FILTER (WHERE year(d.declaration_date) = {v.ly}), 0), 2)
+        round(coalesce(sum(i.customs_value) FILTER (WHERE year(d.declaration_date) = {v.py}),
+                       0), 2),
+        round(coalesce(sum(i.customs_value) FILTER (WHERE year(d.declaration_date) = {v.ly}),
+                       0), 2)
         {JOIN} WHERE d.trader_id = '{v.t1}' AND d.flow = 'import'
         AND year(d.declaration_date) IN ({v.py}, {v.ly}) GROUP BY 1""")
     check(answer, sorted(expected, key=lambda r: -r[2])[:3], "top")
@@ -397,7 +399,8 @@ def test_suggestions_of_a_fallback_are_answerable(engine: OfflineEngine) -> None
 
 
 @pytest.mark.parametrize("question", [
-    "", "   ", "x" * 10_000, "Что импортировала компания в 2024 году?", "2024년 수입 총액은?",
+    "", "   ", "x" * 10_000, "Что импортировала компания в 2024 году?",
+    "2024년 수입 총액은?",
     "ما هي الواردات في 2024", "\x00\x01\x02", "💥💥💥", "?!?!", "a" * 1999,
 ])
 def test_odd_input_gets_a_polite_answer(engine: OfflineEngine, question: str) -> None:
@@ -470,7 +473,7 @@ def test_hs_lookup_and_declaration_detail(engine: OfflineEngine, ref: Any,
                       f"WHERE declaration_id = '{decl}'"), "set")
 
 
-# -- the Assistant: routing and threads ------------------------------------------------------------------
+# -- the Assistant: routing and threads -----------------------------------------------------------
 
 
 class _FakeLLM:

@@ -22,7 +22,7 @@ from tools.scoping import Scope, ScopedRunner, scope_sql
 from tools.sql import SqlRunner
 
 OFFICE = "Tocumen International Airport"
-O = "'Tocumen International Airport'"
+Q = "'Tocumen International Airport'"  # the office as a SQL literal
 
 # (name, kind, sql). kind says how a leak is counted:
 #   decl    every value of column declaration_id belongs to the office
@@ -53,24 +53,24 @@ QUERIES: list[tuple[str, str, str]] = [
      "JOIN declarations d USING (declaration_id)"),
     ("items-join-other-office", "empty",
      "SELECT i.* FROM declaration_items i JOIN declarations d "
-     f"ON d.declaration_id = i.declaration_id WHERE d.customs_office <> {O}"),
+     f"ON d.declaration_id = i.declaration_id WHERE d.customs_office <> {Q}"),
     ("where-other-office", "empty",
-     f"SELECT * FROM declarations WHERE customs_office <> {O}"),
+     f"SELECT * FROM declarations WHERE customs_office <> {Q}"),
     ("or-true", "decl",
-     f"SELECT declaration_id FROM declarations WHERE customs_office = {O} OR 1 = 1"),
+     f"SELECT declaration_id FROM declarations WHERE customs_office = {Q} OR 1 = 1"),
     ("like-anything", "decl",
      "SELECT declaration_id FROM declarations WHERE customs_office LIKE '%'"),
     ("in-subquery-where", "empty",
      "SELECT * FROM declaration_items WHERE declaration_id IN "
-     f"(SELECT declaration_id FROM declarations WHERE customs_office <> {O})"),
+     f"(SELECT declaration_id FROM declarations WHERE customs_office <> {Q})"),
     ("subquery-from", "decl", "SELECT * FROM (SELECT * FROM declarations) AS s"),
     ("subquery-deep", "decl",
      "SELECT declaration_id FROM (SELECT * FROM (SELECT * FROM (SELECT * FROM declarations)))"),
-    ("subquery-select", f"same:SELECT count(*) FROM declarations WHERE customs_office = {O}",
+    ("subquery-select", f"same:SELECT count(*) FROM declarations WHERE customs_office = {Q}",
      "SELECT (SELECT count(*) FROM declarations) AS n"),
     ("scalar-subquery-other", "empty",
      "SELECT trader_id FROM traders WHERE trader_id = "
-     f"(SELECT trader_id FROM declarations WHERE customs_office <> {O} LIMIT 1)"),
+     f"(SELECT trader_id FROM declarations WHERE customs_office <> {Q} LIMIT 1)"),
     ("exists-correlated", "trader",
      "SELECT t.trader_id FROM traders t WHERE EXISTS "
      "(SELECT 1 FROM declarations d WHERE d.trader_id = t.trader_id)"),
@@ -81,7 +81,7 @@ QUERIES: list[tuple[str, str, str]] = [
     ("cte-shadow", "decl",
      "WITH declarations AS (SELECT * FROM declarations) SELECT declaration_id FROM declarations"),
     ("cte-shadow-other-office", "empty",
-     f"WITH declarations AS (SELECT * FROM main.declarations WHERE customs_office <> {O}) "
+     f"WITH declarations AS (SELECT * FROM main.declarations WHERE customs_office <> {Q}) "
      "SELECT * FROM declarations"),
     ("cte-shadow-items-name", "decl",
      "WITH declaration_items AS (SELECT * FROM declarations) "
@@ -109,7 +109,7 @@ QUERIES: list[tuple[str, str, str]] = [
      "declarations"),
     ("except", "empty",
      "SELECT declaration_id FROM declarations EXCEPT SELECT declaration_id FROM declarations "
-     f"WHERE customs_office = {O}"),
+     f"WHERE customs_office = {Q}"),
     ("window", "decl",
      "SELECT declaration_id, count(*) OVER () AS n FROM declarations"),
     ("window-partition", "office",
@@ -125,23 +125,23 @@ QUERIES: list[tuple[str, str, str]] = [
      "SELECT d.declaration_id FROM declarations d JOIN LATERAL (SELECT * FROM declaration_items i "
      "WHERE i.declaration_id = d.declaration_id) x ON TRUE"),
     ("group-by-office",
-     f"same:SELECT customs_office, count(*) FROM declarations WHERE customs_office = {O} "
+     f"same:SELECT customs_office, count(*) FROM declarations WHERE customs_office = {Q} "
      "GROUP BY customs_office",
      "SELECT customs_office, count(*) FROM declarations GROUP BY customs_office"),
     ("rollup",
-     f"same:SELECT customs_office, count(*) FROM declarations WHERE customs_office = {O} "
+     f"same:SELECT customs_office, count(*) FROM declarations WHERE customs_office = {Q} "
      "GROUP BY ROLLUP (customs_office)",
      "SELECT customs_office, count(*) FROM declarations GROUP BY ROLLUP (customs_office)"),
     ("items-total",
      "same:SELECT sum(i.customs_value) FROM declaration_items i JOIN declarations d "
-     f"USING (declaration_id) WHERE d.customs_office = {O}",
+     f"USING (declaration_id) WHERE d.customs_office = {Q}",
      "SELECT sum(customs_value) FROM declaration_items"),
     ("items-join-total",
      "same:SELECT sum(i.customs_value) FROM declaration_items i JOIN declarations d "
-     f"USING (declaration_id) WHERE d.customs_office = {O}",
+     f"USING (declaration_id) WHERE d.customs_office = {Q}",
      "SELECT sum(i.customs_value) FROM declaration_items i JOIN declarations d "
      "USING (declaration_id)"),
-    ("count", f"same:SELECT count(*) FROM declarations WHERE customs_office = {O}",
+    ("count", f"same:SELECT count(*) FROM declarations WHERE customs_office = {Q}",
      "SELECT count(*) FROM declarations"),
     ("traders", "trader", "SELECT trader_id FROM traders"),
     ("audits", "trader", "SELECT trader_id FROM audits"),
@@ -171,6 +171,23 @@ QUERIES: list[tuple[str, str, str]] = [
      "SELECT unnest(list(declaration_id)) AS declaration_id FROM declarations"),
     ("string-agg", "office",
      "SELECT string_agg(DISTINCT customs_office, '|') AS customs_office FROM declarations"),
+    ("pivot-statement", "decl",
+     "SELECT declaration_id FROM (PIVOT declarations ON customs_office USING count(*))"),
+    ("pivot-clause", "office",
+     "SELECT DISTINCT customs_office FROM declarations "
+     "PIVOT (count(*) FOR flow IN ('import', 'export'))"),
+    ("unpivot", "office",
+     "SELECT declaration_id, v AS customs_office FROM "
+     "(UNPIVOT declarations ON customs_office INTO NAME k VALUE v)"),
+    ("asof-join", "office",
+     "SELECT DISTINCT d.customs_office FROM declarations d ASOF JOIN declarations e "
+     "ON d.declaration_date >= e.declaration_date"),
+    ("positional-join", "decl",
+     "SELECT i.declaration_id FROM declaration_items i POSITIONAL JOIN declarations d"),
+    ("columns-expression", "office",
+     "SELECT DISTINCT COLUMNS('customs_office') FROM declarations"),
+    ("unnest-scalar-subquery", "decl",
+     "SELECT unnest((SELECT list(declaration_id) FROM declarations)) AS declaration_id"),
     ("min-office", "office",
      "SELECT min(customs_office) AS customs_office FROM declarations"),
 ]
@@ -202,9 +219,9 @@ def officer(base: SqlRunner) -> ScopedRunner:
 
 @pytest.fixture(scope="module")
 def truth(base: SqlRunner) -> Truth:
-    ids = base.run(f"SELECT declaration_id FROM declarations WHERE customs_office = {O}")
+    ids = base.run(f"SELECT declaration_id FROM declarations WHERE customs_office = {Q}")
     traders = base.run(
-        f"SELECT DISTINCT trader_id FROM declarations WHERE customs_office = {O}"
+        f"SELECT DISTINCT trader_id FROM declarations WHERE customs_office = {Q}"
     )
     assert ids.rows and traders.rows
     return Truth({r[0] for r in ids.rows}, {r[0] for r in traders.rows})
@@ -237,7 +254,7 @@ def leaked_rows(kind: str, columns: list[str], rows: list[list[Any]], truth: Tru
 
 
 def test_the_suite_is_large_and_varied() -> None:
-    assert len(QUERIES) >= 60
+    assert len(QUERIES) >= 70
     assert len({name for name, _, _ in QUERIES}) == len(QUERIES)
 
 
@@ -278,7 +295,7 @@ def test_scoped_counts_match_the_office_reference(
     items = officer.run("SELECT count(*) FROM declaration_items").rows[0][0]
     reference = base.run(
         "SELECT count(*) FROM declaration_items WHERE declaration_id IN "
-        f"(SELECT declaration_id FROM declarations WHERE customs_office = {O})"
+        f"(SELECT declaration_id FROM declarations WHERE customs_office = {Q})"
     ).rows[0][0]
     assert items == reference and 0 < items < base.run(
         "SELECT count(*) FROM declaration_items").rows[0][0]
@@ -329,7 +346,7 @@ def test_parameters_still_bind_through_the_scope(officer: ScopedRunner, truth: T
 
 def test_the_scoped_sql_is_what_runs(officer: ScopedRunner) -> None:
     result = officer.run("SELECT count(*) AS n FROM declarations d")
-    assert f"customs_office IN ({O})" in result.sql
+    assert f"customs_office IN ({Q})" in result.sql
     refused = officer.try_run("DROP TABLE declarations")
     assert isinstance(refused, dict) and refused["error"].startswith("Refused:")
 
@@ -382,3 +399,11 @@ def test_hostile_statements_execute_nothing(
     assert executed == []
     assert _sha256(demo_db) == before
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_scoped_runner_hands_out_no_raw_connection(officer: ScopedRunner) -> None:
+    with pytest.raises(SqlRefused):
+        officer._cursor()
+    with pytest.raises(SqlRefused):
+        officer._connection()
+    assert officer.tables() and "declarations(" in officer.describe_schema()

@@ -71,10 +71,12 @@ def build_trade_db(path: Path) -> Path:
             "'CN', 'FCA', 'USD', ?)",
             DECLARATIONS,
         )
+        # The last four columns are copies of the declaration's (and left(hs_code, 2)).
         con.executemany(
-            "INSERT INTO declaration_items VALUES (?, ?, ?, 'goods', ?, 'S1', ?, NULL, ?, NULL, "
-            "'pcs', ?, ?, ?, ?, ?)",
-            [(d, n, hs, o, rp, kg, cv, cv, rate, cv * rate / 100, cv * 0.12)
+            "INSERT INTO declaration_items SELECT ?, ?, ?, 'goods', ?, 'S1', ?, NULL, ?, NULL, "
+            "'pcs', ?, ?, ?, ?, ?, d.trader_id, d.declaration_date, d.flow, left(?, 2) "
+            "FROM declarations d WHERE d.declaration_id = ?",
+            [(d, n, hs, o, rp, kg, cv, cv, rate, cv * rate / 100, cv * 0.12, hs, d)
              for d, n, hs, o, rp, kg, cv, rate in ITEMS],
         )
         con.executemany("INSERT INTO countries VALUES (?, ?, ?, ?)", COUNTRIES)
@@ -481,6 +483,11 @@ EQUIVALENT = [
     "ON h.code = left(i.hs_code, 2) ORDER BY 2, 1",
     "SELECT 'Текстиль 株式会社' AS name, value FROM dataset_info WHERE key = "
     "'reporting_currency'",
+    "SELECT d.declaration_id, i.item_no FROM declarations d JOIN declaration_items i "
+    "ON i.declaration_id = d.declaration_id AND i.item_no = 1 AND d.flow = 'import' "
+    "ORDER BY 1, 2",
+    "SELECT count(*) FROM declarations d JOIN declaration_items i "
+    "ON i.declaration_id = d.declaration_id AND starts_with(i.hs_code, '85')",
 ]
 
 

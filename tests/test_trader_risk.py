@@ -13,7 +13,11 @@ from tools.dashboard import Period
 from tools.indicators import analysis_runner
 from tools.sql import SqlRunner
 from tools.trader_risk import (
-    audit_candidates, parse_period, score_traders, trader_score, undervalued_declarations,
+    audit_candidates,
+    parse_period,
+    score_traders,
+    trader_score,
+    undervalued_declarations,
 )
 
 

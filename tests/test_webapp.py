@@ -163,3 +163,74 @@ def test_unknown_trader_gets_a_friendly_message(app_env: Path) -> None:
     at.text_input(key="profile_query").set_value("zzqx-no-such-company-9999").run()
     assert not at.exception
     assert at.warning and "No trader matches" in at.warning[0].value
+
+
+def test_profile_risk_indicators_and_briefing(
+    app_env: Path, demo_db: Path, demo_truth: Path
+) -> None:
+    import csv
+
+    with demo_truth.open(encoding="utf-8") as fh:
+        planted = next(
+            row["trader_id"]
+            for row in csv.DictReader(fh)
+            if row["anomaly_type"] == "split_consignment"
+        )
+    at = _app().run()
+    at.sidebar.radio(key="page").set_value("Trader profile").run()
+    at.text_input(key="profile_query").set_value(planted).run()
+    at.button(key=f"btn-risk-{planted}").click().run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert float(metrics["Risk score"]) > 0
+    assert int(metrics["Flags"].replace(",", "")) >= 1
+    reasons = _texts(at)
+    assert "- " in reasons
+    downloads = [b.label for b in at.get("download_button")]
+    assert "Briefing (PDF)" in downloads
+
+
+def test_dashboard_audit_selection(app_env: Path) -> None:
+    at = _app().run()
+    at.sidebar.radio(key="page").set_value("Supervisor dashboard").run()
+    at.selectbox(key="dash_kind").set_value("year").run()
+    rank = [b for b in at.button if b.label.startswith("Rank audit candidates")]
+    rank[0].click().run()
+    assert not at.exception, at.exception
+    frames = [d.value for d in at.dataframe]
+    candidates = next(f for f in frames if "expected_revenue" in f.columns)
+    assert len(candidates) >= 1
+    assert list(candidates["expected_revenue"]) == sorted(
+        candidates["expected_revenue"], reverse=True
+    )
+
+
+def test_login_required_and_officer_sees_only_own_office(app_env: Path, demo_db: Path) -> None:
+    from tools.access import UserStore
+
+    ((office,),) = _reference(
+        demo_db, "SELECT customs_office FROM declarations GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+    )
+    store = UserStore.default()
+    store.add("ana", "correct horse battery", "officer", [office])
+    at = _app().run()
+    assert not at.chat_input, "the chat must not show before signing in"
+    at.text_input(key="login_name").set_value("ana")
+    at.text_input(key="login_password").set_value("wrong password")
+    at.button[0].click().run()
+    assert at.error and "Wrong user name or password" in at.error[0].value
+    at.text_input(key="login_password").set_value("correct horse battery")
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert "ana" in "\n".join(m.value for m in at.sidebar.markdown)
+    at.sidebar.radio(key="page").set_value("Supervisor dashboard").run()
+    metrics = {m.label: m.value for m in at.metric}
+    ((scoped,),) = _reference(
+        demo_db,
+        "SELECT count(*) FROM declarations WHERE flow = 'import' AND customs_office = ? AND "
+        "date_trunc('month', declaration_date) = "
+        "(SELECT date_trunc('month', max(declaration_date)) FROM declarations)".replace(
+            "?", "'" + office.replace("'", "''") + "'"
+        ),
+    )
+    assert metrics["Declarations"] == f"{scoped:,}"

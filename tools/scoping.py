@@ -280,5 +280,11 @@ class ScopedRunner(SqlRunner):
     def close(self) -> None:
         """Nothing to close: the wrapped runner owns the connection."""
 
+    def _connection(self) -> Any:
+        raise SqlRefused("Refused: a scoped runner gives no direct access to the connection.")
+
+    def _cursor(self) -> Any:
+        raise SqlRefused("Refused: a scoped runner gives no direct access to a cursor.")
+
     def __enter__(self) -> ScopedRunner:
         return self

@@ -164,7 +164,9 @@ def _function_name(node: exp.Func) -> str:
 def _check_function(node: exp.Func) -> None:
     name = _function_name(node)
     table_functions, other_functions = _engine_functions()
-    in_table_position = isinstance(node.parent, _TABLE_POSITION)
+    # Only the table slot ("this") of FROM / JOIN / LATERAL holds a table function; a join
+    # condition (ON a = b AND c = d) sits under the same Join node in its "on" slot.
+    in_table_position = isinstance(node.parent, _TABLE_POSITION) and node.arg_key == "this"
     if in_table_position and name not in ALLOWED_TABLE_FUNCTIONS:
         raise _refuse(
             f"the table function {name}() is not allowed; read the trade tables instead "

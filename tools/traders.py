@@ -31,15 +31,17 @@ LEGAL_FORMS = frozenset({
     "sl", "sarl", "jsc", "oy", "ab", "pte", "pty", "kg", "eirl", "sac",
 })
 # Business words many names share: never enough on their own to name a trader.
-NAME_FILLERS = frozenset("""
-trading trade traders international import export imports exports group grupo inversiones
-distribuidora importadora comercial global wholesale distributors distribution food foods
-supplies supply packaging plastics machinery motors pharma apparel electronics textiles
-chemicals materials materiales home digital moda fashion equipment agro alimentos building
-construction beauty health personal care metals paper leather polymers autos drinks quimica
-maquinaria panama logistics services industries holdings enterprises partners solutions
-company corporation shipping freight cargo general products industrial
-""".split())
+NAME_FILLERS = frozenset([
+    "trading", "trade", "traders", "international", "import", "export", "imports", "exports",
+    "group", "grupo", "inversiones", "distribuidora", "importadora", "comercial", "global",
+    "wholesale", "distributors", "distribution", "food", "foods", "supplies", "supply",
+    "packaging", "plastics", "machinery", "motors", "pharma", "apparel", "electronics", "textiles",
+    "chemicals", "materials", "materiales", "home", "digital", "moda", "fashion", "equipment",
+    "agro", "alimentos", "building", "construction", "beauty", "health", "personal", "care",
+    "metals", "paper", "leather", "polymers", "autos", "drinks", "quimica", "maquinaria", "panama",
+    "logistics", "services", "industries", "holdings", "enterprises", "partners", "solutions",
+    "company", "corporation", "shipping", "freight", "cargo", "general", "products", "industrial",
+])
 _TOKEN = re.compile(r"[a-z0-9]+")
 MAX_CANDIDATES = 8
 
@@ -330,7 +332,7 @@ class TraderIndex:
                              [self._match(n, score, "word") for n in hits])
 
 
-# -- indexes per database, shared by every thread ---------------------------------------------------
+# -- indexes per database, shared by every thread -------------------------------------------------
 
 _INDEXES: dict[tuple[str, float], TraderIndex] = {}
 _LOCK = threading.Lock()

@@ -5,7 +5,9 @@ traders with sectors and sizes, supplier relations ("slots": a supplier, an orig
 goods bought from it), declarations with offices, brokers, procedures and incoterms, and
 declaration items with HS-specific prices, duty rates, preferences and VAT. Everything is
 vectorised with numpy and bulk-loaded into DuckDB through Arrow; DuckDB formats the
-identifiers and sorts the rows by date and trader so that per-period scans stay fast.
+identifiers and sorts the rows (declarations by date and trader, items by trader and date,
+items carrying copies of their declaration's trader, date and flow) so that per-trader and
+per-period scans stay fast.
 
 Anomalies are planted for a few dozen traders and listed in `<db stem>.truth.csv` next to
 the database (never inside it): undervaluation, misclassification, origin switching,
@@ -1220,6 +1222,7 @@ def _write(con: Any, pa: Any, tr: Traders, sl: Slots, prod: Products, countries:
     con.execute("""
         CREATE TEMP TABLE _ids AS
         SELECT decl_idx, declaration_date, trader_id::VARCHAR AS trader_id,
+               flow::VARCHAR AS flow,
                printf('%d-%s-%s-%07d', year(declaration_date), office_code::VARCHAR,
                       CASE WHEN flow::VARCHAR = 'import' THEN 'IM' ELSE 'EX' END,
                       row_number() OVER (PARTITION BY year(declaration_date), office_code, flow
@@ -1265,9 +1268,10 @@ def _write(con: Any, pa: Any, tr: Traders, sl: Slots, prod: Products, countries:
         SELECT i.declaration_id, t.item_no, t.hs_code, t.goods_description, t.origin_country,
                t.seller_id, t.related_party, t.preference_code, t.net_mass_kg, t.quantity,
                t.quantity_unit, t.invoice_value, t.customs_value, t.duty_rate_pct,
-               t.duty_amount, t.vat_amount
+               t.duty_amount, t.vat_amount,
+               i.trader_id, i.declaration_date, i.flow, left(t.hs_code::VARCHAR, 2)
         FROM _items t JOIN _ids i USING (decl_idx)
-        ORDER BY i.declaration_date, i.trader_id, i.declaration_id, t.item_no
+        ORDER BY i.trader_id, i.declaration_date, i.declaration_id, t.item_no
     """)
     con.unregister("_items")
 

@@ -97,6 +97,21 @@ LINE_COLUMNS: tuple[Col, ...] = TABLE_COLUMNS["declarations"] + tuple(
     if c.name != "declaration_id"
 )
 
+# Columns of declaration_items copied from the declaration (and hs_chapter = the first two
+# digits of hs_code): the importer fills them. A file may carry them, but then they must
+# equal the declaration's values (and left(hs_code, 2)), or the import is rejected.
+ITEM_COPIES = ("trader_id", "declaration_date", "flow")
+ITEM_DERIVED: tuple[Col, ...] = _cols(
+    "trader_id:text declaration_date:date flow:flow hs_chapter:text"
+)
+
+# What a file (or the staging table) of each kind may carry.
+FILE_COLUMNS: dict[str, tuple[Col, ...]] = {
+    **TABLE_COLUMNS,
+    "declaration_items": TABLE_COLUMNS["declaration_items"] + ITEM_DERIVED,
+    "lines": LINE_COLUMNS + ITEM_DERIVED[3:],
+}
+
 KCS_COLUMNS: tuple[Col, ...] = tuple(
     Col(name, kind, required, label=header, must_have=True)
     for header, name, kind, required in kcs.FEATURE_COLUMNS
@@ -117,7 +132,7 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
 WRITE_ORDER: tuple[tuple[str, str], ...] = (
     ("traders", "trader_id"),
     ("declarations", "declaration_date, trader_id, declaration_id"),
-    ("declaration_items", "declaration_id, item_no"),
+    ("declaration_items", "trader_id, declaration_date, declaration_id, item_no"),
     ("audits", "trader_id, opened_on"),
     ("dataset_info", "key"),
 )
@@ -352,6 +367,7 @@ class _Run:
         if "lines" in self.staged:
             self._derive_lines()
         self._check_keys()
+        self._fill_item_copies()
         self._check_rows()
         info = self._check_dataset_info()
         self._count_existing()
@@ -456,7 +472,7 @@ class _Run:
         self.summary.rows_read += rows
         if kind == "lines":
             decl = {c.name for c in TABLE_COLUMNS["declarations"]}
-            item = {c.name for c in TABLE_COLUMNS["declaration_items"]}
+            item = {c.name for c in FILE_COLUMNS["declaration_items"]}
             self.present[("declarations", index)] = present & decl
             self.present[("declaration_items", index)] = (present & item) | {"item_no"}
         elif kind != "kcs":
@@ -486,7 +502,7 @@ class _Run:
                     "trader_id with name (traders), or exactly key,value (dataset_info)." + hint
                 )
             kind = table
-            spec = LINE_COLUMNS if kind == "lines" else TABLE_COLUMNS[kind]
+            spec = FILE_COLUMNS[kind]
             allowed = {c.name for c in spec}
             unknown = [h for h, n in zip(header, names, strict=True) if n not in allowed]
         what = "a KCS file" if kind == "kcs" else f"a {kind} file"
@@ -519,13 +535,13 @@ class _Run:
         self.staged.add(kind)
 
     def _ensure_table(self, table: str) -> None:
-        self._ensure_staging(table, TABLE_COLUMNS[table])
+        self._ensure_staging(table, FILE_COLUMNS[table])
 
     # ------------------------------------------------------------- derivation
 
     def _derive_kcs(self) -> None:
         """KCS lines -> canonical lines, traders and the side-file rows."""
-        self._ensure_staging("lines", LINE_COLUMNS)
+        self._ensure_staging("lines", FILE_COLUMNS["lines"])
         self.con.execute(f"INSERT INTO s_lines BY NAME {kcs.lines_select_sql('s_kcs')}")
         self._ensure_table("traders")
         self.con.execute(f"INSERT INTO s_traders BY NAME {kcs.traders_select_sql('s_kcs')}")
@@ -584,7 +600,8 @@ class _Run:
             )
         self.con.execute(
             f"""INSERT INTO s_declaration_items BY NAME
-            SELECT _file, _row, declaration_id, {item_no} AS item_no, {", ".join(item_cols)}
+            SELECT _file, _row, declaration_id, {item_no} AS item_no, {", ".join(item_cols)},
+                   {", ".join(ITEM_COPIES)}, hs_chapter
             FROM s_lines"""
         )
         self.con.execute("DROP TABLE s_lines")  # free the memory; not needed any more
@@ -685,6 +702,74 @@ class _Run:
                     f"files of this import nor in the database. Import the {parent} first or "
                     f"together with this file.{_in_all(n, f'rows refer to unknown {noun}s')}"
                 )
+
+    def _fill_item_copies(self) -> None:
+        """Fill the items' copies of their declaration's columns (and hs_chapter); values a
+        file carries for them must already be equal, or the import is rejected."""
+        if "declaration_items" not in self.staged:
+            return
+        hit = self._first(
+            "SELECT _file, _row, hs_chapter, hs_code, count(*) OVER () FROM s_declaration_items "
+            "WHERE hs_chapter IS DISTINCT FROM left(hs_code, 2) AND hs_chapter IS NOT NULL "
+            "ORDER BY _file, _row LIMIT 1"
+        )
+        if hit:
+            f, r, chapter, code, n = hit
+            raise ImportRejected(
+                f"{self._where(f, r, 'hs_chapter')}: {_show(chapter)} is not the chapter of "
+                f"hs_code {_show(code)}; hs_chapter must be its first two digits (or leave the "
+                f"column out: Tamga fills it).{_in_all(n, 'rows have a wrong hs_chapter')}"
+            )
+        copies = ", ".join(ITEM_COPIES)
+        heads = []
+        if "declarations" in self.staged:
+            heads.append(f"SELECT declaration_id, {copies} FROM s_declarations")
+        if "declarations" in self.target_tables:
+            staged = (
+                "AND declaration_id NOT IN (SELECT declaration_id FROM s_declarations)"
+                if "declarations" in self.staged
+                else ""
+            )
+            heads.append(
+                f"SELECT declaration_id, {copies} FROM {TARGET}.declarations "
+                f"WHERE declaration_id IN (SELECT declaration_id FROM s_declaration_items) {staged}"
+            )
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE s_heads AS "
+            + (" UNION ALL ".join(heads) or
+               "SELECT NULL::VARCHAR AS declaration_id, NULL::VARCHAR AS trader_id, "
+               "NULL::DATE AS declaration_date, NULL::VARCHAR AS flow WHERE false")
+        )
+        differs = " OR ".join(f"(s.{c} IS NOT NULL AND s.{c} IS DISTINCT FROM h.{c})"
+                              for c in ITEM_COPIES)
+        which = " ".join(f"WHEN s.{c} IS NOT NULL AND s.{c} IS DISTINCT FROM h.{c} THEN '{c}'"
+                         for c in ITEM_COPIES)
+        hit = self._first(
+            f"SELECT s._file, s._row, s.declaration_id, CASE {which} END, count(*) OVER () "
+            f"FROM s_declaration_items s JOIN s_heads h USING (declaration_id) WHERE {differs} "
+            "ORDER BY s._file, s._row LIMIT 1"
+        )
+        if hit:
+            f, r, decl_id, col, n = hit
+            mine, theirs = self._first(
+                f"SELECT CAST(s.{col} AS VARCHAR), CAST(h.{col} AS VARCHAR) "
+                "FROM s_declaration_items s JOIN s_heads h USING (declaration_id) "
+                "WHERE s._file = ? AND s._row = ?",
+                [f, r],
+            ) or (None, None)
+            raise ImportRejected(
+                f"{self._where(f, r, col)}: {_show(mine)} differs from {_show(theirs)}, the "
+                f"{col} of declaration {decl_id!r}; an item's {col} is a copy of its "
+                "declaration's (or leave the column out: Tamga fills it)."
+                + _in_all(n, "rows differ from their declaration")
+            )
+        self.say("Copying declaration dates, traders and flows onto the items")
+        sets = ", ".join(f"{c} = h.{c}" for c in ITEM_COPIES)
+        self.con.execute(
+            f"UPDATE s_declaration_items s SET {sets}, hs_chapter = left(s.hs_code, 2) "
+            "FROM s_heads h WHERE h.declaration_id = s.declaration_id"
+        )
+        self.con.execute("DROP TABLE s_heads")
 
     def _key_text(self, table: str, f: int, r: int) -> str:
         pk = PRIMARY_KEYS[table]
@@ -789,7 +874,7 @@ class _Run:
 
     def _compare_file(self, table: str, pk: tuple[str, ...], index: int) -> int:
         cols = [c for c in sorted(self.present.get((table, index), set())) if c not in pk]
-        order = [c.name for c in TABLE_COLUMNS[table]]
+        order = [c.name for c in FILE_COLUMNS[table]]
         cols.sort(key=order.index)
         join = " AND ".join(f"s.{k} = t.{k}" for k in pk)
         base = f"FROM s_{table} s JOIN {TARGET}.{table} t ON {join} WHERE s._file = {index}"
@@ -917,7 +1002,7 @@ class _Run:
                 if table not in self.staged or not self.summary.tables[table].inserted:
                     continue
                 pk = PRIMARY_KEYS[table]
-                cols = ", ".join(c.name for c in TABLE_COLUMNS[table])
+                cols = ", ".join(c.name for c in FILE_COLUMNS[table])
                 join = " AND ".join(f"t.{k} = s.{k}" for k in pk)
                 new_only = (
                     f"WHERE NOT EXISTS (SELECT 1 FROM {TARGET}.{table} t WHERE {join}) "

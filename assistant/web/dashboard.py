@@ -8,7 +8,7 @@ import streamlit as st
 
 from assistant.errors import TamgaError
 from assistant.web.render import column_config
-from assistant.web.resources import get_runner, reporting_currency
+from assistant.web.resources import get_analysis_runner, get_runner, reporting_currency
 from tools import dashboard
 
 
@@ -101,3 +101,57 @@ def dashboard_page() -> None:
                 width="stretch",
                 column_config=column_config(movers, currency),
             )
+    _audit_section(period, currency)
+
+
+def _audit_section(period: dashboard.Period, currency: str) -> None:
+    """Who to audit next for the period, and the period briefing, computed on request."""
+    import pandas as pd
+
+    from tools.briefing import period_briefing
+    from tools.trader_risk import audit_candidates
+
+    st.subheader("Audit selection")
+    key = f"audit-{period.label}"
+    if st.button("Rank audit candidates and build the period briefing", key=f"btn-{key}"):
+        with st.spinner("Scoring traders…"):
+            runner = get_analysis_runner()
+            candidates = audit_candidates(runner, period, n=15)
+            briefing = period_briefing(runner, period)
+            st.session_state[key] = (candidates, briefing.markdown(), briefing.pdf())
+    if key not in st.session_state:
+        st.caption("Ranks traders by expected revenue at stake (risk score x duty gap).")
+        return
+    candidates, markdown, pdf = st.session_state[key]
+    frame = pd.DataFrame(
+        [
+            {
+                "rank": c.rank,
+                "trader": f"{c.name} ({c.trader_id})",
+                "score": c.score,
+                "duty_at_stake": c.duty_at_stake,
+                "expected_revenue": c.expected_revenue,
+                "why": "; ".join(c.reasons[:2]),
+                "last_audit": c.last_audit,
+            }
+            for c in candidates
+        ]
+    )
+    st.dataframe(
+        frame, hide_index=True, width="stretch", column_config=column_config(frame, currency)
+    )
+    left, right = st.columns(2)
+    left.download_button(
+        "Period briefing (PDF)",
+        pdf,
+        file_name=f"briefing-{period.label}.pdf",
+        mime="application/pdf",
+        key=f"pdf-{key}",
+    )
+    right.download_button(
+        "Period briefing (Markdown)",
+        markdown,
+        file_name=f"briefing-{period.label}.md",
+        mime="text/markdown",
+        key=f"md-{key}",
+    )

@@ -7,8 +7,9 @@ from typing import Any
 import streamlit as st
 
 from assistant.errors import TamgaError
+from assistant.settings import get_settings
 from assistant.web.render import column_config
-from assistant.web.resources import get_runner, reporting_currency
+from assistant.web.resources import get_analysis_runner, get_runner, reporting_currency
 from tools.trader_history import trader_history
 from tools.traders import find_traders, trader_profile
 
@@ -106,6 +107,8 @@ def profile_page() -> None:
             _bar(suppliers, "supplier", "customs_value", "Top suppliers"), width="stretch"
         )
 
+    _risk_section(profile.trader_id, profile.name)
+
     st.subheader("Audit history")
     if profile.audits:
         import pandas as pd
@@ -124,3 +127,48 @@ def profile_page() -> None:
     with st.expander("How I got this"):
         for sql in profile.sql + [r.sql for r in history.values()]:
             st.code(sql.strip(), language="sql")
+
+
+def _risk_section(trader_id: str, name: str) -> None:
+    """Risk indicators with reasons, and the audit briefing, computed on request."""
+    from tools.briefing import trader_briefing
+    from tools.trader_risk import trader_score
+
+    st.subheader("Risk indicators")
+    key = f"risk-{trader_id}"
+    if st.button("Compute risk indicators and briefing", key=f"btn-{key}"):
+        with st.spinner("Comparing this trader's lines with their peers…"):
+            runner = get_analysis_runner()
+            score = trader_score(runner, trader_id)
+            briefing = trader_briefing(runner, trader_id, index_dir=get_settings().index)
+            st.session_state[key] = (score, briefing.markdown(), briefing.pdf())
+    if key not in st.session_state:
+        st.caption(
+            "Indicators compare unit values, origins, splits, classification and "
+            "related-party prices with peers; they take a few seconds."
+        )
+        return
+    score, markdown, pdf = st.session_state[key]
+    cols = st.columns(3)
+    cols[0].metric("Risk score", f"{score.score:.2f}")
+    cols[1].metric(f"Duty at stake ({reporting_currency()})", f"{score.duty_at_stake:,.0f}")
+    cols[2].metric("Flags", f"{sum(score.flag_counts.values()):,}")
+    if score.reasons:
+        st.markdown("\n".join(f"- {reason}" for reason in score.reasons))
+    else:
+        st.success("No indicator flags this trader's declarations.")
+    left, right = st.columns(2)
+    left.download_button(
+        "Briefing (PDF)",
+        pdf,
+        file_name=f"briefing-{trader_id}.pdf",
+        mime="application/pdf",
+        key=f"pdf-{key}",
+    )
+    right.download_button(
+        "Briefing (Markdown)",
+        markdown,
+        file_name=f"briefing-{trader_id}.md",
+        mime="text/markdown",
+        key=f"md-{key}",
+    )

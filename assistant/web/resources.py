@@ -23,8 +23,31 @@ def _runner(db_path: str) -> SqlRunner:
 
 
 def get_runner() -> SqlRunner:
-    """The guarded SQL runner on the configured trade database."""
-    return _runner(str(get_settings().database))
+    """The guarded SQL runner on the configured trade database, scoped to the signed-in user."""
+    from assistant.web.login import current_scope
+    from tools.scoping import ScopedRunner
+
+    base = _runner(str(get_settings().database))
+    scope = current_scope()
+    return base if scope.unrestricted else ScopedRunner(base, scope)
+
+
+@st.cache_resource(show_spinner=False)
+def _analysis_runner(db_path: str) -> SqlRunner:
+    from tools.indicators import analysis_runner
+
+    return analysis_runner(Path(db_path))
+
+
+def get_analysis_runner() -> SqlRunner:
+    """A guarded runner with a long time limit and large row cap, for risk indicators
+    (scoped to the signed-in user like get_runner)."""
+    from assistant.web.login import current_scope
+    from tools.scoping import ScopedRunner
+
+    base = _analysis_runner(str(get_settings().database))
+    scope = current_scope()
+    return base if scope.unrestricted else ScopedRunner(base, scope)
 
 
 @st.cache_resource(show_spinner="Loading the assistant…")
@@ -41,8 +64,8 @@ def get_assistant() -> Assistant:
 
 
 @st.cache_data(show_spinner=False, ttl=300)
-def _dataset_info(db_path: str) -> dict[str, Any]:
-    runner = _runner(db_path)
+def _dataset_info(db_path: str, scope_key: str) -> dict[str, Any]:
+    runner = get_runner()
     info = {str(k): v for k, v in runner.run("SELECT key, value FROM dataset_info").rows}
     counts = runner.run(
         "SELECT (SELECT count(*) FROM traders), (SELECT count(*) FROM declarations), "
@@ -62,7 +85,9 @@ def _dataset_info(db_path: str) -> dict[str, Any]:
 
 def dataset_info() -> dict[str, Any]:
     """Source, row counts, date range and reporting currency of the trade database."""
-    return _dataset_info(str(get_settings().database))
+    from assistant.web.login import current_scope
+
+    return _dataset_info(str(get_settings().database), current_scope().key)
 
 
 def reporting_currency() -> str:

@@ -7,6 +7,7 @@ import streamlit as st
 from assistant.errors import TamgaError
 from assistant.export import conversation_markdown, conversation_pdf
 from assistant.settings import get_settings
+from assistant.web.login import current_user, logout
 from assistant.web.resources import dataset_info
 
 ENGINES = {
@@ -29,6 +30,13 @@ def engine_description() -> str:
 def render_sidebar() -> None:
     """Draw the sidebar."""
     with st.sidebar:
+        user = current_user()
+        if user is not None:
+            offices = ", ".join(user.offices) if user.role == "officer" else "all offices"
+            st.markdown(f"**Signed in:** {user.name} · {user.role} · {offices}")
+            if st.button("Sign out", key="logout"):
+                logout()
+                st.rerun()
         st.markdown("### Data set")
         try:
             info = dataset_info()
