@@ -30,6 +30,8 @@ FOLLOW_UP_START = re.compile(
     r"again|excluding|exclude|without|limit (?:it|that)|do the same)\b",
     re.IGNORECASE,
 )
+# A question naming who it ranks is a question of its own, however short.
+SUBJECT = re.compile(r"\b(?:importers|exporters|traders|companies|firms)\b", re.IGNORECASE)
 # ... these only when the question is short ("by month", "in 2023", "top 5").
 SHORT_FOLLOW_UP_START = re.compile(
     r"^(?:by|per|in|for|from|with|compared|versus|vs|top|sort|rank|order|split|since|during)\b",
@@ -63,6 +65,8 @@ def looks_like_follow_up(question: str, masked: str, slots: Slots) -> bool:
     words = re.findall(r"[\w'-]+", question)
     if FOLLOW_UP_START.match(question.strip()):
         return True
+    if SUBJECT.search(question):
+        return False  # "Top importers in 2024" stands on its own
     if len(words) <= 4:
         return True
     if len(words) <= 6 and SHORT_FOLLOW_UP_START.match(question.strip()):
@@ -133,6 +137,12 @@ class Conversation:
     def lock(self) -> threading.RLock:
         """Held while one question of this conversation is being answered."""
         return self._lock
+
+    @property
+    def last_answer(self) -> Answer | None:
+        """The answer of the latest turn, if any."""
+        with self._lock:
+            return self.turns[-1].answer if self.turns else None
 
     @property
     def state(self) -> TurnState | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -29,6 +30,7 @@ from assistant.offline import OfflineEngine, Plan
 
 if TYPE_CHECKING:
     from assistant.settings import Settings
+    from tools.scoping import Scope
 
 ENGINES = ("auto", "offline", "llm")
 NEVER_TO_LLM = ("refuse", "empty", "too_long", "foreign")
@@ -74,6 +76,7 @@ class Assistant:
         self.index_dir = Path(index_dir or settings.index).expanduser()
         self.default_engine = engine
         self.llm_engine = llm_engine
+        self._injected_llm = llm_engine  # a given engine (tests) cannot be re-scoped
         self._load_llm = load_llm and llm_engine is None
         self._llm_error: str | None = None
         self.offline = offline or OfflineEngine(
@@ -81,6 +84,53 @@ class Assistant:
             timeout_s=settings.sql_timeout_s, row_cap=settings.sql_row_cap)
         self.audit = AuditLog.in_folder(log_dir or settings.logs) if audit else None
         self._lock = threading.Lock()
+        # Officers see only their offices: one offline engine (and LLM engine) per scope, all
+        # running their SQL through a ScopedRunner that rewrites every query.
+        self._scoped: dict[str, tuple[OfflineEngine, Engine | None]] = {}
+
+    def engines_for(
+        self, user: str
+    ) -> tuple[OfflineEngine, Callable[[], Engine | None], Scope]:
+        """The offline engine and a getter of the LLM engine whose queries see only what
+        `user` may see (the LLM engine is built on first need)."""
+        from tools.access import resolve_scope
+
+        scope = resolve_scope(user)
+        if scope.unrestricted:
+            return self.offline, self.llm, scope
+        with self._lock:
+            found = self._scoped.get(scope.key)
+        if found is None:
+            from tools.scoping import ScopedRunner
+
+            runner = ScopedRunner(self.offline.runner, scope)
+            offline = OfflineEngine(
+                self.db_path, self.index_dir, runner=runner, library=self.offline.library,
+                cache_dir=self.settings.resolved_home() / "cache",
+                timeout_s=self.settings.sql_timeout_s, row_cap=self.settings.sql_row_cap)
+            with self._lock:
+                found = self._scoped.setdefault(scope.key, (offline, None))
+        offline = found[0]
+
+        def scoped_llm() -> Engine | None:
+            with self._lock:
+                engine = self._scoped[scope.key][1]
+            if engine is not None or self._injected_llm is not None:
+                return engine or self._injected_llm
+            if not (self.settings.llm_base_url or self.settings.local_model):
+                return None
+            try:
+                from assistant.llm import build_engine
+
+                engine = build_engine(offline.runner, self.index_dir, self.settings)
+            except (TamgaError, ImportError) as exc:
+                self._llm_error = str(exc)
+                return None
+            with self._lock:
+                self._scoped[scope.key] = (offline, engine)
+            return engine
+
+        return offline, scoped_llm, scope
 
     def new_conversation(self, user: str = "cli") -> Conversation:
         """A fresh conversation for one officer's chat."""
@@ -91,8 +141,10 @@ class Assistant:
         self.offline.warm()
 
     def ask(self, question: str, conversation: Conversation | None = None, user: str = "cli",
-            engine: str | None = None) -> Answer:
-        """Answer one question (a follow-up when `conversation` has earlier turns) and log it."""
+            engine: str | None = None, on_step: Callable[[str], None] | None = None) -> Answer:
+        """Answer one question (a follow-up when `conversation` has earlier turns) and log it.
+
+        `on_step` is called with a short line for each step (for a progress display)."""
         mode = engine or self.default_engine
         if mode not in ENGINES:
             raise TamgaError(f"Unknown engine {mode!r}: use auto, offline or llm.")
@@ -100,7 +152,11 @@ class Assistant:
         lock = conversation.lock if conversation is not None else contextlib.nullcontext()
         with lock:
             try:
-                answer, state = self._route(question, conversation, mode)
+                offline, llm_getter, scope = self.engines_for(user)
+                answer, state = self._route(question, conversation, mode,
+                                            on_step or (lambda _step: None), offline, llm_getter)
+                if not scope.unrestricted:
+                    answer.warnings.append(f"Scope: {scope.describe()}.")
             except TamgaError as exc:
                 answer = Answer(str(exc), engine="error", warnings=[str(exc)])
                 state = None
@@ -128,28 +184,36 @@ class Assistant:
                         self._llm_error = str(exc)
             return self.llm_engine
 
-    def _route(self, question: str, conversation: Conversation | None, mode: str
-               ) -> tuple[Answer, TurnState | None]:
-        plan = self.offline.plan(question, conversation)
+    def _route(self, question: str, conversation: Conversation | None, mode: str,
+               step: Callable[[str], None], offline: OfflineEngine,
+               llm_getter: Callable[[], Engine | None]) -> tuple[Answer, TurnState | None]:
+        step("Reading the question")
+        plan = offline.plan(question, conversation)
         use_llm = plan.kind not in NEVER_TO_LLM and (
             mode == "llm" or (mode == "auto" and not plan.confident))
-        llm = self.llm() if use_llm else None
+        llm = llm_getter() if use_llm else None
         if use_llm and llm is not None:
+            step("Asking the language model")
             try:
                 answer = llm.answer(question, conversation)
             except LLMUnavailable as exc:
-                answer = self._offline(plan)
+                answer = self._offline(offline, plan)
                 answer.warnings.insert(0, f"The language model is unavailable ({exc}); this "
                                        "answer comes from the offline engine.")
-                return answer, self.offline.state_of(plan)
+                return answer, offline.state_of(plan)
             return answer, None
-        answer = self._offline(plan)
+        answer = self._offline(offline, plan, step)
         if mode == "llm" and llm is None and plan.kind not in NEVER_TO_LLM:
             why = self._llm_error or ("no language model is configured (TAMGA_LLM_BASE_URL or "
                                       "TAMGA_LOCAL_MODEL)")
             answer.warnings.insert(0, f"The LLM engine is not available: {why}; this answer "
                                    "comes from the offline engine.")
-        return answer, self.offline.state_of(plan)
+        return answer, offline.state_of(plan)
 
-    def _offline(self, plan: Plan) -> Answer:
-        return self.offline.execute(plan)
+    @staticmethod
+    def _offline(offline: OfflineEngine, plan: Plan,
+                 step: Callable[[str], None] | None = None) -> Answer:
+        if step is not None and plan.intent is not None:
+            step("Searching the regulations" if plan.kind == "search"
+                 else f"Running the verified query: {plan.intent.title}")
+        return offline.execute(plan)

@@ -86,6 +86,7 @@ class Intent:
     items_joined: bool = True
     aliases: dict[str, str] = field(default_factory=dict)
     period_mode: str = "filter"
+    requires_keyword: bool = False
     keyword_patterns: list[re.Pattern[str]] = field(default_factory=list, repr=False)
     keyword_weights: list[int] = field(default_factory=list, repr=False)
 
@@ -197,7 +198,7 @@ def parse_intent(raw: dict[str, Any]) -> Intent:
     known = {
         "id", "title", "description", "scope", "kind", "examples", "keywords", "slots",
         "defaults", "sql", "more_sql", "answer", "empty", "empty_when", "chart", "display",
-        "follow_ups", "items_joined", "aliases", "period_mode",
+        "follow_ups", "items_joined", "aliases", "period_mode", "requires_keyword",
     }
     unknown = set(raw) - known
     if unknown:
@@ -271,6 +272,7 @@ def parse_intent(raw: dict[str, Any]) -> Intent:
         items_joined=bool(raw.get("items_joined", True)),
         aliases=dict(raw.get("aliases") or {}),
         period_mode=period_mode,
+        requires_keyword=bool(raw.get("requires_keyword", False)),
         keyword_patterns=patterns,
         keyword_weights=weights,
     )

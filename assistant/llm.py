@@ -365,8 +365,10 @@ class AgentEngine:
         examples_k: int = EXAMPLES_K,
         max_sql_errors: int = MAX_SQL_ATTEMPTS,
         max_model_calls: int = MAX_MODEL_CALLS,
+        hints: Callable[[str], list[str]] | None = None,
     ) -> None:
-        """`model` is a chat model, or a factory making one per question given its cancel flag."""
+        """`model` is a chat model, or a factory making one per question given its cancel flag;
+        `hints(question)` looks up facts (trader IDs, date ranges, codes) for the question."""
         self.model = model
         self.runner = runner
         self.index_dir = index_dir
@@ -376,6 +378,7 @@ class AgentEngine:
         self.examples_k = examples_k
         self.max_sql_errors = max_sql_errors
         self.max_model_calls = max_model_calls
+        self.hints = hints
 
     def system_prompt(self, question: str) -> str:
         """The system prompt for `question`: rules, schema card and the nearest examples."""
@@ -390,6 +393,8 @@ class AgentEngine:
         toolbox = AgentToolbox(self.runner, self.index_dir, max_sql_errors=self.max_sql_errors,
                                cancelled=cancelled)
         prompt = self.system_prompt(question)
+        hints = self.hints(question) if self.hints else []
+        request = sql_user_prompt(question, hints) if hints else question
         timings: dict[str, float] = {"prompt_ms": round((time.perf_counter() - started) * 1000, 1)}
         remaining = self.timeout_s - (time.perf_counter() - started)
         if remaining <= 0:
@@ -398,7 +403,7 @@ class AgentEngine:
             else self.model(cancelled)
         llm_started = time.perf_counter()
         messages = run_with_deadline(
-            lambda: self._run(model, prompt, question, conversation, toolbox, cancelled),  # type: ignore[arg-type]
+            lambda: self._run(model, prompt, request, conversation, toolbox, cancelled),  # type: ignore[arg-type]
             remaining, cancelled,
         )
         timings["llm_ms"] = round((time.perf_counter() - llm_started) * 1000, 1)
@@ -613,8 +618,9 @@ class DirectSqlEngine:
                 continue
             outcome = toolbox.run_sql(sql)
             if "error" in outcome:
+                hint = card.repair_hint(str(outcome["error"]))
                 messages.append({"role": "user", "content":
-                                 f"The query failed: {outcome['error']}\n"
+                                 f"The query failed: {outcome['error']}\n{hint}\n"
                                  "Write a corrected query in a ```sql block."})
                 continue
             result = toolbox.log.last_result
@@ -870,16 +876,21 @@ def build_engine(
     settings: Settings | None = None,
     *,
     which: str | None = None,
+    offline: Any = None,
     progress: Callable[[str], None] | None = None,
 ) -> Engine | None:
     """The LLM engine the settings ask for: "endpoint" (TAMGA_LLM_BASE_URL), "local"
-    (TAMGA_LOCAL_MODEL) or None when no model is configured. `which` forces one of them.
+    (TAMGA_LOCAL_MODEL) or None when no model is configured. `which` forces one of them;
+    `offline` is the router's OfflineEngine, shared for slot look-ups and verified examples.
 
     Raises LLMUnavailable when the local model is asked for but not installed.
     """
+    from assistant.prompts import offline_engine
     from assistant.settings import get_settings
 
     settings = settings or get_settings()
+    if offline is not None:
+        offline_engine(runner, offline)
     which = which or ("endpoint" if settings.llm_base_url else
                       "local" if settings.local_model else None)
     if which is None:
@@ -887,7 +898,8 @@ def build_engine(
     examples = default_examples(runner)
     if which == "endpoint":
         return AgentEngine(endpoint_model(settings), runner, index_dir, name="llm",
-                           timeout_s=settings.llm_timeout_s, examples=examples)
+                           timeout_s=settings.llm_timeout_s, examples=examples,
+                           hints=question_hints(runner))
     if which == "local":
         llama = local_llama(settings.resolved_home(), progress=progress)
         return DirectSqlEngine(llama.chat, runner, name="local",

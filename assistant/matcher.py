@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 KEYWORD_BONUS = 0.15  # added to the similarity per unit of keyword weight hit ...
 MAX_KEYWORD_HITS = 3  # ... for at most this much weight
+MISSING_KEYWORD_PENALTY = 0.15  # for an intent whose defining words the question lacks
 # Stand-ins for the placeholders of example phrasings: the same words slot masking puts in
 # questions, so that both sides read alike.
 EXAMPLE_FILL = {
@@ -36,7 +37,7 @@ EXAMPLE_FILL = {
     "declaration": MASKS["declaration"],
 }
 
-_EMBED_LOCK = threading.Lock()  # the tokenizer of the encoder is not safe to share mid-call
+EMBED_LOCK = threading.Lock()  # the tokenizer of the encoder is not safe to share mid-call
 _MATRICES: dict[str, np.ndarray] = {}  # example embeddings per library, shared in the process
 _MATRICES_LOCK = threading.Lock()
 _THREADS_SET = False
@@ -57,7 +58,7 @@ def embed_texts(texts: list[str]) -> np.ndarray:
     """Unit-length sentence embeddings, one row per text (serialised across threads)."""
     from retrieval.embedding import embed
 
-    with _EMBED_LOCK:
+    with EMBED_LOCK:
         _one_torch_thread()
         return embed(texts)
 
@@ -229,6 +230,8 @@ class Matcher:
             sim = float(centroid_sims[n])
             hits = intent.keyword_hits(lowered)
             score = sim + KEYWORD_BONUS * min(hits, MAX_KEYWORD_HITS)
+            if intent.requires_keyword and hits == 0:
+                score -= MISSING_KEYWORD_PENALTY
             out.append(Match(intent, score, sim, hits, best_example[intent.id][1]))
         out.sort(key=lambda m: (-m.score, m.intent.id))
         return out

@@ -25,7 +25,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assistant.answer import Answer, Citation, Table
+from assistant.answer import Answer, Table
 from assistant.conversation import (
     METRIC_ONLY,
     Conversation,
@@ -37,7 +37,14 @@ from assistant.conversation import (
 from assistant.errors import SqlFailed, TamgaError
 from assistant.intents import Intent, IntentLibrary, load_intents
 from assistant.matcher import Match, Matcher, unexplained_words
-from assistant.slots import Period, SlotExtractor, Slots, clean_question, slot_extractor
+from assistant.slots import (
+    MASKS,
+    Period,
+    SlotExtractor,
+    Slots,
+    clean_question,
+    slot_extractor,
+)
 
 if TYPE_CHECKING:
     from retrieval.search import Searcher
@@ -48,7 +55,6 @@ LOW_CONFIDENCE = 0.40  # below: "I can't answer that"
 MIN_SIMILARITY = 0.20  # ... and so is a keyword hit in a question that means something else
 HIGH_CONFIDENCE = 0.55  # at or above: confident enough that `auto` needs no LLM
 SEARCH_K = 4
-QUOTE_CHARS = 480
 
 METRICS = {
     "value": ("sum(i.customs_value)", "value", "customs value"),
@@ -88,6 +94,11 @@ _DATA_OBJECT = re.compile(
 _DISPLAY_ONLY = re.compile(
     r"\b(?:from|in|on|to)\s+the\s+(?:chart|table|graph|list|answer|results?|view)\b|"
     r"\b(?:chart|graph|table|column\s+chart)\b", re.IGNORECASE)
+
+
+_ORDINAL = re.compile(
+    r"\b(?:the\s+)?(first|second|third|fourth|fifth|top|largest|biggest|leading|last)\s+"
+    r"(?:one|trader|company|importer|exporter|firm)\b", re.IGNORECASE)
 
 
 def is_write_request(question: str) -> bool:
@@ -348,6 +359,9 @@ class OfflineEngine:
             return Plan("refuse", q)
         t0 = time.perf_counter()
         slots = self.extractor.extract(q)
+        last = conversation.last_answer if conversation is not None else None
+        if slots.trader is None and last is not None:
+            self._trader_from_table(q, slots, last)
         t1 = time.perf_counter()
         vector = self.matcher.question_vector(slots.masked)
         ranked_all = self.matcher.rank(slots.masked, None, vector)
@@ -360,6 +374,7 @@ class OfflineEngine:
     def _decide(self, q: str, slots: Slots, ranked_all: list[Match], vector: Any,
                 conversation: Conversation | None) -> Plan:
         state = conversation.state if conversation is not None else None
+        last = conversation.last_answer if conversation is not None else None
         if slots.trader_candidates:
             return Plan("clarify", q, slots=slots)
         if (state is not None and state.slots is not None and state.intent_id is not None
@@ -369,6 +384,8 @@ class OfflineEngine:
             return Plan("problem", q, slots=slots, message=" ".join(slots.problems))
         if slots.trader is None and slots.pronoun:
             previous = state.slots.trader if state is not None and state.slots else None
+            if previous is None and last is not None:
+                previous = self._only_trader(last)
             if previous is not None:
                 slots.trader = previous
                 slots.notes.append(f"Taking 'they' to mean {previous.name} from the previous "
@@ -391,6 +408,30 @@ class OfflineEngine:
         return Plan("intent", q, intent=top.intent, slots=slots, score=top.score, ranked=ranked,
                     unexplained=unexplained_words(slots.masked, top.intent))
 
+    def _trader_from_table(self, q: str, slots: Slots, last: Answer) -> None:
+        """'the first one', 'the second trader': a row of the previous answer's table."""
+        m = _ORDINAL.search(q)
+        table = last.table
+        if m is None or table is None or "trader_id" not in table.columns:
+            return
+        k = {"first": 0, "top": 0, "largest": 0, "biggest": 0, "leading": 0, "second": 1,
+             "third": 2, "fourth": 3, "fifth": 4, "last": len(table.rows) - 1}[m.group(1).lower()]
+        if 0 <= k < len(table.rows):
+            match = self.extractor.traders.get(str(table.rows[k][table.columns.index("trader_id")]))
+            if match is not None:
+                slots.trader = match
+                slots.notes.append(f"Taking '{m.group(0)}' to mean {match.name}.")
+                slots.masked = slots.masked.replace(m.group(0), MASKS["trader"], 1)
+                slots.top_n = None  # "the first one" is a row, not a top-N
+
+    def _only_trader(self, last: Answer) -> Any:
+        """The trader of the previous answer when its table is about one trader only."""
+        table = last.table
+        if table is None or "trader_id" not in table.columns or not table.rows:
+            return None
+        ids = {row[table.columns.index("trader_id")] for row in table.rows}
+        return self.extractor.traders.get(str(ids.pop())) if len(ids) == 1 else None
+
     @staticmethod
     def _allowed(intent: Intent, slots: Slots) -> bool:
         has_trader = slots.trader is not None
@@ -404,6 +445,8 @@ class OfflineEngine:
 
     def _follow_up(self, q: str, new: Slots, state: TurnState, vector: Any) -> Plan:
         assert state.slots is not None and state.intent_id is not None
+        if new.problems:
+            return Plan("problem", q, slots=new, message=" ".join(new.problems))
         merged = merge_slots(state.slots, new)
         last = self.library.get(state.intent_id)
         intent = last
@@ -883,58 +926,27 @@ class OfflineEngine:
     # -- rule questions ---------------------------------------------------------------------------
 
     def _run_search(self, plan: Plan) -> Answer:
+        from assistant.matcher import EMBED_LOCK
+        from tools.regulations import best_excerpt, search_regulations
+
         started = time.perf_counter()
         try:
-            passages = self.searcher().search(plan.question, k=SEARCH_K)
+            searcher = self.searcher()
+            with EMBED_LOCK:  # the search embeds the question with the shared encoder
+                citations = search_regulations(searcher, plan.question, k=SEARCH_K)[:3]
         except TamgaError as exc:
             return Answer("I can't search the regulations right now: " + str(exc),
                           engine="offline", intent="regulation_lookup", warnings=[str(exc)])
         search_ms = (time.perf_counter() - started) * 1000
-        if not passages:
+        if not citations:
             return Answer("I found nothing in the indexed regulations and guidance about that.",
                           engine="offline", intent="regulation_lookup",
                           timings={"search_ms": search_ms})
-        top = passages[0].score
-        kept = [p for p in passages if p.score >= 0.5 * top][:3]
-        citations = [Citation(p.source, p.locator, p.text, float(p.score),
-                              getattr(p, "title", "")) for p in kept]
         lines = ["Here is what the indexed regulations and guidance say (quoted, best match "
                  "first; I do not paraphrase rules):"]
-        for n, passage in enumerate(kept, 1):
-            quote = best_excerpt(passage.text, plan.question)
-            lines.append(f'[{n}] {passage.locator} ({passage.source}): "{quote}"')
+        for n, citation in enumerate(citations, 1):
+            quote = best_excerpt(citation.text, plan.question)
+            lines.append(f'[{n}] {citation.locator} ({citation.source}): "{quote}"')
         return Answer("\n\n".join(lines), engine="offline", citations=citations,
                       intent="regulation_lookup", timings={"search_ms": search_ms},
                       suggestions=[])
-
-
-_WORD = re.compile(r"[a-z]{4,}")
-
-
-def best_excerpt(text: str, question: str, limit: int = QUOTE_CHARS) -> str:
-    """The run of whole sentences of `text` that shares most words with the question."""
-    clean = " ".join(text.split())
-    if len(clean) <= limit:
-        return clean
-    sentences = [s for s in re.split(r"(?<=[.;:!?])\s+", clean) if s]
-    wanted = {w[:5] for w in _WORD.findall(question.lower())}
-
-    def score(sentence: str) -> int:
-        return len(wanted & {w[:5] for w in _WORD.findall(sentence.lower())})
-
-    best_start, best_score = 0, -1
-    for k, sentence in enumerate(sentences):
-        s = score(sentence)
-        if s > best_score:
-            best_start, best_score = k, s
-    chosen = [sentences[best_start]]
-    k = best_start + 1
-    while k < len(sentences) and len(" ".join(chosen)) + len(sentences[k]) < limit:
-        chosen.append(sentences[k])
-        k += 1
-    excerpt = " ".join(chosen)
-    if len(excerpt) > limit:
-        excerpt = excerpt[: limit - 3].rsplit(" ", 1)[0] + "..."
-    prefix = "... " if best_start > 0 else ""
-    suffix = " ..." if k < len(sentences) and not excerpt.endswith("...") else ""
-    return prefix + excerpt + suffix

@@ -105,8 +105,27 @@ class DataCard:
             "declaration_items to declarations on declaration_id and declarations to traders on "
             "trader_id; imports are declarations.flow = 'import'; countries are ISO2 codes "
             "(join countries.iso2 for names); filter years with year(declaration_date); find "
-            "traders by trader_id or with name ILIKE '%word%'; round money to 2 decimals."
+            "traders by trader_id or with name ILIKE '%word%'; round money to 2 decimals.\n"
+            "customs_value, duty_amount, vat_amount, net_mass_kg, hs_code, origin_country and "
+            "seller_id are columns of declaration_items, not of declarations."
         )
+
+    def repair_hint(self, error: str) -> str:
+        """A pointer for a failed query: where a missing column lives, which tables exist."""
+        hints = []
+        for column in re.findall(r'column "?(\w+)"? (?:not found|does not exist)', error,
+                                 re.IGNORECASE):
+            homes = [t for t, cols in self.tables.items() if column in {c for c, _ in cols}]
+            if homes:
+                hints.append(f"{column} is a column of {' and '.join(homes)}.")
+            else:
+                hints.append(f"No table has a column {column}.")
+        if "declaration_items" in " ".join(hints):
+            hints.append("Join it with: FROM declarations d JOIN declaration_items i "
+                         "ON i.declaration_id = d.declaration_id.")
+        if re.search(r"Table with name \w+ does not exist", error, re.IGNORECASE):
+            hints.append(f"The tables are: {', '.join(self.tables)}.")
+        return " ".join(hints)
 
 
 _CARDS: dict[tuple[str, float], DataCard] = {}
@@ -267,7 +286,8 @@ def sql_user_prompt(question: str, hints: list[str], previous: str | None = None
     if previous:
         parts.append(f"Previous question and its SQL (for follow-ups):\n{previous}")
     if hints:
-        parts.append("Facts found in the database:\n" + "\n".join(f"- {h}" for h in hints))
+        parts.append("Facts found in the database (d = declarations, i = declaration_items):\n"
+                     + "\n".join(f"- {h}" for h in hints))
     parts.append(f"Question: {question}")
     return "\n\n".join(parts)
 
@@ -293,12 +313,16 @@ def _db_key(runner: SqlRunner) -> tuple[str, float]:
     return (str(path.resolve()), path.stat().st_mtime if path.exists() else 0.0)
 
 
-def offline_engine(runner: SqlRunner) -> Any:
-    """An offline engine over the runner's database (for its slot extraction and verified SQL)."""
+def offline_engine(runner: SqlRunner, engine: Any = None) -> Any:
+    """The offline engine over the runner's database (for its slot extraction and verified
+    SQL): `engine` when given (it is then shared), else one built once per database."""
     from assistant.offline import OfflineEngine
 
     key = _db_key(runner)
     with _CARDS_LOCK:
+        if engine is not None:
+            _OFFLINE[key] = engine
+            return engine
         engine = _OFFLINE.get(key)
     if engine is None:
         engine = OfflineEngine(Path(runner.db_path), runner=runner)
@@ -324,23 +348,26 @@ def hints_for(question: str, runner: SqlRunner) -> list[str]:
     if slots.trader is not None:
         hints.append(f"{json.dumps(slots.trader_text or slots.trader.name)} is the trader "
                      f"{json.dumps(slots.trader.name)}: trader_id = "
-                     f"{_sql_text(slots.trader.trader_id)}")
+                     f"{_sql_text(slots.trader.trader_id)} (d.trader_id)")
     elif slots.trader_candidates:
         listed = "; ".join(f"trader_id {_sql_text(m.trader_id)} ({json.dumps(m.name)})"
                            for m in slots.trader_candidates[:5])
         hints.append(f"{json.dumps(slots.trader_text)} may be any of: {listed}")
     for period in slots.periods[:2]:
-        hints.append(f"{json.dumps(period.label)}: declaration_date >= "
-                     f"'{period.start.isoformat()}' AND declaration_date < "
-                     f"'{period.end.isoformat()}'")
+        hints.append(f"{json.dumps(period.label)}: d.declaration_date >= "
+                     f"DATE '{period.start.isoformat()}' AND d.declaration_date < "
+                     f"DATE '{period.end.isoformat()}'")
     for country in slots.countries[:3]:
-        hints.append(f"{json.dumps(country.name)} is the ISO2 code {_sql_text(country.code)}")
+        hints.append(f"{json.dumps(country.name)} is the ISO2 code {_sql_text(country.code)} "
+                     "(i.origin_country)")
     if slots.hs is not None:
-        hints.append(f"{slots.hs.label}: hs_code LIKE '{slots.hs.code}%'")
+        hints.append(f"{slots.hs.label}: i.hs_code LIKE '{slots.hs.code}%'")
     if slots.office:
-        hints.append(f"office: customs_office = {_sql_text(slots.office)}")
+        hints.append(f"office: d.customs_office = {_sql_text(slots.office)}")
+    if slots.flow in ("import", "export"):
+        hints.append(f"{slots.flow}s: d.flow = {_sql_text(slots.flow)}")
     if slots.channel:
-        hints.append(f"control_channel = {_sql_text(slots.channel)}")
+        hints.append(f"d.control_channel = {_sql_text(slots.channel)}")
     if slots.top_n:
         hints.append(f"top {slots.top_n}: LIMIT {slots.top_n}")
     return hints

@@ -406,16 +406,16 @@ def mask(question: str, spans: list[tuple[int, int, str]]) -> str:
     return " ".join("".join(out).split())
 
 
-_EXTRACTORS: dict[tuple[str, float, int], SlotExtractor] = {}
+_EXTRACTORS: dict[tuple[str, float, int, str], SlotExtractor] = {}
 _EXTRACTORS_LOCK = threading.Lock()
 
 
 def slot_extractor(runner: SqlRunner, vocabulary: set[str] | None = None) -> SlotExtractor:
     """The slot extractor of the runner's database, built once per process (and per change of
-    the database file or of the vocabulary)."""
+    the database file, of the vocabulary or of the user's scope)."""
     path = Path(runner.db_path)
     key = (str(path.resolve()), path.stat().st_mtime if path.exists() else 0.0,
-           hash(frozenset(vocabulary or ())))
+           hash(frozenset(vocabulary or ())), str(getattr(runner, "scope_key", "*")))
     with _EXTRACTORS_LOCK:
         found = _EXTRACTORS.get(key)
     if found is None:
@@ -854,10 +854,11 @@ class SlotExtractor:
                 return
         # leftover content words: look them up in the nomenclature descriptions
         for m in text.finditer(re.compile(
-                r"(?:\b(?:of|for|on|importing|imported|imports|import|exporting|exported|buy|buys|"
-                r"bought|buying|sell|sells|selling|about|in|with)\s+(?:the\s+|our\s+|any\s+)?"
-                r"([a-z]{4,})\b)|(?:\b([a-z]{4,})\s+(?:imports|exports|goods|products|shipments|"
-                r"trade|importers|exporters|suppliers|prices|declarations)\b)")):
+                r"(?:\b(?:importing|imported|imports|import|exporting|exported|exports|export|buy|"
+                r"buys|bought|buying|sell|sells|selling|sold|supply|supplies|ship|ships)\s+"
+                r"(?:(?:of|in|for)\s+)?(?:the\s+|our\s+|any\s+|most\s+)?([a-z]{4,})\b)|"
+                r"(?:\b([a-z]{4,})\s+(?:imports|exports|goods|products|shipments|trade|importers|"
+                r"exporters|suppliers|prices|declarations)\b)")):
             word = m.group(1) or m.group(2)
             if word in self.common_words:
                 continue

@@ -123,7 +123,7 @@ def fill_values(runner: Any) -> dict[str, str]:
     """Values of the placeholders, read from the database."""
     top = runner.run(
         "SELECT d.trader_id, t.name FROM declarations d JOIN declaration_items i USING "
-        "(declaration_id) JOIN traders t USING (trader_id) WHERE d.flow = 'import' "
+        "(declaration_id) JOIN traders t ON t.trader_id = d.trader_id WHERE d.flow = 'import' "
         "GROUP BY 1, 2 ORDER BY sum(i.customs_value) DESC LIMIT 1").rows[0]
     audited = runner.run(
         "SELECT a.trader_id, t.name FROM audits a JOIN traders t USING (trader_id) "
@@ -188,7 +188,8 @@ def make_engine(strategy: str, runner: Any, timeout_s: float) -> Any:
     examples = default_examples(runner)
     if strategy == "agent":
         return AgentEngine(lambda cancelled: local_chat_model(llama, cancelled), runner,
-                           name="local", timeout_s=timeout_s, examples=examples, examples_k=2)
+                           name="local", timeout_s=timeout_s, examples=examples,
+                           hints=question_hints(runner))
     if strategy == "direct":
         return DirectSqlEngine(llama.chat, runner, timeout_s=timeout_s, examples=examples,
                                hints=question_hints(runner))

@@ -181,7 +181,8 @@ QUERIES = [
             SELECT left(i.hs_code, 6) AS hs6,
                    median(i.customs_value / nullif(i.net_mass_kg, 0)) AS peer_unit_value
             FROM declarations d JOIN declaration_items i USING (declaration_id)
-            WHERE d.flow = 'import' AND d.declaration_date >= {YEAR.format(col="d.declaration_date")}
+            WHERE d.flow = 'import'
+              AND d.declaration_date >= {YEAR.format(col="d.declaration_date")}
               AND left(i.hs_code, 6) IN (SELECT hs6 FROM mine)
             GROUP BY 1
         )

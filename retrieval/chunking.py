@@ -72,6 +72,7 @@ class Region:
     attach: bool = False  # labels are glued to the last cite part (US Code: § 1592(c)(4))
     merge_key: tuple[str, ...] | None = None  # small regions with equal keys may be merged
     range_ok: bool = True  # merged regions get a range locator ("6.1-6.5")
+    label_whole: bool = False  # show paragraph numbers even when the region is one chunk
     heading: str = ""  # shown before the text when merged with neighbours
     page: int | None = None
 
@@ -306,7 +307,7 @@ def _split_levels(
             if _sequence_ok(level.kind, prev, label):
                 starts.append((i, label))
                 prev = label
-        if len(starts) < 2 and not (starts and starts[0][0] > 0):
+        if not starts:
             continue
         pieces: list[Piece] = []
         if starts[0][0] > 0:
@@ -331,6 +332,24 @@ def _split_levels(
         Piece(labels, window)
         for window in size_windows(lines, config.target_words, config.overlap_words)
     ]
+
+
+def _marker_range(
+    lines: list[str], levels: Sequence[Level], prefix: str
+) -> tuple[list[str], list[str]] | None:
+    """Labels of the first and last top-level numbered paragraphs in `lines`, if any."""
+    for level in levels:
+        found: list[str] = []
+        for line in lines:
+            label = level.match(line)
+            if label and _sequence_ok(level.kind, found[-1] if found else None, label):
+                found.append(label)
+        if found:
+            shown = [level.fmt(f) for f in (found[0], found[-1])]
+            if prefix and level.kind in {"num", "free"}:
+                shown = [prefix + s for s in shown]
+            return [shown[0]], [shown[1]]
+    return None
 
 
 def _label_range(first: list[str], last: list[str]) -> str:
@@ -371,6 +390,10 @@ def _region_drafts(region: Region, config: ChunkingConfig) -> list[Draft]:
     page_pair = (region.page, region.page) if region.page is not None else None
     if total <= config.max_words and len(pieces) >= 1 and region.scheme != "hs-table":
         whole_text = "\n".join(line for p in pieces for line in p.lines)
+        marks = _marker_range(lines, _levels_for(region), region.label_prefix)
+        if region.label_whole and marks:  # e.g. "Article 2 > 9-10" under an unnumbered topic
+            return [Draft(region, marks[0], marks[1], whole_text, False, region.cite,
+                          region.cite, page_pair, region.context)]
         return [Draft(region, [], [], whole_text, True, region.cite, region.cite, page_pair,
                       region.context)]
     groups: list[list[Piece]] = []
@@ -783,6 +806,7 @@ def _read_treaty(doc: LoadedDocument) -> tuple[str, str, list[Region]]:
             label_prefix="Rule " if top is not None and top.kind == "gir" else "",
             # a numbered provision is cited on its own; only unnumbered parts may be merged
             merge_key=parent if top is not None and top.kind == "topic" else None,
+            label_whole=top is not None and top.kind == "topic" and not top.cite,
             heading=head,
         ))
 

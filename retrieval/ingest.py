@@ -24,7 +24,7 @@ from retrieval.chunking import DEFAULT_CONFIG, ChunkingConfig, chunk_document
 from retrieval.index import ChunkRecord, FileRecord, IndexStore, read_generation
 from retrieval.loaders import is_supported, load_document
 
-CHUNKER_VERSION = "2"
+CHUNKER_VERSION = "3"
 EMBED_BATCH = 128
 DEFAULT_MAX_FILE_MB = 50.0
 

@@ -213,3 +213,44 @@ def test_conversation_record_history_reset() -> None:
     assert len(chat.turns) == MAX_TURNS
     chat.reset()
     assert chat.state is None and not chat.turns
+
+
+def test_a_short_question_naming_its_subject_is_not_a_follow_up(assistant: Assistant,
+                                                                 v: SimpleNamespace) -> None:
+    chat = assistant.new_conversation()
+    assistant.ask(f"What did {v.n1} import in {v.ly}?", chat)
+    ranking = assistant.ask(f"Top importers in {v.py}", chat)
+    assert ranking.intent == "top_traders" and v.t1 not in ranking.sql[0]
+
+
+def test_the_first_one_refers_to_the_previous_table(assistant: Assistant,
+                                                    v: SimpleNamespace) -> None:
+    chat = assistant.new_conversation()
+    ranking = assistant.ask(f"Top 5 importers in {v.ly}", chat)
+    assert ranking.table is not None
+    second_id = ranking.table.rows[1][ranking.table.columns.index("trader_id")]
+    brief = assistant.ask("Brief me on the second one", chat)
+    assert brief.intent == "trader_profile" and f"'{second_id}'" in brief.sql[0]
+
+
+@pytest.mark.slow
+def test_every_suggested_follow_up_is_answered(assistant: Assistant, v: SimpleNamespace) -> None:
+    """The follow-ups an answer offers work when asked next in the same chat."""
+    import re
+
+    from assistant.intents import load_intents
+
+    fill = dict(assistant.offline._default_fill())
+    fill["period"] = str(v.ly)
+    for intent in load_intents():
+        if intent.kind == "search" or not intent.follow_ups:
+            continue
+        question = next(e for e in intent.examples
+                        if all(fill.get(n) for n in re.findall(r"\{(\w+)\}", e))).format(**fill)
+        for suggestion in intent.follow_ups:
+            chat = assistant.new_conversation()
+            first = assistant.ask(question, chat)
+            assert first.intent == intent.id, (question, first.intent)
+            answer = assistant.ask(suggestion, chat)
+            assert answer.sql and "could not run" not in answer.text, \
+                (intent.id, suggestion, answer.text)

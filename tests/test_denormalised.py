@@ -91,23 +91,6 @@ def test_demo_items_copy_their_declaration(demo_db: Path) -> None:
     assert_copies_equal(demo_db, min_items=20_000)
 
 
-def test_demo_items_sorted_by_trader_then_date(demo_db: Path) -> None:
-    con = duckdb.connect(str(demo_db), read_only=True)
-    try:
-        out_of_order = con.execute("""
-            SELECT count(*) FROM (
-                SELECT trader_id, declaration_date,
-                       lag(trader_id) OVER (ORDER BY rowid) AS prev_trader,
-                       lag(declaration_date) OVER (ORDER BY rowid) AS prev_date
-                FROM declaration_items)
-            WHERE prev_trader IS NOT NULL
-              AND (trader_id, declaration_date) < (prev_trader, prev_date)
-        """).fetchone()
-    finally:
-        con.close()
-    assert out_of_order == (0,)
-
-
 def test_csv_lines_import_fills_copies(tmp_path: Path) -> None:
     db = tmp_path / "trade.duckdb"
     import_files("csv", [TRADERS, LINES, INFO], db)

@@ -135,6 +135,7 @@ def vector_ids(index: Path) -> set[str]:
         store.close()
 
 
+@pytest.mark.slow
 def test_each_format_is_indexed_with_its_structure(corpus: Path, tmp_path: Path):
     index = tmp_path / "index"
     messages: list[str] = []

@@ -29,8 +29,6 @@ from assistant.prompts import Example, ExampleLibrary, data_card
 from tools.agent_tools import AgentToolbox
 from tools.sql import SqlRunner
 
-REPO = Path(__file__).resolve().parents[1]
-GUIDANCE = REPO / "retrieval" / "guidance"
 
 
 class ScriptedChatModel(BaseChatModel):
@@ -68,29 +66,8 @@ def call(name: str, n: int, **args: Any) -> AIMessage:
 
 
 @pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tradedata.demo import generate_demo
-
-    path = tmp_path_factory.mktemp("llm") / "trade.duckdb"
-    generate_demo(path, items=2_000, seed=3)
-    return path
-
-
-@pytest.fixture(scope="module")
-def runner(db: Path) -> SqlRunner:
-    return SqlRunner(db)
-
-
-@pytest.fixture(scope="module")
-def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from retrieval.ingest import ingest_paths
-
-    folder = tmp_path_factory.mktemp("guidance")
-    for name in ("record-keeping.md", "related-party-transactions.md"):
-        (folder / name).write_text((GUIDANCE / name).read_text())
-    index = tmp_path_factory.mktemp("index")
-    ingest_paths([folder], index)
-    return index
+def runner(demo_db: Path) -> SqlRunner:
+    return SqlRunner(demo_db)
 
 
 def money(runner: SqlRunner, sql: str) -> float:
@@ -181,14 +158,15 @@ def test_model_calls_are_bounded_the_last_call_gets_no_tools(runner: SqlRunner) 
     assert answer.slots["tool_calls"] == ["describe_schema", "describe_schema"]
 
 
-def test_regulation_search_gives_citations(runner: SqlRunner, index_dir: Path) -> None:
+def test_regulation_search_gives_citations(runner: SqlRunner, guidance_index: Path) -> None:
     model = ScriptedChatModel(script=[
         call("search_regulations", 1, query="how long must records be kept"),
         AIMessage("Records must be kept for the period the guidance sets [record-keeping.md]."),
     ])
-    answer = AgentEngine(model, runner, index_dir).answer("How long must importers keep records?")
+    answer = AgentEngine(model, runner, guidance_index).answer(
+        "How long must importers keep records?")
     assert answer.citations
-    assert answer.citations[0].source == "record-keeping.md"
+    assert answer.citations[0].source.endswith("record-keeping.md")
     passages = [m for m in model.received[1] if isinstance(m, ToolMessage)][-1]
     assert answer.citations[0].text[:40] in str(passages.content).replace("\\n", "\n")
     assert answer.sql == []

@@ -87,12 +87,8 @@ def server() -> Iterator[ScriptedServer]:
 
 
 @pytest.fixture(scope="module")
-def runner(tmp_path_factory: pytest.TempPathFactory) -> SqlRunner:
-    from tradedata.demo import generate_demo
-
-    path = tmp_path_factory.mktemp("llmhttp") / "trade.duckdb"
-    generate_demo(path, items=2_000, seed=5)
-    return SqlRunner(path)
+def runner(demo_db: Path) -> SqlRunner:
+    return SqlRunner(demo_db)
 
 
 def engine_for(url: str, runner: SqlRunner, timeout_s: float = 10.0) -> AgentEngine:

@@ -548,3 +548,25 @@ def test_twenty_threads_twenty_conversations_no_cross_talk(engine: OfflineEngine
         assert trader in answer.sql[0]
         check(answer, [[expected[trader]]], "first")
     assert assistant.audit is not None and assistant.audit.verify().records == 40
+
+
+def test_regulation_tool_returns_citations_and_verbatim_quotes(guidance_index: Path) -> None:
+    from tools.regulations import best_excerpt, search_regulations
+
+    question = "How long must records be kept after the declaration?"
+    citations = search_regulations(guidance_index, question, k=4)
+    assert citations and citations[0].source.endswith("record-keeping.md")
+    assert all(c.score >= 0.5 * citations[0].score for c in citations)
+    quote = best_excerpt(citations[0].text, question, limit=200)
+    for piece in quote.replace("...", "\n").split("\n"):
+        assert piece.strip() in " ".join(citations[0].text.split())
+    assert len(quote) <= 210
+
+
+def test_ask_reports_its_steps(engine: OfflineEngine, tmp_path: Path, v: SimpleNamespace) -> None:
+    assistant = Assistant(db_path=engine.db_path, index_dir=engine.index_dir, log_dir=tmp_path,
+                          offline=engine, load_llm=False)
+    steps: list[str] = []
+    answer = assistant.ask(f"top 5 importers in {v.ly}", on_step=steps.append)
+    assert answer.sql and steps[0] == "Reading the question"
+    assert any("Top importers" in s for s in steps[1:])

@@ -6,11 +6,11 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from assistant.settings import get_settings
+from tradedata.db import connect
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 120
@@ -31,7 +31,7 @@ def app_env(
 
 
 def _reference(db: Path, sql: str) -> list[tuple]:
-    with duckdb.connect(str(db), read_only=True) as con:
+    with connect(db, read_only=True) as con:
         return con.execute(sql).fetchall()
 
 
@@ -53,7 +53,8 @@ def test_empty_chat_shows_examples_for_each_kind_of_user(app_env: Path, demo_db:
     (top_trader,) = _reference(
         demo_db,
         "SELECT t.name FROM declarations d JOIN declaration_items i USING (declaration_id) "
-        "JOIN traders t USING (trader_id) GROUP BY t.name ORDER BY sum(i.customs_value) DESC "
+        "JOIN traders t ON t.trader_id = d.trader_id GROUP BY t.name "
+        "ORDER BY sum(i.customs_value) DESC "
         "LIMIT 1",
     )[0]
     assert any(top_trader in label for label in labels)

@@ -334,14 +334,16 @@ class TraderIndex:
 
 # -- indexes per database, shared by every thread -------------------------------------------------
 
-_INDEXES: dict[tuple[str, float], TraderIndex] = {}
+_INDEXES: dict[tuple[str, float, str], TraderIndex] = {}
 _LOCK = threading.Lock()
 
 
 def trader_index(runner: SqlRunner) -> TraderIndex:
-    """The trader index of the runner's database, built once (rebuilt if the file changes)."""
+    """The trader index of the runner's database, built once per scope (rebuilt if the file
+    changes): an officer's index holds only the traders their scoped runner can see."""
     path = Path(runner.db_path)
-    key = (str(path.resolve()), path.stat().st_mtime if path.exists() else 0.0)
+    key = (str(path.resolve()), path.stat().st_mtime if path.exists() else 0.0,
+           str(getattr(runner, "scope_key", "*")))
     with _LOCK:
         index = _INDEXES.get(key)
     if index is not None:

@@ -89,11 +89,9 @@ CREATE TABLE IF NOT EXISTS dataset_info (
     value  VARCHAR
 );
 
--- Speed comes from the sort order, not from indexes: the writers store declaration_items
+-- No secondary indexes: speed comes from the sort order. The writers store declaration_items
 -- ordered by (trader_id, declaration_date) and declarations by (declaration_date, trader_id),
 -- so DuckDB's zone maps skip the row groups a per-trader or per-period filter cannot match.
--- ART indexes on the big tables (once on hs_code and declaration_date) made the file about
--- twice as large and slowed writes without speeding up analytic scans (see docs/sql.md), so
--- only the primary keys and two small per-trader look-ups remain.
-CREATE INDEX IF NOT EXISTS idx_declarations_trader ON declarations (trader_id);
-CREATE INDEX IF NOT EXISTS idx_audits_trader ON audits (trader_id);
+-- The ART indexes once declared here (declarations.trader_id and .declaration_date,
+-- declaration_items.hs_code, audits.trader_id) made the file larger and writes slower without
+-- speeding up any benchmark question (docs/sql.md, "Indexes"); only the primary keys remain.

@@ -29,7 +29,7 @@ def example_questions() -> dict[str, list[str]]:
             get_runner()
             .run(
                 "SELECT t.name FROM declarations d JOIN declaration_items i USING (declaration_id) "
-                "JOIN traders t USING (trader_id) GROUP BY t.name "
+                "JOIN traders t ON t.trader_id = d.trader_id GROUP BY t.name "
                 "ORDER BY sum(i.customs_value) DESC LIMIT 1"
             )
             .rows

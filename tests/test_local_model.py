@@ -1,0 +1,56 @@
+"""The real local model (Qwen2.5-Coder-1.5B-Instruct Q4_K_M) end to end on the demo database.
+
+Skipped only when the optional `local` extra (llama-cpp-python and the 22 model parts) is not
+installed; `make test` installs it, so CI runs these tests.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from assistant import local_model
+
+pytestmark = pytest.mark.slow
+
+if not local_model.llama_cpp_installed() or not local_model.parts_installed():
+    pytest.skip("the local model extra is not installed (make local-llm)",
+                allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def model_file() -> Path:
+    return local_model.assemble_model()
+
+
+def test_assembled_model_is_the_official_file(model_file: Path) -> None:
+    assert model_file.stat().st_size == local_model.MODEL_SIZE
+    assert local_model.verify_model(model_file)
+    assert local_model.status()["verified"] is True
+
+
+def test_local_model_answers_from_the_sql_it_ran(demo_db: Path, model_file: Path) -> None:
+    from assistant.llm import DirectSqlEngine, build_engine
+    from assistant.settings import Settings
+    from tools.sql import SqlRunner
+
+    runner = SqlRunner(demo_db)
+    settings = Settings(local_model=True, llm_base_url=None, llm_timeout_s=600,
+                        home=model_file.parent.parent)
+    engine = build_engine(runner, settings=settings)
+    assert isinstance(engine, DirectSqlEngine) and engine.name == "local"
+
+    answer = engine.answer("How many declarations were routed to the red channel?")
+
+    reference = runner.run(
+        "SELECT count(*) FROM declarations WHERE control_channel = 'red'").rows[0][0]
+    assert answer.engine == "local"
+    assert answer.sql, answer.text  # the model's SQL ran through the guarded runner
+    assert answer.table is not None
+    cells = [c for row in answer.table.rows for c in row if isinstance(c, int | float)]
+    assert any(math.isclose(c, reference) for c in cells), (answer.sql, answer.table.rows)
+    assert f"{reference:,}" in answer.text
+    assert answer.warnings == []
+    assert answer.timings["llm_ms"] > 0
