@@ -14,13 +14,15 @@ from assistant.web.chat import chat_page
 from assistant.web.dashboard import dashboard_page
 from assistant.web.login import require_login
 from assistant.web.profile import profile_page
+from assistant.web.resources import warm_up_in_background
 from assistant.web.sidebar import render_sidebar
 
 st.set_page_config(page_title="Tamga · Customs assistant", page_icon="🛃", layout="wide")
-st.title("🛃 Tamga")
+st.title("Tamga")
 st.caption("Customs assistant · trade data and regulations, every answer with its source")
 
 require_login()
+warm_up_in_background()
 
 PAGES = {"Chat": chat_page, "Trader profile": profile_page, "Supervisor dashboard": dashboard_page}
 page = st.sidebar.radio("Page", list(PAGES), key="page")

@@ -208,6 +208,7 @@ def serve(
         sys.executable, "-m", "streamlit", "run", spec.origin,
         "--server.address", host, "--server.port", str(port), "--server.headless", "true",
         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+        "--client.toolbarMode", "viewer",
     ]
     try:
         raise typer.Exit(subprocess.call(command, env=env))

@@ -254,20 +254,27 @@ def _table(result: QueryResult | None) -> list[Table]:
 
 
 def chart_for(table: Table | None) -> dict[str, Any] | None:
-    """A bar or line chart spec when the table is a label column and a numeric column."""
-    if table is None or len(table.rows) < 2 or len(table.columns) < 2:
+    """A bar (or, over time, line) chart spec for a label column and a numeric column."""
+    if table is None or not 2 <= len(table.rows) <= 50 or len(table.columns) < 2:
         return None
-    numeric = [
-        c for i, c in enumerate(table.columns[1:], start=1)
-        if all(isinstance(r[i], int | float) and not isinstance(r[i], bool)
-               for r in table.rows if r[i] is not None)
-    ]
-    if not numeric:
+
+    def numeric(i: int) -> bool:
+        values = [r[i] for r in table.rows if r[i] is not None]
+        return bool(values) and all(isinstance(v, int | float) and not isinstance(v, bool)
+                                    for v in values)
+
+    numbers = [c for i, c in enumerate(table.columns) if numeric(i)]
+    labels = [c for i, c in enumerate(table.columns) if not numeric(i)]
+    if not numbers:
         return None
-    x = table.columns[0]
-    first = str(table.rows[0][0])
+    x = labels[0] if labels else table.columns[0]
+    preferred = [c for c in numbers if c != x and re.search(r"value|duty|amount|total", c, re.I)]
+    y = (preferred or [c for c in numbers if c != x] or [None])[0]
+    if y is None:
+        return None
+    first = str(table.rows[0][table.columns.index(x)])
     kind = "line" if re.fullmatch(r"\d{4}(-\d{2})?(-\d{2})?", first) else "bar"
-    return {"kind": kind, "x": x, "y": numeric[0], "color": None, "title": ""}
+    return {"kind": kind, "x": x, "y": y, "color": None, "title": ""}
 
 
 def describe_result(result: QueryResult, currency: str = "") -> str:
@@ -470,7 +477,11 @@ def _guard_middleware(max_calls: int, cancelled: threading.Event) -> Any:
             if cancelled.is_set():
                 raise LLMUnavailable("The language model ran out of time.")
             self.calls += 1
-            if self.calls >= max_calls:
+            if self.calls > max_calls:
+                raise LLMUnavailable(
+                    f"The language model kept calling tools after {max_calls} turns."
+                )
+            if self.calls == max_calls:
                 request = request.override(tools=[])
             try:
                 response = handler(request)
@@ -772,6 +783,7 @@ def _local_chat_model_class() -> type:
         tools: list[dict[str, Any]] = Field(default_factory=list)
         max_tokens: int = 400
         cancelled: Any = None
+        force_first_tool: bool = True
 
         @property
         def _llm_type(self) -> str:
@@ -783,7 +795,12 @@ def _local_chat_model_class() -> type:
         def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                       run_manager: Any = None, **kwargs: Any) -> ChatResult:
             prompt = self.llama.render([_template_message(m) for m in messages], self.tools)
-            reply = self.llama.complete(prompt, self.max_tokens, self.cancelled)
+            # A small model often writes SQL as text instead of calling a tool: on the first
+            # turn (no tool result yet) its reply is started as a tool call. (Starting it with
+            # the bare <tool_call> token made this model stop at once.)
+            start = '<tool_call>\n{"name": "' if self.tools and self.force_first_tool and not any(
+                isinstance(m, ToolMessage) for m in messages) else ""
+            reply = start + self.llama.complete(prompt + start, self.max_tokens, self.cancelled)
             message = parse_tool_calls(reply)
             return ChatResult(generations=[ChatGeneration(message=message)])
 

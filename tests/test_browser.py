@@ -82,24 +82,26 @@ def app_url(
 
 
 def _ask(page, question: str) -> float:  # type: ignore[no-untyped-def]
-    """Type a question, press Enter, wait for the answer; returns seconds until it rendered."""
-    answers_before = page.locator('[data-testid="stChatMessage"]').count()
+    """Type a question, press Enter, wait for the answer; returns seconds until it rendered.
+
+    An answer is complete when its "How I got this" expander is on the page (every answer has
+    one) and Streamlit no longer shows its running indicator."""
+    answered = page.get_by_text("How I got this").count()
     box = page.get_by_test_id("stChatInputTextArea")
     box.fill(question)
     started = time.monotonic()
     box.press("Enter")
     page.wait_for_function(
-        "n => document.querySelectorAll('[data-testid=\"stChatMessage\"]').length >= n",
-        arg=answers_before + 2,
+        "n => [...document.querySelectorAll('[data-testid=\"stExpander\"] summary')]"
+        ".filter(e => e.innerText.includes('How I got this')).length > n",
+        arg=answered,
         timeout=90_000,
     )
+    elapsed = time.monotonic() - started
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " && document.querySelectorAll('[data-testid=\"stChatInputTextArea\"]').length > 0",
-        timeout=90_000,
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=90_000
     )
-    page.wait_for_timeout(300)
-    return time.monotonic() - started
+    return elapsed
 
 
 def test_officer_session_in_chromium(app_url: str) -> None:
@@ -121,9 +123,12 @@ def test_officer_session_in_chromium(app_url: str) -> None:
 
         timings["data_question_s"] = _ask(page, "Top 5 importers in 2024 by customs value")
         last = page.locator('[data-testid="stChatMessage"]').last
-        assert last.locator('[data-testid="stDataFrame"]').count() >= 1
+        # Tables and charts load their components lazily: wait for them to be drawn.
+        last.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=60_000)
         last.get_by_text("How I got this").click()
-        assert "SELECT" in last.locator('[data-testid="stCode"]').first.inner_text().upper()
+        code = last.locator('[data-testid="stCode"]').first
+        code.wait_for(timeout=30_000)
+        assert "SELECT" in code.inner_text().upper()
         page.screenshot(path=str(SHOTS / "02-data-answer.png"), full_page=True)
 
         timings["rule_question_s"] = _ask(
@@ -139,7 +144,9 @@ def test_officer_session_in_chromium(app_url: str) -> None:
         timings["follow_up_s"] = _ask(page, "and in 2023?")
         last = page.locator('[data-testid="stChatMessage"]').last
         last.get_by_text("How I got this").click()
-        assert "2023" in last.locator('[data-testid="stCode"]').first.inner_text()
+        code = last.locator('[data-testid="stCode"]').first
+        code.wait_for(timeout=30_000)
+        assert "2023" in code.inner_text()
         page.screenshot(path=str(SHOTS / "04-follow-up.png"), full_page=True)
 
         assert page.locator('[data-testid="stException"]').count() == 0

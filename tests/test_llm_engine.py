@@ -30,7 +30,6 @@ from tools.agent_tools import AgentToolbox
 from tools.sql import SqlRunner
 
 
-
 class ScriptedChatModel(BaseChatModel):
     """Returns the scripted replies in order and records the messages of every call."""
 
@@ -156,6 +155,13 @@ def test_model_calls_are_bounded_the_last_call_gets_no_tools(runner: SqlRunner) 
     answer = AgentEngine(model, runner, max_model_calls=3).answer("Describe the data")
     assert answer.text == "Done."
     assert answer.slots["tool_calls"] == ["describe_schema", "describe_schema"]
+
+
+def test_a_model_that_keeps_calling_tools_is_stopped(runner: SqlRunner) -> None:
+    model = ScriptedChatModel(script=[call("describe_schema", n) for n in range(5)])
+    with pytest.raises(LLMUnavailable, match="kept calling tools"):
+        AgentEngine(model, runner, max_model_calls=2).answer("Describe the data")
+    assert len(model.received) == 2
 
 
 def test_regulation_search_gives_citations(runner: SqlRunner, guidance_index: Path) -> None:
@@ -313,3 +319,16 @@ def test_qwen_style_tool_calls_are_parsed() -> None:
         ("run_sql", {"query": "SELECT 1"}), ("find_trader", {"name_or_id": "Acme"})]
     assert len(message.invalid_tool_calls) == 1  # the cut-off third call
     assert parse_tool_calls("Just an answer: 42.").tool_calls == []
+
+
+def test_chart_for_picks_label_and_value_columns() -> None:
+    from assistant.answer import Table
+    from assistant.llm import chart_for
+
+    ranking = Table(["trader", "trader_id", "declarations", "value"],
+                    [["A", "T1", 3, 10.0], ["B", "T2", 2, 5.0]])
+    assert chart_for(ranking) == {"kind": "bar", "x": "trader", "y": "value", "color": None,
+                                  "title": ""}
+    trend = chart_for(Table(["month", "duty"], [["2025-01", 3.0], ["2025-02", 2.0]]))
+    assert trend is not None and trend["kind"] == "line"
+    assert chart_for(Table(["n"], [[3]])) is None

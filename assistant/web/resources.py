@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +57,29 @@ def _assistant(db_path: str, index_dir: str) -> Assistant:
     from assistant.core import Assistant
 
     return Assistant(db_path=Path(db_path), index_dir=Path(index_dir))
+
+
+_WARMING = threading.Lock()
+_WARMED: set[str] = set()
+
+
+def warm_up_in_background() -> None:
+    """Build the assistant and load its models in a background thread, once per process, so
+    that the first page shows at once and the first question finds everything ready."""
+    settings = get_settings()
+    key = f"{settings.database}|{settings.index}"
+    with _WARMING:
+        if key in _WARMED or not settings.database.exists():
+            return
+        _WARMED.add(key)
+
+    def warm() -> None:
+        try:
+            _assistant(str(settings.database), str(settings.index)).warm()
+        except Exception:  # the first question reports any real problem to the user
+            logging.getLogger("tamga.app").warning("warm-up failed", exc_info=True)
+
+    threading.Thread(target=warm, name="tamga-warm-up", daemon=True).start()
 
 
 def get_assistant() -> Assistant:
