@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from assistant.answer import Answer, Table
 from assistant.errors import LLMUnavailable, TamgaError
@@ -269,9 +269,10 @@ def chart_for(table: Table | None) -> dict[str, Any] | None:
         return None
     x = labels[0] if labels else table.columns[0]
     preferred = [c for c in numbers if c != x and re.search(r"value|duty|amount|total", c, re.I)]
-    y = (preferred or [c for c in numbers if c != x] or [None])[0]
-    if y is None:
+    others = preferred or [c for c in numbers if c != x]
+    if not others:
         return None
+    y = others[0]
     first = str(table.rows[0][table.columns.index(x)])
     kind = "line" if re.fullmatch(r"\d{4}(-\d{2})?(-\d{2})?", first) else "bar"
     return {"kind": kind, "x": x, "y": y, "color": None, "title": ""}
@@ -406,11 +407,13 @@ class AgentEngine:
         remaining = self.timeout_s - (time.perf_counter() - started)
         if remaining <= 0:
             raise LLMUnavailable(f"No time left to ask the model (limit {self.timeout_s:g} s).")
-        model = self.model if not callable(self.model) or _is_chat_model(self.model) \
-            else self.model(cancelled)
+        if _is_chat_model(self.model):
+            model = cast("BaseChatModel", self.model)
+        else:
+            model = cast(Callable[[threading.Event], "BaseChatModel"], self.model)(cancelled)
         llm_started = time.perf_counter()
         messages = run_with_deadline(
-            lambda: self._run(model, prompt, request, conversation, toolbox, cancelled),  # type: ignore[arg-type]
+            lambda: self._run(model, prompt, request, conversation, toolbox, cancelled),
             remaining, cancelled,
         )
         timings["llm_ms"] = round((time.perf_counter() - llm_started) * 1000, 1)
@@ -715,11 +718,11 @@ class LocalLlama:
         stop_flag = cancelled or threading.Event()
         with self.lock:
             started = time.perf_counter()
-            out = self.llm.create_completion(
+            out = cast(dict[str, Any], self.llm.create_completion(
                 prompt, max_tokens=max_tokens, temperature=0.0, top_k=1,
                 stop=["<|im_end|>", "<|endoftext|>"], grammar=grammar,
                 stopping_criteria=StoppingCriteriaList([lambda _ids, _logits: stop_flag.is_set()]),
-            )
+            ))
             usage = out.get("usage", {})
             self.last_stats = {"prompt_tokens": usage.get("prompt_tokens", 0),
                                "completion_tokens": usage.get("completion_tokens", 0),
