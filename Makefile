@@ -23,8 +23,8 @@ run: install
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
-## Install everything, lint, type-check and run the whole test suite.
-test: install browser
+## Install everything (incl. Chromium and the local model), lint, type-check, run all tests.
+test: install browser local-llm
 	$(BIN)/ruff check .
 	$(BIN)/mypy .
 	$(BIN)/pytest

@@ -119,7 +119,7 @@ def test_follow_up_keeps_the_conversation(app_env: Path) -> None:
 def test_new_conversation_and_exports(app_env: Path) -> None:
     at = _app().run()
     at.chat_input[0].set_value("Top 5 importers in 2024").run()
-    downloads = [b.label for b in at.sidebar.get("download_button")]
+    downloads = [getattr(b, "label", "") for b in at.sidebar.get("download_button")]
     assert "Export as Markdown" in downloads and "Export as PDF" in downloads
     at.sidebar.button[0].click().run()
     assert len(at.chat_message) == 0
@@ -187,7 +187,7 @@ def test_profile_risk_indicators_and_briefing(
     assert int(metrics["Flags"].replace(",", "")) >= 1
     reasons = _texts(at)
     assert "- " in reasons
-    downloads = [b.label for b in at.get("download_button")]
+    downloads = [getattr(b, "label", "") for b in at.get("download_button")]
     assert "Briefing (PDF)" in downloads
 
 
