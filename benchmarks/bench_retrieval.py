@@ -285,8 +285,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="latency passes over the set")
     parser.add_argument("--verbose", action="store_true", help="list the misses per mode")
     parser.add_argument("--json", type=Path, help="also write the figures to FILE")
-    parser.add_argument("--check-locators", action="store_true",
-                        help="only check that the chunker produces every expected locator")
+    parser.add_argument(
+        "--check-locators",
+        action="store_true",
+        help="only check that the chunker produces every expected locator",
+    )
     args = parser.parse_args(argv)
 
     from retrieval.ingest import ingest_paths
@@ -329,25 +332,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print("Ingest: nothing new to index (existing index reused)")
     print()
-    print(render_table(
-        ["mode", "recall@1", "recall@5", f"MRR@{RANK_DEPTH}"],
-        [[r.mode, f"{r.recall_at_1:.3f}", f"{r.recall_at_5:.3f}", f"{r.mrr:.3f}"]
-         for r in results],
-    ))
+    print(
+        render_table(
+            ["mode", "recall@1", "recall@5", f"MRR@{RANK_DEPTH}"],
+            [
+                [r.mode, f"{r.recall_at_1:.3f}", f"{r.recall_at_5:.3f}", f"{r.mrr:.3f}"]
+                for r in results
+            ],
+        )
+    )
     hybrid = results[-1]
     by_group: dict[str, list[int | None]] = defaultdict(list)
     for q in questions:
         by_group[_group(q)].append(hybrid.ranks[q.id])
     print("\nHybrid recall@5 by text:")
-    print(render_table(
-        ["text", "questions", "recall@5"],
-        [[g, len(r), f"{sum(1 for x in r if x and x <= 5) / len(r):.3f}"]
-         for g, r in sorted(by_group.items())],
-    ))
-    print(f"\nHybrid search latency (k=5, warm, {len(timings)} searches): "
-          f"p50 {p50:.1f} ms, p95 {p95:.1f} ms")
-    print(f"Targets: hybrid recall@5 >= 0.9 -> {hybrid.recall_at_5:.3f}; "
-          f"p95 < 150 ms -> {p95:.1f} ms")
+    print(
+        render_table(
+            ["text", "questions", "recall@5"],
+            [
+                [g, len(r), f"{sum(1 for x in r if x and x <= 5) / len(r):.3f}"]
+                for g, r in sorted(by_group.items())
+            ],
+        )
+    )
+    print(
+        f"\nHybrid search latency (k=5, warm, {len(timings)} searches): "
+        f"p50 {p50:.1f} ms, p95 {p95:.1f} ms"
+    )
+    print(
+        f"Targets: hybrid recall@5 >= 0.9 -> {hybrid.recall_at_5:.3f}; p95 < 150 ms -> {p95:.1f} ms"
+    )
     if args.verbose:
         for r in results:
             _print_misses(r, questions)
@@ -357,8 +371,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             "questions": len(questions),
             "index_chunks": total_chunks,
             "ingest": {"chunks_added": added, "elapsed_s": ingest_s, "chunks_per_s": chunks_per_s},
-            "modes": {r.mode: {"recall_at_1": r.recall_at_1, "recall_at_5": r.recall_at_5,
-                               "mrr": r.mrr, "ranks": r.ranks} for r in results},
+            "modes": {
+                r.mode: {
+                    "recall_at_1": r.recall_at_1,
+                    "recall_at_5": r.recall_at_5,
+                    "mrr": r.mrr,
+                    "ranks": r.ranks,
+                }
+                for r in results
+            },
             "latency_ms": {"p50": p50, "p95": p95, "searches": len(timings)},
         }
         args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")

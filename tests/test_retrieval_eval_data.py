@@ -80,14 +80,14 @@ def article_block(source: str, number: str) -> str:
     assert start, f"{source} has no Article {number}"
     next_part = re.compile(r"^###\s*(Article|PART|Annex|CHAPTER)\b", re.M | re.I)
     end = next_part.search(text, start.end())
-    return text[start.end(): end.start() if end else len(text)]
+    return text[start.end() : end.start() if end else len(text)]
 
 
 def check_treaty_locator(source: str, locator: str) -> None:
     """Assert that every level of a treaty locator names a heading the document has."""
     title = TITLES[source]
     assert locator.startswith(title + " > "), f"{locator!r} should start with {title!r}"
-    parts = locator[len(title) + 3:].split(" > ")
+    parts = locator[len(title) + 3 :].split(" > ")
     heads = headings(source)
     first = parts[0]
     if m := re.fullmatch(r"Article (\d+)", first):
@@ -121,7 +121,7 @@ def check_treaty_locator(source: str, locator: str) -> None:
             assert note and len(parts) == 2, f"bad section note in {locator!r}"
             text = english_text(source)
             start = text.index(f"###{first}\n")
-            notes = text[start: text.index("###Chapter", start)]
+            notes = text[start : text.index("###Chapter", start)]
             assert re.search(rf"(^|[.;:)\s]){note.group(1)}\.-", notes, re.M), locator
     else:
         pytest.fail(f"unrecognised locator {locator!r}")
@@ -195,21 +195,26 @@ def test_spread_over_the_texts() -> None:
 
 def test_questions_are_paraphrased() -> None:
     """No question repeats six consecutive words of the passage it should find."""
+
     def words(text: str) -> list[str]:
         return re.findall(r"[a-z0-9]+", text.lower())
 
     for q in questions():
         doc = " " + " ".join(words((CORPUS / q["source"]).read_text(encoding="utf-8"))) + " "
         w = words(q["question"])
-        copied = [" ".join(w[i:i + 6]) for i in range(len(w) - 5)
-                  if f" {' '.join(w[i:i + 6])} " in doc]
+        copied = [
+            " ".join(w[i : i + 6])
+            for i in range(len(w) - 5)
+            if f" {' '.join(w[i : i + 6])} " in doc
+        ]
         assert copied == [], f"{q['id']} copies the text: {copied}"
 
 
 @cache
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_retrieval", REPO / "benchmarks" /
-                                                  "bench_retrieval.py")
+    spec = importlib.util.spec_from_file_location(
+        "bench_retrieval", REPO / "benchmarks" / "bench_retrieval.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while being defined
@@ -220,33 +225,69 @@ def bench() -> ModuleType:
 @pytest.mark.parametrize(
     ("returned", "expected", "hit"),
     [
-        ("Agreement on Customs Valuation > Article 1 > 2(a)",
-         "Agreement on Customs Valuation > Article 1 > 2", True),
-        ("Agreement on Customs Valuation > Article 1",
-         "Agreement on Customs Valuation > Article 1 > 2", True),
-        ("Agreement on Customs Valuation > Article 12",
-         "Agreement on Customs Valuation > Article 1", False),
-        ("Agreement on Customs Valuation > Annex I > Note to Article 11",
-         "Agreement on Customs Valuation > Annex I > Note to Article 1", False),
+        (
+            "Agreement on Customs Valuation > Article 1 > 2(a)",
+            "Agreement on Customs Valuation > Article 1 > 2",
+            True,
+        ),
+        (
+            "Agreement on Customs Valuation > Article 1",
+            "Agreement on Customs Valuation > Article 1 > 2",
+            True,
+        ),
+        (
+            "Agreement on Customs Valuation > Article 12",
+            "Agreement on Customs Valuation > Article 1",
+            False,
+        ),
+        (
+            "Agreement on Customs Valuation > Annex I > Note to Article 11",
+            "Agreement on Customs Valuation > Annex I > Note to Article 1",
+            False,
+        ),
         ("Agreement on Customs Valuation", "Agreement on Customs Valuation > Article 1", False),
-        ("Revised Kyoto Convention > General Annex > Chapter 6 > 6.6",
-         "Revised Kyoto Convention > General Annex > Chapter 6 > 6.6", True),
-        ("Revised Kyoto Convention > General Annex",
-         "Revised Kyoto Convention > General Annex > Chapter 6 > 6.6", False),
+        (
+            "Revised Kyoto Convention > General Annex > Chapter 6 > 6.6",
+            "Revised Kyoto Convention > General Annex > Chapter 6 > 6.6",
+            True,
+        ),
+        (
+            "Revised Kyoto Convention > General Annex",
+            "Revised Kyoto Convention > General Annex > Chapter 6 > 6.6",
+            False,
+        ),
         ("19 U.S.C.\u202f§\u202f1592(c)(4)", "19 U.S.C. § 1592(c)", True),
         ("19 U.S.C. § 1592a(a)", "19 U.S.C. § 1592", False),
-        ("HS Convention > General Interpretative Rules > Rule 1-2",
-         "HS Convention > General Interpretative Rules > Rule 2", True),
-        ("HS Convention > General Interpretative Rules > Rule 4-5",
-         "HS Convention > General Interpretative Rules > Rule 3", False),
-        ("Revised Kyoto Convention > General Annex > Chapter 2 > E1-E7",
-         "Revised Kyoto Convention > General Annex > Chapter 2", True),
-        ("Agreement on Customs Valuation > Article 15 > 3-5",
-         "Agreement on Customs Valuation > Article 15 > 4", True),
-        ("Agreement on Customs Valuation > Article 1 > 2(b)-(c)",
-         "Agreement on Customs Valuation > Article 1 > 2", True),
-        ("Agreement on Customs Valuation > Annex I > General note > Sequential Application",
-         "Agreement on Customs Valuation > Annex I > General Note", True),
+        (
+            "HS Convention > General Interpretative Rules > Rule 1-2",
+            "HS Convention > General Interpretative Rules > Rule 2",
+            True,
+        ),
+        (
+            "HS Convention > General Interpretative Rules > Rule 4-5",
+            "HS Convention > General Interpretative Rules > Rule 3",
+            False,
+        ),
+        (
+            "Revised Kyoto Convention > General Annex > Chapter 2 > E1-E7",
+            "Revised Kyoto Convention > General Annex > Chapter 2",
+            True,
+        ),
+        (
+            "Agreement on Customs Valuation > Article 15 > 3-5",
+            "Agreement on Customs Valuation > Article 15 > 4",
+            True,
+        ),
+        (
+            "Agreement on Customs Valuation > Article 1 > 2(b)-(c)",
+            "Agreement on Customs Valuation > Article 1 > 2",
+            True,
+        ),
+        (
+            "Agreement on Customs Valuation > Annex I > General note > Sequential Application",
+            "Agreement on Customs Valuation > Annex I > General Note",
+            True,
+        ),
         ("HS Convention > Section XVI > Note 3-5", "HS Convention > Section XVI > Note 2", False),
         ("HS Convention > Section XVI", "HS Convention > Section XVI > Note 2", True),
     ],

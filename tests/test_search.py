@@ -182,13 +182,16 @@ def test_fusion_rewards_agreement_between_rankings():
 
 
 def test_score_fusion_keeps_margins():
-    # chunk 7 is found only by BM25 but far ahead of everything: it must come first
-    cosine = {1: 0.62, 2: 0.60, 3: 0.58, 7: 0.40}
+    # chunk 7 is mid-table for meaning but far ahead on keywords: with equal shares it wins,
+    # where rank fusion would put the vector ranking's first place (chunk 1) on top
+    cosine = {1: 0.62, 2: 0.60, 3: 0.50, 7: 0.56}
     bm25 = {7: 9.0, 1: 3.0, 4: 2.5}
-    fused = fuse_scores(cosine, bm25, vector_share=0.4)
+    fused = fuse_scores(cosine, bm25, vector_share=0.5)
     assert fused[0][0] == 7
     assert {pos for pos, _ in fused} == {1, 2, 3, 4, 7}
     assert all(0.0 <= s <= 1.0 for _, s in fused)
+    assert fuse(sorted(cosine.items(), key=lambda x: -x[1]),
+                sorted(bm25.items(), key=lambda x: -x[1]))[0][0] == 1
     assert fuse_scores({}, {}) == []
     only_vector = fuse_scores({5: 0.3, 6: 0.5}, {})
     assert [pos for pos, _ in only_vector] == [6, 5]

@@ -63,14 +63,14 @@ def render_sidebar() -> None:
         if turns:
             st.download_button(
                 "Export as Markdown",
-                conversation_markdown(turns),
+                lambda: conversation_markdown(turns),  # built only when clicked
                 file_name="tamga-conversation.md",
                 mime="text/markdown",
                 width="stretch",
             )
             st.download_button(
                 "Export as PDF",
-                conversation_pdf(turns),
+                lambda: conversation_pdf(turns),
                 file_name="tamga-conversation.pdf",
                 mime="application/pdf",
                 width="stretch",
