@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     sql_row_cap: int = Field(
         default=5000, description="Most rows one SQL query returns; more are cut off."
     )
+    max_document_mb: float = Field(
+        default=50.0, description="Largest document `tamga ingest` reads; bigger files are skipped."
+    )
     chroma_url: str | None = Field(
         default=None,
         description="URL of a Chroma server (e.g. http://127.0.0.1:8000); unset = local index.",

@@ -15,6 +15,7 @@ import pytest
 from assistant.errors import TamgaError
 from tests.conftest import DEMO_END_MONTH, DEMO_ITEMS, DEMO_SEED
 from tradedata import demo_vocab as V
+from tradedata.db import connect as db_connect
 from tradedata.demo import (
     ANOMALY_TYPES,
     _parse_catalogue,
@@ -29,7 +30,7 @@ DATA_TABLES = ("traders", "declarations", "declaration_items", "audits", "hs_nom
 
 @pytest.fixture()
 def con(demo_db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    c = duckdb.connect(str(demo_db), read_only=True)
+    c = db_connect(demo_db, read_only=True)
     yield c
     c.close()
 
@@ -44,7 +45,7 @@ def truth_rows(path: Path) -> list[dict[str, str]]:
 
 
 def table_hashes(path: Path) -> dict[str, object]:
-    c = duckdb.connect(str(path), read_only=True)
+    c = db_connect(path, read_only=True)
     try:
         return {t: c.execute(f"SELECT count(*), bit_xor(hash(x)) FROM {t} x").fetchall()[0]
                 for t in DATA_TABLES}
@@ -433,7 +434,7 @@ def test_replaces_existing_file_atomically(tmp_path: Path) -> None:
                             end_month=date(2024, 6, 1))
     assert summary.items == 2_000 and summary.db_path == path.resolve()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["trade.duckdb", "trade.truth.csv"]
-    c = duckdb.connect(str(path), read_only=True)
+    c = db_connect(path, read_only=True)
     try:
         assert one(c, "SELECT count(*) FROM declaration_items") == 2_000
         assert one(c, "SELECT max(declaration_date) FROM declarations") <= date(2024, 6, 30)

@@ -7,10 +7,10 @@ import csv
 import hashlib
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from assistant.errors import ImportRejected
+from tradedata.db import connect as db_connect
 from tradedata.importers import TABLE_COLUMNS, import_files
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ MISMATCHES = """
 
 def mismatches(db: Path) -> dict[str, int]:
     """Mismatch counts per copied column, plus joined and total item counts."""
-    con = duckdb.connect(str(db), read_only=True)
+    con = db_connect(db, read_only=True)
     try:
         cur = con.execute(MISMATCHES)
         names = [c[0] for c in cur.description]
