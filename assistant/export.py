@@ -52,30 +52,48 @@ def conversation_markdown(
     return "\n".join(parts)
 
 
+class PdfDocument:
+    """An A4 fpdf2 document with Tamga's fonts (DejaVu when installed, else the core fonts)."""
+
+    def __init__(self) -> None:
+        """Start a document; `body` and `mono` name the fonts to use."""
+        from fpdf import FPDF
+
+        self.pdf = FPDF(format="A4")
+        self.pdf.set_auto_page_break(auto=True, margin=15)
+        self.unicode_ok = DEJAVU.exists() and DEJAVU_BOLD.exists() and DEJAVU_MONO.exists()
+        if self.unicode_ok:
+            self.pdf.add_font("body", "", str(DEJAVU))
+            self.pdf.add_font("body", "B", str(DEJAVU_BOLD))
+            self.pdf.add_font("mono", "", str(DEJAVU_MONO))
+            self.body, self.mono = "body", "mono"
+        else:
+            self.body, self.mono = "Helvetica", "Courier"
+
+    def clean(self, text: str) -> str:
+        """`text` as the fonts can print it (Latin-1 with the core fonts)."""
+        if self.unicode_ok:
+            return text
+        return text.replace("—", "-").encode("latin-1", "replace").decode("latin-1")
+
+    def para(self, text: str, size: float = 10, style: str = "", font: str | None = None,
+             gap: float = 1.0) -> None:
+        """A paragraph across the page width."""
+        self.pdf.set_font(font or self.body, style, size)
+        self.pdf.multi_cell(0, size * 0.5, self.clean(text), new_x="LMARGIN", new_y="NEXT")
+        self.pdf.ln(gap)
+
+    def output(self) -> bytes:
+        """The finished PDF file."""
+        return bytes(self.pdf.output())
+
+
 def conversation_pdf(
     turns: Sequence[tuple[str, Answer]], title: str = "Tamga conversation"
 ) -> bytes:
     """The conversation as a PDF document (A4), in the same layout as the Markdown export."""
-    from fpdf import FPDF
-
-    pdf = FPDF(format="A4")
-    pdf.set_auto_page_break(auto=True, margin=15)
-    unicode_ok = DEJAVU.exists() and DEJAVU_BOLD.exists() and DEJAVU_MONO.exists()
-    if unicode_ok:
-        pdf.add_font("body", "", str(DEJAVU))
-        pdf.add_font("body", "B", str(DEJAVU_BOLD))
-        pdf.add_font("mono", "", str(DEJAVU_MONO))
-        body, mono = "body", "mono"
-    else:
-        body, mono = "Helvetica", "Courier"
-
-    def clean(text: str) -> str:
-        return text if unicode_ok else text.encode("latin-1", "replace").decode("latin-1")
-
-    def para(text: str, size: int = 10, style: str = "", font: str = body) -> None:
-        pdf.set_font(font, style, size)
-        pdf.multi_cell(0, size * 0.5, clean(text), new_x="LMARGIN", new_y="NEXT")
-        pdf.ln(1)
+    doc = PdfDocument()
+    pdf, body, mono, clean, para = doc.pdf, doc.body, doc.mono, doc.clean, doc.para
 
     pdf.add_page()
     para(title, 16, "B")
@@ -103,4 +121,4 @@ def conversation_pdf(
         for warning in answer.warnings:
             para(f"Warning: {warning}", 8)
         para(f"Engine: {answer.engine}", 8)
-    return bytes(pdf.output())
+    return doc.output()

@@ -27,9 +27,6 @@ from tools.trader_risk import _trader_name, audit_candidates, trader_score
 if TYPE_CHECKING:
     from tools.sql import QueryResult, SqlRunner
 
-DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
-DEJAVU_BOLD = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
-DEJAVU_MONO = Path("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf")
 
 # What to search in the knowledge base for each kind of flag, and what an auditor should check.
 RULE_QUERIES = {
@@ -381,28 +378,13 @@ def period_briefing(
 
 
 def _render_pdf(b: Briefing) -> bytes:
-    from fpdf import FPDF
+    from assistant.export import PdfDocument
 
-    pdf = FPDF(format="A4")
-    pdf.set_auto_page_break(auto=True, margin=15)
-    unicode_ok = DEJAVU.exists() and DEJAVU_BOLD.exists() and DEJAVU_MONO.exists()
-    if unicode_ok:
-        pdf.add_font("body", "", str(DEJAVU))
-        pdf.add_font("body", "B", str(DEJAVU_BOLD))
-        pdf.add_font("mono", "", str(DEJAVU_MONO))
-        body, mono = "body", "mono"
-    else:
-        body, mono = "Helvetica", "Courier"
-
-    def clean(text: str) -> str:
-        if unicode_ok:
-            return text
-        return text.replace("—", "-").encode("latin-1", "replace").decode("latin-1")
+    doc = PdfDocument()
+    pdf, body, mono, clean, unicode_ok = doc.pdf, doc.body, doc.mono, doc.clean, doc.unicode_ok
 
     def para(text: str, size: float = 9.5, style: str = "", font: str = body) -> None:
-        pdf.set_font(font, style, size)
-        pdf.multi_cell(0, size * 0.5, clean(text), new_x="LMARGIN", new_y="NEXT")
-        pdf.ln(0.8)
+        doc.para(text, size, style, font, gap=0.8)
 
     pdf.add_page()
     para(b.title, 15, "B")
@@ -430,7 +412,7 @@ def _render_pdf(b: Briefing) -> bytes:
     para("Appendix: SQL behind the figures", 12, "B")
     for n, q in enumerate(b.sql, 1):
         para(f"{n}. {q}", 6.5, font=mono)
-    return bytes(pdf.output())
+    return doc.output()
 
 
 def _bar_chart(pdf: Any, chart: Chart, font: str, clean: Callable[[str], str]) -> None:
