@@ -370,7 +370,27 @@ def hints_for(question: str, runner: SqlRunner) -> list[str]:
         hints.append(f"d.control_channel = {_sql_text(slots.channel)}")
     if slots.top_n:
         hints.append(f"top {slots.top_n}: LIMIT {slots.top_n}")
+    hints.extend(_coded_value_hints(question, data_card(runner), hints))
     return hints
+
+
+_ALIASES = {"declarations": "d", "declaration_items": "i", "traders": "t", "audits": "a"}
+_SKIP_VALUES = {"none", "import", "export", "green", "yellow", "red"}  # handled as slots
+
+
+def _coded_value_hints(question: str, card: DataCard, already: list[str]) -> list[str]:
+    """Coded values named in the question ("by air", "FOB", "AEO-C") and their column."""
+    lowered = question.lower()
+    out = []
+    for (table, column), values in card.typical.items():
+        for value in values:
+            if len(value) < 3 or value.lower() in _SKIP_VALUES or value.isdigit():
+                continue
+            if re.search(rf"(?<![\w-]){re.escape(value.lower())}(?![\w-])", lowered):
+                hint = f"{_ALIASES.get(table, table)}.{column} = {_sql_text(value)}"
+                if not any(hint in h for h in already):
+                    out.append(hint)
+    return out[:4]
 
 
 def _fill_values(runner: SqlRunner, latest_year: int) -> dict[str, str]:
