@@ -399,7 +399,8 @@ class AgentEngine:
         started = time.perf_counter()
         cancelled = threading.Event()
         toolbox = AgentToolbox(self.runner, self.index_dir, max_sql_errors=self.max_sql_errors,
-                               cancelled=cancelled)
+                               cancelled=cancelled,
+                               repair_hint=data_card(self.runner).repair_hint)
         prompt = self.system_prompt(question)
         hints = self.hints(question) if self.hints else []
         request = sql_user_prompt(question, hints) if hints else question
@@ -582,7 +583,8 @@ class DirectSqlEngine:
         started = time.perf_counter()
         cancelled = threading.Event()
         toolbox = AgentToolbox(self.runner, None, max_sql_errors=self.max_attempts,
-                               cancelled=cancelled)
+                               cancelled=cancelled,
+                               repair_hint=data_card(self.runner).repair_hint)
         messages = self.messages(question, conversation)
         timings: dict[str, float] = {"prompt_ms": round((time.perf_counter() - started) * 1000, 1)}
         remaining = self.timeout_s - (time.perf_counter() - started)
@@ -632,9 +634,9 @@ class DirectSqlEngine:
                 continue
             outcome = toolbox.run_sql(sql)
             if "error" in outcome:
-                hint = card.repair_hint(str(outcome["error"]))
                 messages.append({"role": "user", "content":
-                                 f"The query failed: {outcome['error']}\n{hint}\n"
+                                 f"The query failed: {outcome['error']}\n"
+                                 f"{outcome.get('hint', '')}\n"
                                  "Write a corrected query in a ```sql block."})
                 continue
             result = toolbox.log.last_result
@@ -786,7 +788,7 @@ def _local_chat_model_class() -> type:
         tools: list[dict[str, Any]] = Field(default_factory=list)
         max_tokens: int = 400
         cancelled: Any = None
-        force_first_tool: bool = True
+        force_tool_call: bool = True
 
         @property
         def _llm_type(self) -> str:
@@ -799,13 +801,18 @@ def _local_chat_model_class() -> type:
                       run_manager: Any = None, **kwargs: Any) -> ChatResult:
             prompt = self.llama.render([_template_message(m) for m in messages], self.tools)
             # A small model often writes SQL as text instead of calling a tool: on the first
-            # turn (no tool result yet) its reply is started as a tool call. (Starting it with
-            # the bare <tool_call> token made this model stop at once.)
-            start = '<tool_call>\n{"name": "' if self.tools and self.force_first_tool and not any(
-                isinstance(m, ToolMessage) for m in messages) else ""
+            # turn (no tool result yet) and after a failed call its reply is started as a tool
+            # call. (Starting it with the bare <tool_call> token made this model stop at once.)
+            start = '<tool_call>\n{"name": "' if self.tools and self.force_tool_call and (
+                not any(isinstance(m, ToolMessage) for m in messages)
+                or _failed_tool_result(messages[-1])) else ""
             reply = start + self.llama.complete(prompt + start, self.max_tokens, self.cancelled)
             message = parse_tool_calls(reply)
             return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _failed_tool_result(message: BaseMessage) -> bool:
+        return isinstance(message, ToolMessage) and \
+            _text_of(message.content).lstrip().startswith('{"error"')
 
     def _template_message(message: BaseMessage) -> dict[str, Any]:
         if isinstance(message, ToolMessage):

@@ -94,6 +94,7 @@ def test_agent_repairs_a_failed_query_and_answers_from_results(runner: SqlRunner
     error_reply = [m for m in model.received[1] if isinstance(m, ToolMessage)][-1]
     assert "customs_valu" in str(error_reply.content)
     assert "error" in str(error_reply.content).lower()
+    assert "No table has a column customs_valu" in str(error_reply.content)  # repair hint
     assert len(answer.sql) == 1 and "customs_value" in answer.sql[0]
     assert answer.slots["failed_sql"][0]["sql"] == BAD_SQL
     assert answer.table is not None and answer.table.rows == [[total]]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,8 +61,12 @@ class AgentToolbox:
         max_sql_errors: int = MAX_SQL_ERRORS,
         model_rows: int = MODEL_ROWS,
         cancelled: threading.Event | None = None,
+        repair_hint: Callable[[str], str] | None = None,
     ) -> None:
+        """`repair_hint(error)` adds a pointer to a failed query's error (e.g. where a missing
+        column lives); `cancelled` stops the tools once the question's time is up."""
         self.runner = runner
+        self.repair_hint = repair_hint
         self.index_dir = index_dir
         self.max_sql_errors = max_sql_errors
         self.model_rows = model_rows
@@ -86,8 +91,9 @@ class AgentToolbox:
             message = result.get("error", "the query failed")
             self.log.failed_sql.append((query, message))
             left = self.max_sql_errors - len(self.log.failed_sql)
+            pointer = self.repair_hint(message) if self.repair_hint else ""
             hint = f" Fix the query and try again ({left} attempts left)." if left else ""
-            return self._show({"error": message + hint})
+            return self._show({"error": message, "hint": (pointer + hint).strip()})
         self.log.sql.append(result.sql)
         self.log.results.append(result)
         shown: dict[str, Any] = {"columns": result.columns, "rows": result.rows[: self.model_rows],
