@@ -247,12 +247,6 @@ def _text_of(content: Any) -> str:
     return str(content or "")
 
 
-def _table(result: QueryResult | None) -> list[Table]:
-    if result is None:
-        return []
-    return [Table(list(result.columns), [list(r) for r in result.rows], truncated=result.truncated)]
-
-
 def chart_for(table: Table | None) -> dict[str, Any] | None:
     """A bar (or, over time, line) chart spec for a label column and a numeric column."""
     if table is None or not 2 <= len(table.rows) <= 50 or len(table.columns) < 2:
@@ -335,7 +329,7 @@ def _finish(
     missing = unverified_figures(text, log.shown, question)
     if missing:
         warnings.append(figures_warning(missing))
-    tables = _table(log.last_result)
+    tables = [log.main_table] if log.main_table is not None else []
     elapsed = (time.perf_counter() - started) * 1000
     timings["total_ms"] = round(elapsed, 1)
     slots = {**slots, "tool_calls": list(log.calls),
@@ -842,7 +836,7 @@ def parse_tool_calls(reply: str) -> Any:
     for n, match in enumerate(_TOOL_CALL.finditer(reply)):
         raw = match.group(1).strip()
         try:
-            data = json.loads(raw)
+            data, _ = json.JSONDecoder().raw_decode(raw)  # text after the object is ignored
             name, args = data["name"], data.get("arguments", {})
             if isinstance(args, str):
                 args = json.loads(args)

@@ -151,8 +151,7 @@ def _parse_schema(description: str) -> dict[str, list[tuple[str, str]]]:
 
 def data_card(runner: SqlRunner) -> DataCard:
     """The data card of the runner's database, read once per database file version."""
-    path = Path(runner.db_path)
-    key = (str(path.resolve()), path.stat().st_mtime if path.exists() else 0.0)
+    key = _db_key(runner)
     with _CARDS_LOCK:
         card = _CARDS.get(key)
     if card is None:
@@ -236,12 +235,6 @@ class ExampleLibrary:
             if len(chosen) == k:
                 break
         return chosen
-
-
-def quote_data(label: str, value: Any) -> str:
-    """Data for a prompt, fenced and JSON-quoted so that it reads as data, not as instructions."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return f"<data name={json.dumps(label)}>\n{json.dumps(text, ensure_ascii=False)}\n</data>"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ For each strategy it prints the share of questions answered correctly and the la
 Strategies: `agent` (langchain create_agent, tool calling through LocalChatModel), `direct`
 (one SQL query from schema + verified examples + looked-up facts, errors fed back, up to 3
 attempts), `direct-json` (the same, the reply constrained by a grammar to {"sql": ...}),
+`direct-summary` (direct, plus the model writes the answer sentence from the result),
 `direct-bare` (direct without the verified examples and looked-up facts).
 
 A question is correct when every row of its reference query (computed now, on this database)
@@ -196,6 +197,9 @@ def make_engine(strategy: str, runner: Any, timeout_s: float) -> Any:
     if strategy == "direct-json":
         return DirectSqlEngine(llama.chat_json, runner, timeout_s=timeout_s, examples=examples,
                                hints=question_hints(runner))
+    if strategy == "direct-summary":
+        return DirectSqlEngine(llama.chat, runner, timeout_s=timeout_s, examples=examples,
+                               hints=question_hints(runner), summarise=True)
     if strategy == "direct-bare":
         return DirectSqlEngine(llama.chat, runner, timeout_s=timeout_s)
     raise SystemExit(f"unknown strategy {strategy!r}")

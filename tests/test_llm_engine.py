@@ -179,6 +179,25 @@ def test_regulation_search_gives_citations(runner: SqlRunner, guidance_index: Pa
     assert answer.sql == []
 
 
+def test_trader_tools_find_and_profile_a_trader(runner: SqlRunner) -> None:
+    trader_id, name = runner.run(
+        "SELECT trader_id, name FROM traders ORDER BY trader_id LIMIT 1").rows[0]
+    declarations = runner.run(
+        f"SELECT count(*) FROM declarations WHERE trader_id = '{trader_id}'").rows[0][0]
+    model = ScriptedChatModel(script=[
+        call("find_trader", 1, name_or_id=" ".join(name.split()[:2]).lower()),
+        call("trader_profile", 2, trader_id=trader_id),
+        AIMessage(f"{name} lodged {declarations:,} declarations."),
+    ])
+    answer = AgentEngine(model, runner).answer(f"Brief me on {name}")
+    found = [m for m in model.received[1] if isinstance(m, ToolMessage)][-1]
+    assert trader_id in str(found.content)
+    assert answer.warnings == []
+    assert answer.sql and any(trader_id in sql for sql in answer.sql)  # the profile's queries
+    assert answer.table is not None and ["trader_id", trader_id] in answer.table.rows
+    assert ["declarations", declarations] in answer.table.rows
+
+
 def test_a_slow_model_raises_llm_unavailable_within_the_overall_limit(runner: SqlRunner) -> None:
     model = ScriptedChatModel(script=[call("describe_schema", 1)] * 20, delay_s=0.4)
     started = time.perf_counter()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assistant.answer import Citation
+from assistant.answer import Citation, Table
 from assistant.errors import TamgaError
 
 if TYPE_CHECKING:
@@ -39,11 +39,17 @@ class ToolLog:
     citations: list[Citation] = field(default_factory=list)
     shown: list[Any] = field(default_factory=list)  # everything handed to the model
     calls: list[str] = field(default_factory=list)  # tool names, in order
+    tables: list[Table] = field(default_factory=list)  # result tables, in order
 
     @property
     def last_result(self) -> QueryResult | None:
-        """The last successful query result (the answer's main table)."""
+        """The last successful query result."""
         return self.results[-1] if self.results else None
+
+    @property
+    def main_table(self) -> Table | None:
+        """The answer's main table: the last query result (or trader profile) shown."""
+        return self.tables[-1] if self.tables else None
 
 
 def _dump(data: Any) -> str:
@@ -96,6 +102,8 @@ class AgentToolbox:
             return self._show({"error": message, "hint": (pointer + hint).strip()})
         self.log.sql.append(result.sql)
         self.log.results.append(result)
+        self.log.tables.append(Table(list(result.columns), [list(r) for r in result.rows],
+                                     truncated=result.truncated))
         shown: dict[str, Any] = {"columns": result.columns, "rows": result.rows[: self.model_rows],
                                  "row_count": len(result.rows)}
         if len(result.rows) > self.model_rows or result.truncated:
@@ -157,7 +165,11 @@ class AgentToolbox:
         except TamgaError as exc:
             return self._show({"error": str(exc)})
         self.log.sql.extend(profile.sql)
-        return self._show({"profile": profile.to_json()})
+        data = profile.to_json()
+        rows = [[key, data[key]] for key in ("trader_id", "name", "tin", "sector", "aeo_status")]
+        rows += [[key, value] for key, value in profile.figures.items()]
+        self.log.tables.append(Table(["field", "value"], rows, title=f"Profile of {profile.name}"))
+        return self._show({"profile": data})
 
     def _show(self, data: Any) -> dict[str, Any]:
         self.log.shown.append(data)
