@@ -24,7 +24,9 @@ SLOT_NAMES = frozenset({
     "grain", "top_n", "declaration",
 })
 SCOPES = frozenset({"trader", "national", "any"})
-KINDS = frozenset({"sql", "search", "hs_lookup"})
+KINDS = frozenset({"sql", "search", "hs_lookup", "tool"})
+# Functions a `kind: tool` intent may name (the registry is assistant/tool_intents.py).
+TOOL_NAMES = frozenset({"audit_candidates", "trader_score", "trader_briefing", "period_briefing"})
 PERIOD_MODES = frozenset({"filter", "compare", "years", "required"})
 # The only `{...}` fragments allowed in SQL text; each is produced by code from validated slots.
 SQL_FRAGMENTS = frozenset({
@@ -71,6 +73,7 @@ class Intent:
     scope: str
     examples: list[str]
     kind: str = "sql"
+    tool: str = ""
     keywords: list[str] = field(default_factory=list)
     required: list[str] = field(default_factory=list)
     optional: list[str] = field(default_factory=list)
@@ -198,7 +201,7 @@ def parse_intent(raw: dict[str, Any]) -> Intent:
     known = {
         "id", "title", "description", "scope", "kind", "examples", "keywords", "slots",
         "defaults", "sql", "more_sql", "answer", "empty", "empty_when", "chart", "display",
-        "follow_ups", "items_joined", "aliases", "period_mode", "requires_keyword",
+        "follow_ups", "items_joined", "aliases", "period_mode", "requires_keyword", "tool",
     }
     unknown = set(raw) - known
     if unknown:
@@ -234,6 +237,15 @@ def parse_intent(raw: dict[str, Any]) -> Intent:
             raise IntentLibraryError(f"intent {intent_id}: missing sql")
         if not raw.get("answer"):
             raise IntentLibraryError(f"intent {intent_id}: missing answer template")
+    tool = str(raw.get("tool") or "")
+    if kind == "tool":
+        if tool not in TOOL_NAMES:
+            raise IntentLibraryError(f"intent {intent_id}: tool must be one of "
+                                     f"{sorted(TOOL_NAMES)}")
+        if sql or more:
+            raise IntentLibraryError(f"intent {intent_id}: a tool intent has no SQL of its own")
+    elif tool:
+        raise IntentLibraryError(f"intent {intent_id}: only a tool intent names a tool")
     for text in [sql, *(m.sql for m in more)]:
         _check_sql(intent_id, text)
     answer = str(raw.get("answer") or "").strip()
@@ -256,6 +268,7 @@ def parse_intent(raw: dict[str, Any]) -> Intent:
         description=str(raw["description"]),
         scope=scope,
         kind=kind,
+        tool=tool,
         examples=examples,
         keywords=keywords,
         required=required,

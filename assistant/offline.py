@@ -263,6 +263,21 @@ class _Resolved:
     year_b: int | None = None
 
 
+_ANALYSIS_RUNNERS: dict[str, SqlRunner] = {}
+_ANALYSIS_LOCK = threading.Lock()
+
+
+def _shared_analysis_runner(db_path: Path) -> SqlRunner:
+    """One analysis runner (long limit, large row cap) per database, shared by every scope."""
+    from tools.indicators import analysis_runner
+
+    key = str(Path(db_path).resolve())
+    with _ANALYSIS_LOCK:
+        if key not in _ANALYSIS_RUNNERS:
+            _ANALYSIS_RUNNERS[key] = analysis_runner(Path(db_path))
+        return _ANALYSIS_RUNNERS[key]
+
+
 class OfflineEngine:
     """Answers from verified intents and the regulations index; no model needed.
 
@@ -293,6 +308,7 @@ class OfflineEngine:
         self._extractor: SlotExtractor | None = None
         self._matcher: Matcher | None = None
         self._defaults: dict[str, str] | None = None
+        self._analysis: SqlRunner | None = None
         self._lock = threading.RLock()
 
     # -- shared parts, built once ------------------------------------------------------------------
@@ -307,6 +323,25 @@ class OfflineEngine:
                 self._runner = SqlRunner(self.db_path, timeout_s=self._timeout_s,
                                          row_cap=self._row_cap)
             return self._runner
+
+    @property
+    def analysis_runner(self) -> SqlRunner:
+        """The runner the risk and briefing tools use: the same scope as `runner`, with the
+        long time limit and large row cap of tools.indicators.analysis_runner."""
+        with self._lock:
+            if self._analysis is None:
+                from tools.scoping import ScopedRunner
+                from tools.sql import SqlRunner
+
+                base = self.runner
+                if type(base) is SqlRunner:
+                    self._analysis = _shared_analysis_runner(base.db_path)
+                elif isinstance(base, ScopedRunner) and type(base.base) is SqlRunner:
+                    self._analysis = ScopedRunner(_shared_analysis_runner(base.db_path),
+                                                  base.scope)
+                else:  # a runner we do not know how to widen: use it as it is
+                    self._analysis = base
+            return self._analysis
 
     @property
     def extractor(self) -> SlotExtractor:
@@ -474,7 +509,9 @@ class OfflineEngine:
     def execute(self, plan: Plan) -> Answer:
         """Run a plan and write the answer (engine 'offline', or 'refused' for write requests)."""
         started = time.perf_counter()
-        if plan.kind == "intent":
+        if plan.kind == "intent" and plan.intent is not None and plan.intent.kind == "tool":
+            answer = self._run_tool(plan)
+        elif plan.kind == "intent":
             answer = self._run_intent(plan)
         elif plan.kind == "search":
             answer = self._run_search(plan)
@@ -791,6 +828,35 @@ class OfflineEngine:
             suggestions=list(intent.follow_ups),
             intent=intent.id,
         )
+
+    def _run_tool(self, plan: Plan) -> Answer:
+        """A tool intent: the risk or briefing tool named by the intent, on the user's scope."""
+        from assistant.tool_intents import TOOLS, RecordingRunner, ToolRequest
+
+        assert plan.intent is not None and plan.slots is not None
+        intent = plan.intent
+        recorder = RecordingRunner(self.analysis_runner)
+        searcher = self.searcher if self.index_dir is not None else None
+        request = ToolRequest(plan.question, intent, plan.slots, recorder, self.extractor,
+                              self.extractor.facts.currency, self.index_dir, searcher)
+        started = time.perf_counter()
+        try:
+            answer = TOOLS[intent.tool](request)
+        except TamgaError as exc:
+            answer = Answer(f"I could not run {intent.title.lower()}: {exc}",
+                            engine="offline", warnings=[str(exc)])
+        answer.intent = intent.id
+        answer.sql = list(recorder.statements)
+        answer.warnings = [*request.notes, *answer.warnings]
+        if plan.unexplained:
+            words = ", ".join(f'"{w}"' for w in plan.unexplained)
+            answer.warnings.append(f"I answered the closest question I can verify "
+                                   f"({intent.title}); it does not take {words} into account.")
+        if not answer.suggestions:
+            answer.suggestions = list(intent.follow_ups)
+        answer.timings.update({"sql_ms": recorder.elapsed_ms,
+                               "tool_ms": (time.perf_counter() - started) * 1000})
+        return answer
 
     def _table(self, intent: Intent, result: QueryResult) -> Table:
         if intent.display == "pivot" and len(result.rows) == 1:

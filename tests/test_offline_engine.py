@@ -186,7 +186,7 @@ CASES = [
     ("audit history of {na}",
      "SELECT audit_id, opened_on FROM audits WHERE trader_id = '{ta}'", "set", "trader_audits"),
     ("Give me a briefing on {n3}",
-     "SELECT 'tin', tin FROM traders WHERE trader_id = '{t3}'", "first_kv", "trader_profile"),
+     "SELECT 'tin', tin FROM traders WHERE trader_id = '{t3}'", "first_kv", "trader_briefing"),
     ("total imports in {ly}",
      "SELECT round(sum(i.customs_value), 2), round(sum(i.duty_amount), 2) {JOIN} "
      "WHERE d.flow = 'import' AND year(d.declaration_date) = {ly}", "first", "national_total"),

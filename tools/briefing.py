@@ -81,6 +81,7 @@ class Briefing:
     subtitle: str
     sections: list[Section]
     sql: list[str]
+    facts: dict[str, Any] = field(default_factory=dict)  # key figures, for a summary sentence
 
     def markdown(self) -> str:
         """The briefing as Markdown, with the SQL appendix."""
@@ -202,6 +203,16 @@ def _data_period(runner: SqlRunner) -> tuple[date, date]:
     return date.fromisoformat(str(first)), date.fromordinal(last_d.toordinal() + 1)
 
 
+def rule_bullet(indicator: str, source: str, locator: str, text: str) -> str:
+    """One 'rules that matter' bullet: the passage (cut to 300 characters) and where it is."""
+    text = " ".join(text.split())
+    text = text if len(text) <= 300 else text[:297].rsplit(" ", 1)[0] + "..."
+    return f"[{LABELS[indicator]}] {text} — {locator} (`{source}`)"
+
+
+RulesFinder = Callable[[Sequence[str]], tuple[list[str], str | None]]
+
+
 def rules_for(indicators: Sequence[str], index_dir: Path | None) -> tuple[list[str], str | None]:
     """Citations from the regulations index for the indicators found; (bullets, problem)."""
     if not indicators:
@@ -219,9 +230,7 @@ def rules_for(indicators: Sequence[str], index_dir: Path | None) -> tuple[list[s
                 if (p.source, p.locator) in seen:
                     continue
                 seen.add((p.source, p.locator))
-                text = " ".join(p.text.split())
-                text = text if len(text) <= 300 else text[:297].rsplit(" ", 1)[0] + "..."
-                bullets.append(f"[{LABELS[ind]}] {text} — {p.locator} (`{p.source}`)")
+                bullets.append(rule_bullet(ind, p.source, p.locator, p.text))
         return bullets, None
     except Exception as exc:  # a broken index must not break the briefing
         return [], f"The regulations index could not be searched ({exc}); no rules are cited."
@@ -230,8 +239,11 @@ def rules_for(indicators: Sequence[str], index_dir: Path | None) -> tuple[list[s
 def trader_briefing(
     runner: SqlRunner, trader_id: str, period: Period | None = None,
     index_dir: Path | None = None, progress: Callable[[str], None] | None = None,
+    *, rules: RulesFinder | None = None,
 ) -> Briefing:
-    """The audit-planning briefing of one trader over `period` (all data when None)."""
+    """The audit-planning briefing of one trader over `period` (all data when None).
+
+    `rules` finds the rule passages for the flags found (default: search `index_dir`)."""
     _trader_name(runner, trader_id)  # UnknownTrader for a wrong ID
     say = progress or (lambda _m: None)
     rec = _Recorder(runner)
@@ -292,7 +304,7 @@ def trader_briefing(
                             paragraphs=[] if audits.rows else ["No audits on record."]))
     say("Rules for the flags")
     found = list(score.flag_counts)
-    bullets, problem = rules_for(found, index_dir)
+    bullets, problem = rules(found) if rules is not None else rules_for(found, index_dir)
     sections.append(Section(
         "Rules that matter",
         paragraphs=[problem] if problem else
@@ -307,6 +319,10 @@ def trader_briefing(
         subtitle=f"Period {label}. Prepared {datetime.now(UTC):%Y-%m-%d %H:%M UTC} by Tamga; "
                  "every figure comes from the SQL in the appendix.",
         sections=sections, sql=rec.sql,
+        facts={**ident, **summ, "period": label, "red_share_pct": round(red, 1),
+               "score": score.score, "duty_at_stake": score.duty_at_stake,
+               "expected_revenue": score.expected_revenue, "flags": len(score.flags),
+               "reasons": score.reasons[:3]},
     )
 
 
@@ -371,6 +387,13 @@ def period_briefing(
                  f"{datetime.now(UTC):%Y-%m-%d %H:%M UTC} by Tamga; every figure comes from "
                  "the SQL in the appendix.",
         sections=sections, sql=rec.sql,
+        facts={"period": period.label, "previous": prev.label,
+               "declarations": cur_k.declarations, "customs_value": cur_k.customs_value,
+               "duty": cur_k.duty, "red_share_pct": cur_k.red_share_pct,
+               "previous_declarations": prev_k.declarations,
+               "previous_customs_value": prev_k.customs_value,
+               "customs_value_change_pct": change_pct(cur_k.customs_value, prev_k.customs_value),
+               "candidates": [c.to_json() for c in candidates]},
     )
 
 
