@@ -15,25 +15,33 @@ from assistant.web.dashboard import dashboard_page
 from assistant.web.login import require_login
 from assistant.web.profile import profile_page
 from assistant.web.resources import warm_up_in_background
-from assistant.web.sidebar import render_sidebar
+from assistant.web.sidebar import render_exports, render_sidebar
+from assistant.web.timing import section, timed_run
 
 st.set_page_config(page_title="Tamga · Customs assistant", page_icon="🛃", layout="wide")
-st.title("Tamga")
-st.caption("Customs assistant · trade data and regulations, every answer with its source")
-
-require_login()
-warm_up_in_background()
-
 PAGES = {"Chat": chat_page, "Trader profile": profile_page, "Supervisor dashboard": dashboard_page}
-page = st.sidebar.radio("Page", list(PAGES), key="page")
-try:
-    render_sidebar()
-    PAGES[page]()
-except TamgaError as exc:
-    st.error(str(exc))
-except Exception:
-    logging.getLogger("tamga.app").exception("page %s failed", page)
-    st.error(
-        "Something went wrong while building this page. Your conversation is kept; try again, "
-        "or start a new conversation from the sidebar. The details are in the server log."
-    )
+
+with timed_run() as run:
+    try:
+        st.title("Tamga")
+        st.caption("Customs assistant · trade data and regulations, every answer with its source")
+        with section("login"):
+            require_login()
+        page = run["page"] = st.sidebar.radio("Page", list(PAGES), key="page")
+        exports = None
+        try:
+            with section("sidebar"):
+                exports = render_sidebar()
+            PAGES[page]()
+        except TamgaError as exc:
+            st.error(str(exc))
+        except Exception:
+            logging.getLogger("tamga.app").exception("page %s failed", page)
+            st.error(
+                "Something went wrong while building this page. Your conversation is kept; try "
+                "again, or start a new conversation from the sidebar. The details are in the "
+                "server log."
+            )
+        render_exports(exports)
+    finally:  # after the page is drawn (or the sign-in form), so the warm-up does not delay it
+        warm_up_in_background()

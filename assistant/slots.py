@@ -142,11 +142,12 @@ STOPWORDS = frozenset([
 ])
 
 _CONTROL = re.compile(
-    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff\ud800-\udfff]")
 
 
 def clean_question(text: str) -> str:
-    """The question with control and invisible characters removed and spaces collapsed."""
+    """The question with control and invisible characters (and lone surrogates, which no
+    encoder accepts) removed and spaces collapsed."""
     text = _CONTROL.sub(" ", text or "")
     return " ".join(text.split())
 

@@ -235,3 +235,26 @@ def test_login_required_and_officer_sees_only_own_office(app_env: Path, demo_db:
         ),
     )
     assert metrics["Declarations"] == f"{scoped:,}"
+
+
+def test_earlier_answers_are_drawn_short_until_opened(app_env: Path) -> None:
+    at = _app().run()
+    questions = [
+        "Top 5 importers in 2024",
+        "Top origins of imports in 2024",
+        "Share of red channel declarations by customs office",
+        "Monthly import value over the last 12 months",
+    ]
+    for question in questions:
+        at.chat_input[0].set_value(question).run()
+    assert not at.exception, at.exception
+    assert len(at.chat_message) == 2 * len(questions)
+    # The latest three answers are drawn in full, each with its table; the first in short.
+    assert len(at.dataframe) == 3
+    opener = [b for b in at.button if b.label.startswith("Show the table")]
+    assert len(opener) == 1
+    assert "rows" in opener[0].label
+    opener[0].click().run()
+    assert not at.exception, at.exception
+    assert len(at.dataframe) == 4
+    assert not [b for b in at.button if b.label.startswith("Show the table")]

@@ -12,11 +12,19 @@ import streamlit as st
 from assistant.answer import Answer
 from assistant.errors import TamgaError
 from assistant.settings import get_settings
-from assistant.web.render import render_answer
-from assistant.web.resources import dataset_info, get_assistant, get_runner, reporting_currency
+from assistant.web.render import answer_view, render_answer
+from assistant.web.resources import (
+    dataset_info,
+    get_assistant,
+    largest_importer,
+    reporting_currency,
+    wait_for_warm_up,
+)
+from assistant.web.timing import section
 
 TURNS = "turns"
 PENDING = "pending_question"
+FULL_TURNS = 3  # the latest answers drawn in full; earlier ones in short unless opened
 
 
 def example_questions() -> dict[str, list[str]]:
@@ -25,17 +33,7 @@ def example_questions() -> dict[str, list[str]]:
     try:
         info = dataset_info()
         year = str(info.get("date_to") or "")[:4] or None
-        rows = (
-            get_runner()
-            .run(
-                "SELECT t.name FROM declarations d JOIN declaration_items i USING (declaration_id) "
-                "JOIN traders t ON t.trader_id = d.trader_id GROUP BY t.name "
-                "ORDER BY sum(i.customs_value) DESC LIMIT 1"
-            )
-            .rows
-        )
-        if rows:
-            trader = str(rows[0][0])
+        trader = largest_importer() or trader
     except TamgaError:
         pass
     in_year = f" in {year}" if year else ""
@@ -86,29 +84,85 @@ def _store_feedback(index: int) -> None:
     turn["rating"] = record["rating"]
 
 
-def _render_turn(index: int, turn: dict[str, Any], currency: str) -> None:
+def _open_turn(turn_id: str) -> None:
+    for turn in st.session_state.get(TURNS, []):
+        if turn["id"] == turn_id:
+            turn["open"] = True
+
+
+def _render_turn(index: int, turn: dict[str, Any], currency: str, full: bool = True) -> None:
     with st.chat_message("user"):
         st.markdown(turn["question"])
     with st.chat_message("assistant"):
-        answer: Answer = turn["answer"]
-        render_answer(answer, key=str(turn["id"]), currency=currency)
-        left, right = st.columns([1, 5])
-        with left:
-            st.feedback("thumbs", key=f"fb-{turn['id']}", on_change=_store_feedback, args=(index,))
-        with right:
-            if answer.suggestions:
-                cols = st.columns(min(len(answer.suggestions), 3))
-                for n, suggestion in enumerate(answer.suggestions[:3]):
-                    cols[n].button(
-                        suggestion,
-                        key=f"sug-{turn['id']}-{n}",
-                        on_click=_ask_later,
-                        args=(suggestion,),
-                    )
+        if full or turn.get("open"):
+            _render_reply(index, turn, currency)
+        else:
+            _render_short(index, turn)
+
+
+def _hidden_parts(answer: Answer) -> str:
+    """What the short form of an answer leaves out, in words ("" when nothing)."""
+    parts = []
+    table = answer.table
+    if table is not None and table.columns:
+        parts.append(f"the table ({len(table.rows):,} rows)")
+    if answer.chart:
+        parts.append("the chart")
+    if answer.sql:
+        parts.append("the SQL")
+    if answer.citations:
+        parts.append(f"{len(answer.citations)} sources")
+    if not parts:
+        return ""
+    return ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
+
+
+def _render_short(index: int, turn: dict[str, Any]) -> None:
+    """An earlier answer in short form: its text, feedback and a button to draw it in full
+    (keeps a long conversation quick to redraw)."""
+    answer: Answer = turn["answer"]
+    st.markdown(answer.text)
+    for warning in answer.warnings:
+        st.warning(warning, icon="⚠️")
+    left, right = st.columns([1, 5])
+    with left:
+        st.feedback("thumbs", key=f"fb-{turn['id']}", on_change=_store_feedback, args=(index,))
+    hidden = _hidden_parts(answer)
+    if hidden:
+        right.button(
+            f"Show {hidden}",
+            key=f"open-{turn['id']}",
+            on_click=_open_turn,
+            args=(turn["id"],),
+            type="tertiary",
+        )
+
+
+def _render_reply(index: int, turn: dict[str, Any], currency: str) -> None:
+    """The answer of one turn, its feedback widget and its follow-up suggestions."""
+    answer: Answer = turn["answer"]
+    if turn.get("view") is None:
+        turn["view"] = answer_view(answer, currency)
+    render_answer(answer, key=str(turn["id"]), currency=currency, view=turn["view"])
+    left, right = st.columns([1, 5])
+    with left:
+        st.feedback("thumbs", key=f"fb-{turn['id']}", on_change=_store_feedback, args=(index,))
+    with right:
+        if answer.suggestions:
+            cols = st.columns(min(len(answer.suggestions), 3))
+            for n, suggestion in enumerate(answer.suggestions[:3]):
+                cols[n].button(
+                    suggestion,
+                    key=f"sug-{turn['id']}-{n}",
+                    on_click=_ask_later,
+                    args=(suggestion,),
+                )
 
 
 def _answer(question: str) -> Answer:
     """Ask the assistant, showing its steps in a status box while it works."""
+    with st.spinner("Loading the assistant…", show_time=True):
+        wait_for_warm_up()
     assistant = get_assistant()
     conversation = st.session_state.get("conversation")
     if conversation is None:
@@ -120,44 +174,52 @@ def _answer(question: str) -> Answer:
             status.update(label=step)
             status.write(step)
 
-        answer = assistant.ask(
-            question,
-            conversation=conversation,
-            user=st.session_state.get("user", "web"),
-            engine=st.session_state.get("engine", "auto"),
-            on_step=on_step,
-        )
+        with section("engine"):
+            answer = assistant.ask(
+                question,
+                conversation=conversation,
+                user=st.session_state.get("user", "web"),
+                engine=st.session_state.get("engine", "auto"),
+                on_step=on_step,
+            )
         status.update(label=f"Answered in {answer.elapsed_ms:,.0f} ms", state="complete")
     return answer
 
 
 def chat_page() -> None:
-    """Render the chat page."""
+    """Render the chat page.
+
+    A new question is answered and drawn in place, in the same script run (no second run to
+    redraw the whole conversation); earlier answers are drawn from views built once."""
     st.header("Ask Tamga")
     turns: list[dict[str, Any]] = st.session_state.setdefault(TURNS, [])
     currency = reporting_currency()
-    if not turns:
+    typed = st.chat_input("Ask about a trader, a rule or a period…")
+    question = typed or st.session_state.pop(PENDING, None)
+    if not turns and not question:
         st.markdown(
             "Ask about a trader's history, a rule, or a period. Every figure comes "
             "with the SQL that produced it; every rule with its source. Try:"
         )
         columns = st.columns(3)
-        for column, (who, questions) in zip(columns, example_questions().items(), strict=True):
+        with section("examples"):
+            examples = example_questions()
+        for column, (who, questions) in zip(columns, examples.items(), strict=True):
             with column:
                 st.markdown(f"**{who}**")
-                for n, question in enumerate(questions):
+                for n, example in enumerate(questions):
                     st.button(
-                        question,
+                        example,
                         key=f"ex-{who}-{n}",
                         on_click=_ask_later,
-                        args=(question,),
+                        args=(example,),
                         width="stretch",
                     )
-    for index, turn in enumerate(turns):
-        _render_turn(index, turn, currency)
-
-    typed = st.chat_input("Ask about a trader, a rule or a period…")
-    question = typed or st.session_state.pop(PENDING, None)
+    with section("history"):
+        # With a new question, the answer about to be drawn counts among the latest ones.
+        first_full = len(turns) + (1 if question else 0) - FULL_TURNS
+        for index, turn in enumerate(turns):
+            _render_turn(index, turn, currency, full=index >= first_full)
     if not question:
         return
     with st.chat_message("user"):
@@ -168,12 +230,13 @@ def chat_page() -> None:
         except TamgaError as exc:
             st.error(str(exc))
             return
-    turns.append(
-        {
+        turn = {
             "id": f"{len(turns)}-{int(time.time() * 1000)}",
             "question": question,
             "answer": answer,
             "rating": None,
+            "view": None,
         }
-    )
-    st.rerun()
+        turns.append(turn)
+        with section("new_answer"):
+            _render_reply(len(turns) - 1, turn, currency)

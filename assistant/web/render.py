@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import streamlit as st
@@ -70,29 +71,58 @@ def chart_for(spec: dict[str, Any], frame: pd.DataFrame) -> alt.Chart | None:
     return chart.properties(height=320)
 
 
-def render_answer(answer: Answer, key: str, currency: str = "") -> None:
-    """Draw one answer: text, table with CSV download, chart, 'How I got this', citations."""
+@dataclass
+class AnswerView:
+    """What drawing an answer's table needs, built once per answer rather than on every rerun:
+    the frame, its number formats, the CSV bytes and the chart as a Vega-Lite spec."""
+
+    frame: pd.DataFrame | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    csv: bytes = b""
+    chart: dict[str, Any] | None = None
+    truncated: bool = False
+
+
+def answer_view(answer: Answer, currency: str = "") -> AnswerView:
+    """Build the AnswerView of `answer` (Altair builds the chart spec once, here)."""
+    table = answer.table
+    if table is None or not table.columns:
+        return AnswerView()
+    frame = table_frame(table)
+    chart = chart_for(answer.chart, frame) if answer.chart else None
+    return AnswerView(
+        frame=frame,
+        config=column_config(frame, currency),
+        csv=frame.to_csv(index=False).encode("utf-8"),
+        chart=chart.to_dict(validate=False) if chart is not None else None,
+        truncated=table.truncated,
+    )
+
+
+def render_answer(
+    answer: Answer, key: str, currency: str = "", view: AnswerView | None = None
+) -> None:
+    """Draw one answer: text, table with CSV download, chart, 'How I got this', citations.
+
+    Pass the answer's `view` (answer_view) when drawing it again, so nothing is rebuilt."""
     st.markdown(answer.text)
     for warning in answer.warnings:
         st.warning(warning, icon="⚠️")
-    table = answer.table
-    if table is not None and table.columns:
-        frame = table_frame(table)
-        if answer.chart:
-            chart = chart_for(answer.chart, frame)
-            if chart is not None:
-                st.altair_chart(chart, width="stretch")
-        st.dataframe(
-            frame, hide_index=True, width="stretch", column_config=column_config(frame, currency)
-        )
-        caption = f"{len(frame):,} rows" + (" (cut at the row limit)" if table.truncated else "")
+    view = view or answer_view(answer, currency)
+    frame = view.frame
+    if frame is not None:
+        if view.chart is not None:
+            st.vega_lite_chart(spec=view.chart, width="stretch")
+        st.dataframe(frame, hide_index=True, width="stretch", column_config=view.config)
+        caption = f"{len(frame):,} rows" + (" (cut at the row limit)" if view.truncated else "")
         st.caption(caption)
         st.download_button(
             "Download CSV",
-            frame.to_csv(index=False).encode("utf-8"),
+            view.csv,
             file_name=f"tamga-{key}.csv",
             mime="text/csv",
             key=f"csv-{key}",
+            on_click="ignore",
         )
     if answer.sql or answer.engine:
         with st.expander("How I got this"):
@@ -104,6 +134,7 @@ def render_answer(answer: Answer, key: str, currency: str = "") -> None:
                 st.code(sql.strip(), language="sql")
             if answer.timings:
                 st.caption(" · ".join(f"{k} {v:,.0f} ms" for k, v in answer.timings.items()))
+    render_egress(answer)
     if answer.citations:
         st.markdown("**Sources**")
         for n, citation in enumerate(answer.citations, 1):
@@ -111,3 +142,28 @@ def render_answer(answer: Answer, key: str, currency: str = "") -> None:
                 if citation.title:
                     st.caption(citation.title)
                 st.markdown(citation.text)
+
+
+def render_egress(answer: Answer) -> None:
+    """'What was sent to the model': every payload a language model received for this answer
+    (destination, data policy, rows sent and withheld), or that nothing left this machine."""
+    egress = answer.egress
+    if egress is None:
+        return
+    with st.expander("What was sent to the model"):
+        if not egress.get("remote"):
+            st.markdown(f"**Nothing left this machine** (model: "
+                        f"{egress.get('destination', 'this machine')}).")
+            return
+        st.markdown(
+            f"**Sent to** {egress.get('destination')} · **data policy** `{egress.get('policy')}`"
+            f" · {egress.get('results_sent', 0)} payloads · {egress.get('rows_sent', 0):,} rows "
+            f"sent · {egress.get('rows_withheld', 0):,} rows withheld")
+        for record in egress.get("records", []):
+            masked = ", ".join(record.get("masked_columns") or []) or "none"
+            st.caption(f"{record.get('tool')} · {record.get('rows_sent', 0):,} rows sent · "
+                       f"{record.get('rows_withheld', 0):,} withheld · masked: {masked}")
+            if record.get("sql"):  # the query as run here, with the real values
+                st.caption("Query run on this machine:")
+                st.code(str(record["sql"]).strip(), language="sql")
+            st.json(record.get("payload", {}), expanded=False)

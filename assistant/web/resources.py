@@ -61,6 +61,7 @@ def _assistant(db_path: str, index_dir: str) -> Assistant:
 
 _WARMING = threading.Lock()
 _WARMED: set[str] = set()
+_WARM_THREADS: dict[str, threading.Thread] = {}
 
 
 def warm_up_in_background() -> None:
@@ -74,12 +75,32 @@ def warm_up_in_background() -> None:
         _WARMED.add(key)
 
     def warm() -> None:
+        import altair  # noqa: F401  (the first answer with a table draws with these)
+        import pandas  # noqa: F401
+
         try:
             _assistant(str(settings.database), str(settings.index)).warm()
         except Exception:  # the first question reports any real problem to the user
             logging.getLogger("tamga.app").warning("warm-up failed", exc_info=True)
+        try:  # the regulations searcher: its index, keyword table and a first query
+            from retrieval.search import open_searcher
 
-    threading.Thread(target=warm, name="tamga-warm-up", daemon=True).start()
+            open_searcher(settings.index).search("warm up", k=1)
+        except Exception:  # no index yet: rule questions will say so
+            logging.getLogger("tamga.app").info("regulations index not warmed", exc_info=True)
+
+    thread = threading.Thread(target=warm, name="tamga-warm-up", daemon=True)
+    _WARM_THREADS[key] = thread
+    thread.start()
+
+
+def wait_for_warm_up(timeout: float = 600) -> None:
+    """Wait for the background warm-up, when it is still running, so that a question does not
+    compete with it for the CPU and the embedding model (both slow each other down badly)."""
+    settings = get_settings()
+    thread = _WARM_THREADS.get(f"{settings.database}|{settings.index}")
+    if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+        thread.join(timeout)
 
 
 def get_assistant() -> Assistant:
@@ -113,6 +134,27 @@ def dataset_info() -> dict[str, Any]:
     from assistant.web.login import current_scope
 
     return _dataset_info(str(get_settings().database), current_scope().key)
+
+
+@st.cache_data(show_spinner=False, ttl=300)
+def _largest_importer(db_path: str, scope_key: str) -> str | None:
+    rows = (
+        get_runner()
+        .run(
+            "SELECT t.name FROM declarations d JOIN declaration_items i USING (declaration_id) "
+            "JOIN traders t ON t.trader_id = d.trader_id GROUP BY t.name "
+            "ORDER BY sum(i.customs_value) DESC LIMIT 1"
+        )
+        .rows
+    )
+    return str(rows[0][0]) if rows else None
+
+
+def largest_importer() -> str | None:
+    """The name of the trader with the largest customs value (for the example questions)."""
+    from assistant.web.login import current_scope
+
+    return _largest_importer(str(get_settings().database), current_scope().key)
 
 
 def reporting_currency() -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import streamlit as st
 
 from assistant.errors import TamgaError
@@ -9,6 +11,9 @@ from assistant.export import conversation_markdown, conversation_pdf
 from assistant.settings import get_settings
 from assistant.web.login import current_user, logout
 from assistant.web.resources import dataset_info
+
+if TYPE_CHECKING:
+    from streamlit.delta_generator import DeltaGenerator
 
 ENGINES = {
     "auto": "Automatic",
@@ -27,8 +32,8 @@ def engine_description() -> str:
     return "no language model configured: offline engine only"
 
 
-def render_sidebar() -> None:
-    """Draw the sidebar."""
+def render_sidebar() -> DeltaGenerator:
+    """Draw the sidebar; returns the place for the conversation's exports (render_exports)."""
     with st.sidebar:
         user = current_user()
         if user is not None:
@@ -59,19 +64,29 @@ def render_sidebar() -> None:
             for key in ("turns", "conversation", "pending_question"):
                 st.session_state.pop(key, None)
             st.rerun()
-        turns = [(t["question"], t["answer"]) for t in st.session_state.get("turns", [])]
-        if turns:
-            st.download_button(
-                "Export as Markdown",
-                lambda: conversation_markdown(turns),  # built only when clicked
-                file_name="tamga-conversation.md",
-                mime="text/markdown",
-                width="stretch",
-            )
-            st.download_button(
-                "Export as PDF",
-                lambda: conversation_pdf(turns),
-                file_name="tamga-conversation.pdf",
-                mime="application/pdf",
-                width="stretch",
-            )
+    return st.sidebar.container()
+
+
+def render_exports(slot: DeltaGenerator | None) -> None:
+    """Fill `slot` (from render_sidebar) with the conversation's exports. Called after the page,
+    so that an answer given in this run is already in them."""
+    turns = [(t["question"], t["answer"]) for t in st.session_state.get("turns", [])]
+    if not turns or slot is None:
+        return
+    with slot:
+        st.download_button(
+            "Export as Markdown",
+            lambda: conversation_markdown(turns),  # built only when clicked
+            file_name="tamga-conversation.md",
+            mime="text/markdown",
+            width="stretch",
+            on_click="ignore",
+        )
+        st.download_button(
+            "Export as PDF",
+            lambda: conversation_pdf(turns),
+            file_name="tamga-conversation.pdf",
+            mime="application/pdf",
+            width="stretch",
+            on_click="ignore",
+        )
