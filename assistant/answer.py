@@ -60,6 +60,9 @@ class Answer:
     intent: str | None = None
     slots: dict[str, Any] = field(default_factory=dict)
     elapsed_ms: float = 0.0
+    # What was handed to a language model (tools.egress.egress_summary): destination, policy,
+    # counts and every payload. None when no model was asked (the offline engine).
+    egress: dict[str, Any] | None = None
 
     @property
     def table(self) -> Table | None:
@@ -80,6 +83,7 @@ class Answer:
             "warnings": list(self.warnings),
             "intent": self.intent,
             "suggestions": list(self.suggestions),
+            **({"egress": self.egress} if self.egress is not None else {}),
         }
 
     def to_dict(self) -> dict[str, Any]:

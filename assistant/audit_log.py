@@ -85,6 +85,24 @@ def answer_record(question: str, answer: Answer, user: str,
         "answer": answer.text,
         "warnings": list(answer.warnings),
         "elapsed_ms": round(answer.elapsed_ms, 1),
+        "egress": egress_counts(answer.egress),
+    }
+
+
+def egress_counts(egress: dict[str, Any] | None) -> dict[str, Any]:
+    """What the log keeps of an answer's egress: where to, the policy and the counts (the
+    payloads themselves are shown in the app, not logged). No model asked: nothing sent."""
+    if egress is None:
+        return {"destination": "none", "remote": False, "policy": None, "results_sent": 0,
+                "rows_sent": 0, "rows_withheld": 0}
+    return {
+        "destination": egress.get("destination"), "remote": bool(egress.get("remote")),
+        "policy": egress.get("policy"), "results_sent": egress.get("results_sent", 0),
+        "rows_sent": egress.get("rows_sent", 0), "rows_withheld": egress.get("rows_withheld", 0),
+        "sent": [{"tool": r.get("tool"), "rows_sent": r.get("rows_sent", 0),
+                  "rows_withheld": r.get("rows_withheld", 0),
+                  "masked_columns": r.get("masked_columns", [])}
+                 for r in egress.get("records", [])],
     }
 
 

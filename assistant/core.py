@@ -146,6 +146,8 @@ class Assistant:
 
         `on_step` is called with a short line for each step (for a progress display)."""
         mode = engine or self.default_engine
+        # a lone UTF-16 surrogate cannot be encoded (log, tokenizer): make it a "?"
+        question = question.encode("utf-8", "replace").decode("utf-8")
         if mode not in ENGINES:
             raise TamgaError(f"Unknown engine {mode!r}: use auto, offline or llm.")
         started = time.perf_counter()
@@ -200,6 +202,8 @@ class Assistant:
                 answer = self._offline(offline, plan)
                 answer.warnings.insert(0, f"The language model is unavailable ({exc}); this "
                                        "answer comes from the offline engine.")
+                # what the model had already been sent before it failed stays on record
+                answer.egress = getattr(exc, "egress", None)
                 return answer, offline.state_of(plan)
             return answer, None
         answer = self._offline(offline, plan, step)

@@ -13,7 +13,8 @@ Every answer carries the SQL that ran, the main result table, citations and timi
 the final text are checked against the tool results (`unverified_figures`); any figure not
 found there puts a warning on the Answer. A model that is down, slow, or answers nonsense
 raises LLMUnavailable, so that the router can fall back to the offline engine; the whole
-question is bounded by `llm_timeout_s`.
+question is bounded by `llm_timeout_s`. With a remote endpoint, what the model is sent goes
+through the data policy of tools/egress.py and is listed in `answer.egress`.
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ from assistant.prompts import (
     summary_prompt,
 )
 from tools.agent_tools import AgentToolbox, ToolLog
+from tools.egress import (
+    Destination,
+    EgressRecord,
+    EgressSession,
+    egress_summary,
+    redact_data,
+    session_for,
+)
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -325,15 +334,20 @@ def _finish(
     timings: dict[str, float],
     warnings: list[str],
     slots: dict[str, Any],
+    egress: dict[str, Any] | None = None,
 ) -> Answer:
-    missing = unverified_figures(text, log.shown, question)
+    # Pseudonyms (TRADER-001) are not figures; the check runs before they are unmasked.
+    missing = unverified_figures(_PSEUDONYM.sub(" ", text), log.shown, question)
     if missing:
         warnings.append(figures_warning(missing))
+    if log.refused_sql or claims_change(text):
+        warnings.append(_no_change_warning(len(log.refused_sql)))
     tables = [log.main_table] if log.main_table is not None else []
     elapsed = (time.perf_counter() - started) * 1000
     timings["total_ms"] = round(elapsed, 1)
     slots = {**slots, "tool_calls": list(log.calls),
-             "failed_sql": [{"sql": s, "error": e} for s, e in log.failed_sql]}
+             "failed_sql": [{"sql": s, "error": e} for s, e in log.failed_sql],
+             "refused_sql": list(log.refused_sql)}
     return Answer(
         text=text.strip(),
         engine=engine,
@@ -345,7 +359,66 @@ def _finish(
         timings=timings,
         slots=slots,
         elapsed_ms=elapsed,
+        egress=egress,
     )
+
+
+_PSEUDONYM = re.compile(r"TRADER-\d{3,}")
+_CHANGE_CLAIM = re.compile(
+    r"\b(?:dropped|deleted|removed|erased|truncated|wiped|overwr(?:ote|itten)|altered|"
+    r"inserted|updated|modified|attached|exported|copied)\b[^.]{0,80}?\b(?:tables?|database|"
+    r"records?|rows?|declarations?|traders?|data|files?)\b|\b(?:tables?|database|records?|"
+    r"rows?|declarations?|data|files?)\b[^.]{0,40}?\b(?:(?:has|have) been|was|were)\s+"
+    r"(?:dropped|deleted|removed|erased|truncated|wiped|overwritten|altered|inserted|updated|"
+    r"modified|attached|exported|copied)\b",
+    re.IGNORECASE,
+)
+
+
+def claims_change(text: str) -> bool:
+    """True when `text` says data was changed, deleted or written out (Tamga cannot do that)."""
+    return bool(_CHANGE_CLAIM.search(text or ""))
+
+
+def _no_change_warning(refused: int) -> str:
+    tried = (f"The model asked to run {refused} statement{'s' if refused != 1 else ''} that "
+             "Tamga does not allow (writes, file or network access, settings); all were "
+             "refused. ") if refused else ""
+    return (tried + "Nothing was changed: Tamga only runs read-only queries, whatever the "
+            "answer text says.")
+
+
+def _learn_traders(runner: SqlRunner, session: EgressSession) -> None:
+    """Teach the masker every trader name, TIN and ID the runner can see."""
+    from tools.traders import trader_index
+
+    try:
+        rows = trader_index(runner).rows
+    except TamgaError:
+        return
+    session.masker.add_sensitive([v for r in rows for v in (r.name, r.tin, r.trader_id) if v])
+
+
+def _mask_question(question: str, runner: SqlRunner, session: EgressSession) -> str:
+    """The question with the trader it names (as the offline engine reads it) masked."""
+    try:
+        from assistant.prompts import offline_engine
+        from assistant.slots import clean_question
+
+        slots = offline_engine(runner).extractor.extract(clean_question(question))
+        if slots.trader is not None and slots.trader_text:
+            session.masker.alias(slots.trader_text, slots.trader.name)
+    except (TamgaError, AttributeError, ValueError):
+        pass
+    return session.masker.mask_text(question)
+
+
+def _with_egress(exc: LLMUnavailable, destination: Destination | None,
+                 records: list[EgressRecord]) -> LLMUnavailable:
+    """`exc` carrying what was sent before the model failed (`exc.egress`), for the router."""
+    if destination is not None and destination.remote and records:
+        exc.egress = egress_summary(destination, records)  # type: ignore[attr-defined]
+    return exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,9 +441,16 @@ class AgentEngine:
         max_sql_errors: int = MAX_SQL_ATTEMPTS,
         max_model_calls: int = MAX_MODEL_CALLS,
         hints: Callable[[str], list[str]] | None = None,
+        destination: Destination | None = None,
     ) -> None:
         """`model` is a chat model, or a factory making one per question given its cancel flag;
-        `hints(question)` looks up facts (trader IDs, date ranges, codes) for the question."""
+        `hints(question)` looks up facts (trader IDs, date ranges, codes) for the question.
+
+        `destination` says where the model runs (Destination.from_settings): for a remote
+        endpoint, the prompt and every tool result go through the data policy, trader
+        identities become pseudonyms (one masker per conversation), the answer is unmasked
+        locally and `answer.egress` lists every payload sent. None means this machine."""
+        self.destination = destination
         self.model = model
         self.runner = runner
         self.index_dir = index_dir
@@ -392,45 +472,75 @@ class AgentEngine:
         """Run the agent on `question`; raises LLMUnavailable if the model fails or is slow."""
         started = time.perf_counter()
         cancelled = threading.Event()
+        destination = self.destination
+        remote = destination is not None and destination.remote
+        session = session_for(conversation) if remote else EgressSession()
+        mark = session.log.mark()
         toolbox = AgentToolbox(self.runner, self.index_dir, max_sql_errors=self.max_sql_errors,
                                cancelled=cancelled,
-                               repair_hint=data_card(self.runner).repair_hint)
+                               repair_hint=data_card(self.runner).repair_hint,
+                               destination=destination, session=session)
         prompt = self.system_prompt(question)
         hints = self.hints(question) if self.hints else []
-        request = sql_user_prompt(question, hints) if hints else question
+        masking = remote and toolbox.policy != "rows"
+        if masking:  # trader identities leave the machine only as pseudonyms
+            _learn_traders(self.runner, session)
+            asked = _mask_question(question, self.runner, session)
+            hints = [session.masker.mask_text(h) for h in hints]
+            prompt = session.masker.mask_text(prompt)
+        else:
+            asked = question
+        request = sql_user_prompt(asked, hints) if hints else asked
+        history = _history(conversation)
+        if masking:
+            history = [(session.masker.mask_text(q), session.masker.mask_text(a),
+                        [session.masker.mask_text(sql) for sql in past])
+                       for q, a, past in history]
+        if remote:
+            redact_data({"system_prompt": prompt, "history": [
+                {"question": q, "answer": a, "sql": past} for q, a, past in history],
+                "question": request}, toolbox.policy, tool="prompt", public=True,
+                masker=session.masker, log=session.log)
         timings: dict[str, float] = {"prompt_ms": round((time.perf_counter() - started) * 1000, 1)}
-        remaining = self.timeout_s - (time.perf_counter() - started)
-        if remaining <= 0:
-            raise LLMUnavailable(f"No time left to ask the model (limit {self.timeout_s:g} s).")
+        remaining = self.timeout_s  # the limit is the model's: local preparation is not counted
         if _is_chat_model(self.model):
             model = cast("BaseChatModel", self.model)
         else:
             model = cast(Callable[[threading.Event], "BaseChatModel"], self.model)(cancelled)
         llm_started = time.perf_counter()
-        messages = run_with_deadline(
-            lambda: self._run(model, prompt, request, conversation, toolbox, cancelled),
-            remaining, cancelled,
-        )
+        try:
+            messages = run_with_deadline(
+                lambda: self._run(model, prompt, request, history, toolbox, cancelled),
+                remaining, cancelled,
+            )
+        except LLMUnavailable as exc:
+            raise _with_egress(exc, destination, session.log.records_since(mark)) from None
         timings["llm_ms"] = round((time.perf_counter() - llm_started) * 1000, 1)
         from langchain_core.messages import AIMessage
 
         final = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
         text = _text_of(final.content).strip() if final is not None else ""
         if not text:
-            raise LLMUnavailable("The language model returned an empty answer.")
+            raise _with_egress(LLMUnavailable("The language model returned an empty answer."),
+                               destination, session.log.records_since(mark))
         warnings: list[str] = []
         if len(toolbox.log.failed_sql) >= self.max_sql_errors and not toolbox.log.sql:
             warnings.append("The model could not write a working query for this question.")
         slots = {"strategy": "agent", "model_calls": sum(isinstance(m, AIMessage)
                                                          for m in messages)}
-        return _finish(text, self.name, question, toolbox.log, started, timings, warnings, slots)
+        answer = _finish(text, self.name, question, toolbox.log, started, timings, warnings,
+                         slots, egress_summary(destination or Destination(None, "rows"),
+                                               session.log.records_since(mark)))
+        if remote:  # the model wrote pseudonyms: the officer reads the real names
+            answer.text = session.masker.unmask(answer.text)
+        return answer
 
     def _run(
         self,
         model: BaseChatModel,
         prompt: str,
         question: str,
-        conversation: Any,
+        past: list[tuple[str, str, list[str]]],
         toolbox: AgentToolbox,
         cancelled: threading.Event,
     ) -> list[Any]:
@@ -444,7 +554,7 @@ class AgentEngine:
             middleware=[_guard_middleware(self.max_model_calls, cancelled)],
         )
         history: list[Any] = []
-        for past_q, past_a, past_sql in _history(conversation):
+        for past_q, past_a, past_sql in past:
             history.append(HumanMessage(past_q))
             sql = "\n".join(past_sql)
             history.append(AIMessage(past_a + (f"\n(SQL used: {sql})" if sql else "")))
@@ -581,9 +691,7 @@ class DirectSqlEngine:
                                repair_hint=data_card(self.runner).repair_hint)
         messages = self.messages(question, conversation)
         timings: dict[str, float] = {"prompt_ms": round((time.perf_counter() - started) * 1000, 1)}
-        remaining = self.timeout_s - (time.perf_counter() - started)
-        if remaining <= 0:
-            raise LLMUnavailable(f"No time left to ask the model (limit {self.timeout_s:g} s).")
+        remaining = self.timeout_s  # the limit is the model's: local preparation is not counted
         card = data_card(self.runner)
         llm_started = time.perf_counter()
         text, attempts = run_with_deadline(
@@ -594,7 +702,8 @@ class DirectSqlEngine:
         if toolbox.log.last_result is None:
             warnings.append("The model could not write a working query for this question.")
         slots = {"strategy": "direct_sql", "attempts": attempts}
-        return _finish(text, self.name, question, toolbox.log, started, timings, warnings, slots)
+        return _finish(text, self.name, question, toolbox.log, started, timings, warnings, slots,
+                       egress_summary(Destination(None, "rows"), []))
 
     def _ask(self, messages: list[ChatMessage], max_tokens: int,
              cancelled: threading.Event) -> str:
@@ -920,7 +1029,8 @@ def build_engine(
     if which == "endpoint":
         return AgentEngine(endpoint_model(settings), runner, index_dir, name="llm",
                            timeout_s=settings.llm_timeout_s, examples=examples,
-                           hints=question_hints(runner))
+                           hints=question_hints(runner),
+                           destination=Destination.from_settings(settings))
     if which == "local":
         llama = local_llama(settings.resolved_home(), progress=progress)
         return DirectSqlEngine(llama.chat, runner, name="local",

@@ -15,6 +15,7 @@ from tools.egress import (
     effective_policy,
     is_aggregate_query,
     is_remote,
+    redact_data,
     redact_for_llm,
 )
 from tools.sql import SqlRunner
@@ -106,3 +107,36 @@ def test_rows_are_withheld_unless_the_policy_allows_them(runner: SqlRunner) -> N
     assert [r.rows_sent for r in log.records] == [0, 0, len(result.rows)]
     assert log.summary() == f"3 results sent to the remote model: {len(result.rows)} rows sent, " \
         f"{len(result.rows) + 5} withheld."
+
+
+def test_masker_masks_known_values_in_text_and_aliases_stay_stable() -> None:
+    masker = Masker(["Puma Moda S.A.", "123456789", "T000039"])
+    text = masker.mask_text("Puma Moda S.A. (TIN 123456789, T000039) vs puma moda s.a.")
+    assert "Puma" not in text and "123456789" not in text and "T000039" not in text
+    assert text.count("TRADER-001") == 2  # the same company, whatever the case
+    masker.alias("Puma", "Puma Moda S.A.")
+    assert masker.mask_text("What did Puma import?") == "What did TRADER-001 import?"
+    assert masker.unmask("TRADER-001 imported most.") == "Puma Moda S.A. imported most."
+    assert masker.mask_text("Pumas are cats") == "Pumas are cats"  # whole words only
+
+
+def test_redact_data_masks_identities_and_withholds_details() -> None:
+    profile = {"profile": {"trader_id": "T000039", "name": "Puma Moda S.A.", "tin": "123456789",
+                           "figures": {"declarations": 120},
+                           "audits": [{"audit_id": "A1", "penalty_amount": 5000.0}]}}
+    log = EgressLog()
+    masker = Masker(["Puma Moda S.A."])
+    out = redact_data(profile, "aggregates", tool="trader_profile", masker=masker, log=log)
+    text = json.dumps(out)
+    assert "Puma" not in text and "T000039" not in text and "123456789" not in text
+    assert out["profile"]["figures"] == {"declarations": 120}
+    assert out["profile"]["audits"]["count"] == 1 and "A1" not in text
+    schema = redact_data(profile, "schema", tool="trader_profile", log=log)
+    assert schema["shape"]["profile"]["figures"] == {"declarations": "number"}
+    assert "120" not in json.dumps(schema)
+    public = redact_data({"error": "No trader Puma Moda S.A. here"}, "schema", tool="find_trader",
+                         masker=masker, public=True, log=log)
+    assert public == {"error": f"No trader {masker.pseudonym('Puma Moda S.A.')} here"}
+    assert redact_data(profile, "rows", tool="trader_profile") is profile
+    assert [(r.tool, r.rows_withheld) for r in log.records] == [
+        ("trader_profile", 1), ("trader_profile", 1), ("find_trader", 0)]

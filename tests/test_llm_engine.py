@@ -31,7 +31,9 @@ from tools.sql import SqlRunner
 
 
 class ScriptedChatModel(BaseChatModel):
-    """Returns the scripted replies in order and records the messages of every call."""
+    """Returns the scripted replies in order and records the messages of every call.
+
+    A reply may be a function of the messages received (to use what a tool returned)."""
 
     script: list[Any]
     received: list[list[BaseMessage]] = Field(default_factory=list)
@@ -56,6 +58,8 @@ class ScriptedChatModel(BaseChatModel):
         reply = self.script.pop(0)
         if isinstance(reply, Exception):
             raise reply
+        if callable(reply):  # a reply written from what the model was just sent
+            reply = reply(list(messages))
         return ChatResult(generations=[ChatGeneration(message=reply)])
 
 
