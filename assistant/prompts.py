@@ -255,6 +255,8 @@ def agent_system_prompt(card: DataCard, examples: list[Example]) -> str:
         "- When the question names a company, call find_trader first and use its trader_id.\n"
         "- For rules, law and procedures, call search_regulations and cite each passage you "
         "use as [source, locator].\n"
+        "- For who to audit, call audit_candidates; for one trader's risk, risk_score. Give "
+        "their reasons as they are.\n"
         f"- {DATA_RULE}\n"
         "- Answer in 1-3 plain sentences with the key figures and the currency.\n\n"
         f"Database schema:\n{card.schema_text()}\n\n{card.facts_text()}"

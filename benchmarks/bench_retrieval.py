@@ -5,6 +5,11 @@ temporary index, or reuses `--index DIR`, then asks every question of
 benchmarks/retrieval_questions.yaml in vector-only, keyword-only and hybrid mode.
 
     .venv/bin/python benchmarks/bench_retrieval.py [--index DIR] [--verbose] [--json FILE]
+        [--questions FILE] [--no-ingest]
+
+`--questions` picks the question set: benchmarks/retrieval_dev_questions.yaml is the
+development set used for tuning; the default, retrieval_questions.yaml, is the evaluation set.
+`--no-ingest` evaluates an existing index as it is (no ingest, no throughput figure).
 
 A question counts as answered at rank r when the r-th passage has the expected source (and,
 outside the US Code, a matching locator) or one of the `alt` pairs. This is a benchmark,
@@ -284,6 +289,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--questions", type=Path, default=QUESTIONS_PATH)
     parser.add_argument("--repeat", type=int, default=3, help="latency passes over the set")
     parser.add_argument("--verbose", action="store_true", help="list the misses per mode")
+    parser.add_argument(
+        "--no-ingest", action="store_true", help="search --index DIR as it is, without ingesting"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to FILE")
     parser.add_argument(
         "--check-locators",
@@ -310,11 +318,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="tamga-bench-") as tmp:
         index_dir = args.index or Path(tmp) / "index"
-        print(f"Ingesting {corpus} into {index_dir} ...", file=sys.stderr)
-        started = time.perf_counter()
-        summary = ingest_paths([corpus], index_dir, prune=False, progress=_throttled_progress())
-        wall_s = time.perf_counter() - started
-        info = _summary_dict(summary)
+        if args.no_ingest:
+            if args.index is None:
+                print("--no-ingest needs --index DIR", file=sys.stderr)
+                return 2
+            info: dict[str, Any] = {}
+            wall_s = 0.0
+        else:
+            print(f"Ingesting {corpus} into {index_dir} ...", file=sys.stderr)
+            started = time.perf_counter()
+            summary = ingest_paths(
+                [corpus], index_dir, prune=False, progress=_throttled_progress()
+            )
+            wall_s = time.perf_counter() - started
+            info = _summary_dict(summary)
         added = int(info.get("chunks_added", 0))
         ingest_s = float(info.get("elapsed_s") or wall_s)
         chunks_per_s = added / ingest_s if added and ingest_s > 0 else None
@@ -342,19 +359,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     )
     hybrid = results[-1]
-    by_group: dict[str, list[int | None]] = defaultdict(list)
-    for q in questions:
-        by_group[_group(q)].append(hybrid.ranks[q.id])
-    print("\nHybrid recall@5 by text:")
-    print(
-        render_table(
-            ["text", "questions", "recall@5"],
-            [
-                [g, len(r), f"{sum(1 for x in r if x and x <= 5) / len(r):.3f}"]
-                for g, r in sorted(by_group.items())
-            ],
-        )
-    )
+    rows = []
+    for r in results:
+        by_group: dict[str, list[int | None]] = defaultdict(list)
+        for q in questions:
+            by_group[_group(q)].append(r.ranks[q.id])
+        for g, ranks in sorted(by_group.items()):
+            rows.append([r.mode, g, len(ranks), *_figures(ranks)])
+    print("\nBy text:")
+    print(render_table(["mode", "text", "questions", "recall@1", "recall@5", "MRR"], rows))
     print(
         f"\nHybrid search latency (k=5, warm, {len(timings)} searches): "
         f"p50 {p50:.1f} ms, p95 {p95:.1f} ms"
@@ -384,6 +397,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")
     return 0
+
+
+def _figures(ranks: Sequence[int | None]) -> list[str]:
+    """recall@1, recall@5 and MRR of a list of first-hit ranks, formatted."""
+    n = len(ranks) or 1
+    r1 = sum(1 for x in ranks if x and x <= 1) / n
+    r5 = sum(1 for x in ranks if x and x <= 5) / n
+    mrr = sum(1.0 / x for x in ranks if x) / n
+    return [f"{r1:.3f}", f"{r5:.3f}", f"{mrr:.3f}"]
 
 
 def _index_size(searcher: Any, info: dict[str, Any], added: int) -> int | None:

@@ -49,6 +49,7 @@ class Chunk:
     title: str
     index_text: str
     ordinal: int = 0
+    embed_text: str = ""  # text given to the embedding model when not index_text
 
     @property
     def words(self) -> int:
@@ -120,10 +121,12 @@ def chunk_document(
     doc: LoadedDocument, source: str = "", config: ChunkingConfig = DEFAULT_CONFIG
 ) -> list[Chunk]:
     """Cut a loaded document into chunks with locators (see the module docstring)."""
+    treaty = False
     if doc.format == "markdown" and _is_us_code(doc.blocks):
         name, title, regions = _read_us_code(doc)
     elif doc.format in {"markdown", "text", "html", "docx"} and _is_treaty(doc.blocks):
         name, title, regions = _read_treaty(doc)
+        treaty = True
     else:
         name, title, regions = _read_generic(doc)
     drafts: list[Draft] = []
@@ -142,7 +145,13 @@ def chunk_document(
         header.append(locator)
         header.extend(c for c in draft.context if c and c not in header)
         index_text = " | ".join(header) + "\n\n" + text
-        chunks.append(Chunk(text=text, locator=locator, title=title, index_text=index_text))
+        # Treaty provisions are embedded without the header: the instrument's long title and
+        # the annex/chapter captions are shared by hundreds of chunks, and for a one-sentence
+        # Kyoto standard they outweigh the provision itself, so every standard looked alike
+        # to the encoder. Keyword search still sees the header (index_text).
+        embed_text = text if treaty else ""
+        chunks.append(Chunk(text=text, locator=locator, title=title, index_text=index_text,
+                            embed_text=embed_text))
     for n, chunk in enumerate(chunks):
         chunk.ordinal = n
     return chunks

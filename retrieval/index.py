@@ -92,6 +92,11 @@ class ChunkRecord:
     locator: str
     text: str
     index_text: str
+    embed_text: str = ""  # what is embedded when it differs from index_text (not stored)
+
+    def embedding_input(self) -> str:
+        """The text given to the embedding model for this chunk."""
+        return self.embed_text or self.index_text
 
 
 def manifest_path(index_dir: Path) -> Path:

@@ -24,7 +24,7 @@ from retrieval.chunking import DEFAULT_CONFIG, ChunkingConfig, chunk_document
 from retrieval.index import ChunkRecord, FileRecord, IndexStore, read_generation
 from retrieval.loaders import is_supported, load_document
 
-CHUNKER_VERSION = "3"
+CHUNKER_VERSION = "4"
 EMBED_BATCH = 128
 DEFAULT_MAX_FILE_MB = 50.0
 
@@ -266,7 +266,7 @@ def _run(
                             title, len(chunks))
         records = [
             ChunkRecord(_chunk_id(key, sha, c.ordinal), key, c.ordinal, cand.source, c.title,
-                        c.locator, c.text, c.index_text)
+                        c.locator, c.text, c.index_text, c.embed_text)
             for c in chunks
         ]
         work.append((record, records))
@@ -356,7 +356,7 @@ def _index_work(
         nonlocal done_chunks
         if not batch:
             return
-        vectors = embedding.embed([c.index_text for c in batch])
+        vectors = embedding.embed([c.embedding_input() for c in batch])
         store.add_vectors(batch, vectors)
         for c in batch:
             remaining[c.path] -= 1

@@ -327,7 +327,7 @@ def _load_text(path: Path, text: str) -> LoadedDocument:
     first = text.strip().split("\n", 1)[0].strip()
     if first and len(first) <= 120 and blocks:
         title = normalize_space(first)
-        if blocks[0].text == title:
+        if blocks[0].text == title and len(blocks) > 1:  # a one-line note stays its own body
             blocks[0] = Block("heading", title, level=1)
     return LoadedDocument(path, "text", title, blocks)
 

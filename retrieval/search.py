@@ -1,9 +1,10 @@
 """`tamga search`: hybrid (meaning + keyword) search over the regulations index, with citations.
 
 A `Searcher` keeps everything it needs open: the chunk table from the manifest, the BM25
-keyword index and the Chroma collection. A query is embedded once; the vector and keyword
-rankings are fused with weighted reciprocal rank fusion; overlapping chunks of the same passage
-are de-duplicated; results can be restricted to documents whose source path contains a string.
+keyword index and the Chroma collection. The query is expanded with the legal terms of the
+plain words it uses (retrieval/synonyms.py) and embedded once; the vector and keyword rankings
+are fused by weighted score fusion; overlapping chunks of the same passage are de-duplicated;
+results can be restricted to documents whose source path contains a string.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Literal
 
 from assistant.errors import TamgaError
 from retrieval.index import IndexStore, KeywordIndex, missing_index_message, read_generation
+from retrieval.synonyms import expand_query, expansion_terms
 
 Mode = Literal["hybrid", "vector", "keyword"]
 
@@ -32,6 +34,10 @@ RRF_K = 10
 VECTOR_WEIGHT = 1.0
 KEYWORD_WEIGHT = 1.25
 CANDIDATES = 50  # how deep each ranking is read before fusing
+# Query expansion (retrieval/synonyms.py): the legal terms for an officer's plain words are
+# appended to the query that is embedded, and scored by BM25 separately at this weight (a
+# plain word keeps more weight than the terms it suggests).
+EXPANSION_WEIGHT = 0.6
 
 
 @dataclass
@@ -170,7 +176,7 @@ class Searcher:
         """(chunk position, BM25 score), best first; only chunks sharing a word with the query."""
         import numpy as np
 
-        scores = self.keyword.scores(query)
+        scores = self.keyword_scores(query)
         if allowed is not None:
             mask = np.zeros(len(scores), dtype=bool)
             mask[allowed] = True
@@ -182,6 +188,14 @@ class Searcher:
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(i), float(scores[i])) for i in top]
+
+    def keyword_scores(self, query: str) -> Any:
+        """BM25 of every chunk for `query`, plus the weighted score of its expansion terms."""
+        scores = self.keyword.scores(query)
+        extra = expansion_terms(query)
+        if extra and EXPANSION_WEIGHT > 0:
+            scores = scores + EXPANSION_WEIGHT * self.keyword.scores(extra)
+        return scores
 
     # -- search
 
@@ -211,7 +225,7 @@ class Searcher:
         depth = max(CANDIDATES, k * 4)
         if mode == "keyword":
             return self._passages(self.keyword_ranking(query, depth, allowed), k)
-        query_vector = embed_query(query)
+        query_vector = embed_query(expand_query(query))
         vector = self.vector_ranking(query_vector, depth, allowed)
         if mode == "vector":
             return self._passages(vector, k)

@@ -242,3 +242,22 @@ def test_locator_matching_handles_parents_parts_and_ranges():
                            "HS Convention > Section XI > Chapter 61 > Heading 61.02")
     assert locator_matches("HS Convention > Section XI > Note 1-3",
                            "HS Convention > Section XI > Note 2")
+
+
+def test_treaty_provisions_are_embedded_without_their_header(kyoto, valuation):
+    # the instrument's long title and captions go to keyword search only (index_text); the
+    # embedding model sees the provision itself, so short Kyoto standards stay distinct
+    audit = by_locator(kyoto)["Revised Kyoto Convention > General Annex > Chapter 6 > 6.6"]
+    assert audit.embed_text == audit.text
+    assert audit.index_text.endswith(audit.text) and audit.index_text != audit.text
+    assert all(c.embed_text == c.text for c in valuation)
+
+
+def test_us_code_and_generic_chunks_embed_their_index_text(tmp_path):
+    [record] = chunks_of("us-19-usc/chunck-495.md")
+    assert record.embed_text == ""  # the section caption ("Recordkeeping") stays in the vector
+    assert "Recordkeeping" in record.index_text
+    note = tmp_path / "note.md"
+    note.write_text("# Guidance\n\n## Records\n\nKeep records for five years.\n", encoding="utf-8")
+    [chunk] = chunk_document(load_document(note), "note.md")
+    assert chunk.embed_text == ""

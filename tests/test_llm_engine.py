@@ -202,6 +202,46 @@ def test_trader_tools_find_and_profile_a_trader(runner: SqlRunner) -> None:
     assert ["declarations", declarations] in answer.table.rows
 
 
+def test_risk_tools_rank_audit_candidates_and_score_a_trader(runner: SqlRunner) -> None:
+    """The agent's audit_candidates and risk_score tools return what tools.trader_risk finds."""
+    import json
+
+    from tools import trader_risk
+
+    expected = trader_risk.audit_candidates(runner, trader_risk.parse_period("2025"), n=5)
+    assert expected, "the demo data has flagged traders in 2025"
+    top = expected[0]
+
+    def summary(messages: list[BaseMessage]) -> AIMessage:
+        data = json.loads(str([m for m in messages if isinstance(m, ToolMessage)][-1].content))
+        first = data["risk"]
+        return AIMessage(f"{first['name']} has a risk score of {first['score']}.")
+
+    model = ScriptedChatModel(script=[
+        call("audit_candidates", 1, period="2025", top=5),
+        call("risk_score", 2, trader_id=top.trader_id, period="2025"),
+        summary,
+    ])
+    answer = AgentEngine(model, runner).answer("Who should we audit, and why the first one?")
+    assert "audit_candidates" in model.bound_tools and "risk_score" in model.bound_tools
+    ranked = json.loads(str([m for m in model.received[1] if isinstance(m, ToolMessage)][-1]
+                            .content))["candidates"]
+    assert [c["trader_id"] for c in ranked] == [c.trader_id for c in expected]
+    assert ranked[0]["reasons"] == top.reasons
+    assert answer.warnings == [] and top.name in answer.text
+    assert answer.sql and any("declaration_items" in sql for sql in answer.sql)
+    assert answer.table is not None and ["trader_id", top.trader_id] in answer.table.rows
+    score = trader_risk.trader_score(runner, top.trader_id, trader_risk.parse_period("2025"))
+    assert ["score", round(score.score, 4)] in answer.table.rows
+
+
+def test_risk_tools_return_errors_as_data(runner: SqlRunner) -> None:
+    toolbox = AgentToolbox(runner)
+    assert "error" in toolbox.risk_score("T999999")
+    assert "error" in toolbox.audit_candidates(period="last autumn")
+    assert "error" in toolbox.audit_candidates(office="Atlantis Harbour")
+
+
 def test_a_slow_model_raises_llm_unavailable_within_the_overall_limit(runner: SqlRunner) -> None:
     model = ScriptedChatModel(script=[call("describe_schema", 1)] * 20, delay_s=0.4)
     started = time.perf_counter()

@@ -492,10 +492,6 @@ def test_a_thousand_files_with_corrupt_ones(tmp_path: Path, monkeypatch: pytest.
                     f"({first_s:.0f} s, then {second_s:.1f} s)")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: a plain-text file of one short line is refused as 'no text found': "
-    "retrieval/loaders.py _load_text takes the only line as the title heading, and "
-    "load_document then finds no block that is not a heading"))
 def test_a_one_line_text_note_is_read(tmp_path: Path) -> None:
     from retrieval.loaders import load_document
 

@@ -134,6 +134,21 @@ def test_source_filter_and_modes(regulations_index: Path):
         searcher.search("records", mode="fuzzy")  # type: ignore[arg-type]
 
 
+def test_plain_words_are_expanded_to_the_legal_terms(regulations_index: Path):
+    # Kyoto Chapter 5 speaks of "security", never of a "guarantee": without the synonym list
+    # keyword search cannot connect them
+    searcher = open_searcher(regulations_index)
+    question = "How large a guarantee can customs demand?"
+    chapter5 = [i for i, loc in enumerate(searcher.locators) if "> Chapter 5 > 5." in loc]
+    assert chapter5
+    raw = searcher.keyword.scores("guarantee")
+    expanded = searcher.keyword_scores("guarantee")
+    assert all(raw[i] == 0 for i in chapter5)
+    assert all(expanded[i] > 0 for i in chapter5)
+    found = searcher.search(question, k=5, mode="keyword", source_filter="kyoto")
+    assert any("> Chapter 5 > 5." in p.locator for p in found), [p.locator for p in found]
+
+
 def test_searcher_is_cached_and_reloaded_after_changes(regulations_index: Path, tmp_path: Path):
     first = open_searcher(regulations_index)
     assert open_searcher(regulations_index) is first

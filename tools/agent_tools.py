@@ -1,4 +1,5 @@
-"""The tools the LLM agent calls: guarded SQL, the schema, regulation search and trader look-up.
+"""The tools the LLM agent calls: guarded SQL, the schema, regulation search, trader look-up,
+risk scores and audit selection.
 
 Every tool returns data for the model (a JSON object as text). A failure comes back as
 {"error": message} so that the model can correct itself; nothing raises into the agent. An
@@ -210,6 +211,49 @@ class AgentToolbox:
         self.log.tables.append(Table(["field", "value"], rows, title=f"Profile of {profile.name}"))
         return self._out({"profile": data}, "trader_profile")
 
+    def audit_candidates(self, period: str = "", office: str = "", top: int = 10) -> dict[str, Any]:
+        """Traders most worth a post-clearance audit, ranked by revenue at stake, with reasons."""
+        self.log.calls.append("audit_candidates")
+        try:
+            from assistant.tool_intents import RecordingRunner
+            from tools import trader_risk
+
+            recorder = RecordingRunner(self.runner)
+            ranked = trader_risk.audit_candidates(
+                recorder, trader_risk.parse_period(self._local(period) or None),
+                self._local(office) or None, n=max(1, min(int(top), 50)))
+        except (TamgaError, ValueError) as exc:
+            return self._out({"error": str(exc)}, "audit_candidates", public=True)
+        self.log.sql.extend(recorder.statements)
+        rows = [c.to_json() for c in ranked]
+        columns = ["rank", "trader_id", "name", "score", "duty_at_stake", "expected_revenue",
+                   "reasons", "last_audit"]
+        self.log.tables.append(Table(columns, [[r[c] if c != "reasons" else "; ".join(r[c])
+                                                for c in columns] for r in rows],
+                                     title="Audit candidates"))
+        return self._out({"candidates": rows, "note": "score 0..1; expected_revenue = score x "
+                          "duty_at_stake, in the reporting currency"}, "audit_candidates")
+
+    def risk_score(self, trader_id: str, period: str = "") -> dict[str, Any]:
+        """One trader's risk score (0..1), duty at stake and the reasons behind it."""
+        self.log.calls.append("risk_score")
+        try:
+            from assistant.tool_intents import RecordingRunner
+            from tools import trader_risk
+
+            recorder = RecordingRunner(self.runner)
+            score = trader_risk.trader_score(recorder, self._local(trader_id),
+                                             trader_risk.parse_period(self._local(period) or None))
+        except (TamgaError, ValueError) as exc:
+            return self._out({"error": str(exc)}, "risk_score", public=True)
+        self.log.sql.extend(recorder.statements)
+        data = score.to_json()
+        rows = [[key, data[key]] for key in ("trader_id", "name", "score", "duty_at_stake",
+                                             "expected_revenue")]
+        rows += [[f"reason {n}", reason] for n, reason in enumerate(score.reasons, 1)]
+        self.log.tables.append(Table(["field", "value"], rows, title=f"Risk of {score.name}"))
+        return self._out({"risk": data}, "risk_score")
+
     def _local(self, text: str) -> str:
         """A tool argument with the pseudonyms a remote model used mapped back to real values."""
         return self.session.masker.unmask(text) if self.remote and text else text
@@ -228,7 +272,7 @@ class AgentToolbox:
     # -- as langchain tools ----------------------------------------------------------------------
 
     def langchain_tools(self) -> list[BaseTool]:
-        """The four tools as langchain tools (each returns a JSON text, errors included)."""
+        """The tools as langchain tools (each returns a JSON text, errors included)."""
         from langchain_core.tools import StructuredTool
         from pydantic import BaseModel, Field
 
@@ -246,6 +290,15 @@ class AgentToolbox:
 
         class NoArgs(BaseModel):
             pass
+
+        class AuditArgs(BaseModel):
+            period: str = Field("", description="'2025', '2025-Q3' or '2025-10'; empty: all data.")
+            office: str = Field("", description="A customs office name; empty: all offices.")
+            top: int = Field(10, description="How many traders to list (1-50).")
+
+        class RiskArgs(BaseModel):
+            trader_id: str = Field(description="The trader_id, e.g. from find_trader.")
+            period: str = Field("", description="'2025', '2025-Q3' or '2025-10'; empty: all data.")
 
         def safe(fn: Any) -> Any:
             def call(**kwargs: Any) -> str:
@@ -282,6 +335,16 @@ class AgentToolbox:
                 func=safe(self.trader_profile), name="trader_profile", args_schema=ProfileArgs,
                 description="Profile of one trader: sector, AEO status, trade totals, red "
                 "channel share and audits.",
+            ),
+            StructuredTool.from_function(
+                func=safe(self.audit_candidates), name="audit_candidates", args_schema=AuditArgs,
+                description="Who to audit: traders ranked by expected revenue at stake (risk "
+                "score x duty at stake), with the reasons, for a period and office.",
+            ),
+            StructuredTool.from_function(
+                func=safe(self.risk_score), name="risk_score", args_schema=RiskArgs,
+                description="Risk score of one trader (0..1) with duty at stake and reasons "
+                "(unit values below peers, origin switching, split consignments...).",
             ),
         ]
 
