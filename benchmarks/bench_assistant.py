@@ -3,6 +3,14 @@
     .venv/bin/python benchmarks/bench_assistant.py                 # default demo database
     .venv/bin/python benchmarks/bench_assistant.py --db /tmp/demo.duckdb --engine offline auto
     .venv/bin/python benchmarks/bench_assistant.py --verbose       # show every miss
+    TAMGA_LOCAL_MODEL=1 .venv/bin/python benchmarks/bench_assistant.py --engine llm auto --limit 10
+
+`--engine llm` and `auto` use the model the settings configure (TAMGA_LLM_BASE_URL, or
+TAMGA_LOCAL_MODEL=1 for the packaged local model); without one they answer offline, and the
+"answered by" line shows it. `--limit N` asks N single questions spread evenly over the set
+(the follow-ups, write requests and out-of-scope questions are then skipped), for the slow
+LLM engines. `--routing` needs no model: it prints how `auto` would route each set (a
+verified intent answers, or the question goes to the LLM when one is configured).
 
 For every question the reference SQL is run on the same database at evaluation time and its
 rows are compared with the main table of the answer (see the header of the question file for
@@ -16,10 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -121,6 +131,7 @@ class Result:
     ms: float = 0.0
     intent: str | None = None
     engine: str = ""
+    fell_back: bool = False  # the LLM was asked for but the offline engine answered
 
 
 @dataclass
@@ -140,7 +151,7 @@ class Figures:
 
         in_scope = self.single + self.follow
         times = sorted(r.ms for r in [*in_scope, *self.refuse, *self.scope])
-        q = statistics.quantiles(times, n=100) if len(times) > 1 else times * 99
+        q = statistics.quantiles(times, n=100, method="inclusive") if len(times) > 1 else times * 99
         return {
             "engine": self.engine,
             "in_scope_questions": len(self.single),
@@ -155,6 +166,9 @@ class Figures:
             "latency_ms_p50": round(statistics.median(times), 1) if times else 0.0,
             "latency_ms_p95": round(q[94], 1) if times else 0.0,
             "latency_ms_max": round(times[-1], 1) if times else 0.0,
+            "answered_by": dict(Counter(r.engine for r in [*in_scope, *self.refuse,
+                                                            *self.scope])),
+            "llm_fell_back": sum(r.fell_back for r in [*in_scope, *self.refuse, *self.scope]),
         }
 
 
@@ -191,25 +205,45 @@ def timed(assistant: Assistant, question: str, conversation: Any, engine: str
     return answer, (time.perf_counter() - started) * 1000
 
 
+_FALLBACK = ("The language model is unavailable", "The LLM engine is not available")
+
+
+def fell_back(answer: Answer) -> bool:
+    """The answer says the LLM engine could not answer and the offline engine did."""
+    return any(w.startswith(_FALLBACK) for w in answer.warnings)
+
+
+def spread(items: list[Any], limit: int) -> list[Any]:
+    """`limit` items spread evenly over `items` (all of them when limit is 0 or too big)."""
+    if not limit or limit >= len(items):
+        return items
+    return [items[k * len(items) // limit] for k in range(limit)]
+
+
 def run(assistant: Assistant, engine: str, data: dict[str, Any], con: Any,
-        names: dict[str, SimpleNamespace], verbose: bool) -> Figures:
-    """Ask every question of the set with one engine."""
+        names: dict[str, SimpleNamespace], verbose: bool, limit: int = 0) -> Figures:
+    """Ask every question of the set with one engine (`limit`: N single questions only)."""
     figures = Figures(engine)
     warm_q = data["questions"][0]["q"].format(**names)
     assistant.ask(warm_q, None, user="bench", engine=engine)  # load everything once
 
     def report(kind: str, r: Result) -> None:
-        if verbose and not r.ok:
-            print(f"  MISS [{kind}] {r.question!r} -> {r.intent} ({r.engine}): {r.why}")
+        if verbose and (not r.ok or limit):
+            mark = "ok" if r.ok else "MISS"
+            print(f"  {mark} [{kind}] {r.question!r} -> {r.intent} ({r.engine}"
+                  f"{', fell back' if r.fell_back else ''}, {r.ms:,.0f} ms): {r.why}",
+                  flush=True)
 
-    for item in data["questions"]:
+    for item in spread(data["questions"], limit):
         question = item["q"].format(**names)
         ref = ref_rows(con, item["ref"], names)
         answer, ms = timed(assistant, question, None, engine)
         ok, why = compare(item["check"], ref, main_rows(answer))
-        r = Result(question, ok, why, ms, answer.intent, answer.engine)
+        r = Result(question, ok, why, ms, answer.intent, answer.engine, fell_back(answer))
         figures.single.append(r)
         report("single", r)
+    if limit:
+        return figures
     for seq in data.get("followups", []):
         conversation = assistant.new_conversation(user="bench")
         for turn in seq["turns"]:
@@ -219,7 +253,7 @@ def run(assistant: Assistant, engine: str, data: dict[str, Any], con: Any,
             ok, why = compare(turn["check"], ref, main_rows(answer))
             if ok and turn.get("chart") and not answer.chart:
                 ok, why = False, "no chart"
-            r = Result(question, ok, why, ms, answer.intent, answer.engine)
+            r = Result(question, ok, why, ms, answer.intent, answer.engine, fell_back(answer))
             figures.follow.append(r)
             report("follow-up", r)
     for text in data.get("refuse", []):
@@ -241,6 +275,29 @@ def run(assistant: Assistant, engine: str, data: dict[str, Any], con: Any,
     return figures
 
 
+def routing(assistant: Assistant, data: dict[str, Any],
+            names: dict[str, SimpleNamespace], verbose: bool) -> dict[str, dict[str, int]]:
+    """How `auto` routes the single questions, write requests and out-of-scope questions:
+    per set, how many the offline engine keeps (confident plan) and how many go to the LLM."""
+    from assistant.core import NEVER_TO_LLM
+
+    sets = {"single": [item["q"] for item in data["questions"]],
+            "refuse": list(data.get("refuse", [])),
+            "out_of_scope": list(data.get("out_of_scope", []))}
+    out: dict[str, dict[str, int]] = {}
+    for name, texts in sets.items():
+        counts: Counter[str] = Counter()
+        for text in texts:
+            question = text.format(**names)
+            plan = assistant.offline.plan(question, None)
+            to_llm = plan.kind not in NEVER_TO_LLM and not plan.confident
+            counts["llm" if to_llm else "offline"] += 1
+            if verbose and to_llm:
+                print(f"  to LLM [{name}] {question!r} ({plan.kind}, {plan.score:.2f})")
+        out[name] = dict(counts)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -249,7 +306,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=Path, default=QUESTIONS)
     parser.add_argument("--engine", nargs="+", default=["offline"],
                         choices=["offline", "auto", "llm"])
-    parser.add_argument("--verbose", action="store_true", help="print every miss")
+    parser.add_argument("--limit", type=int, default=0,
+                        help="N single questions spread over the set; skip the other sets")
+    parser.add_argument("--routing", action="store_true",
+                        help="only show how `auto` would route each question (no model)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print every miss (every question with --limit)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     settings = get_settings()
@@ -260,9 +322,14 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory() as logs:
         assistant = Assistant(settings, db_path=db, index_dir=args.index, log_dir=Path(logs))
+        if args.routing:
+            for name, counts in routing(assistant, data, names, args.verbose).items():
+                print(f"{name}: offline {counts.get('offline', 0)}, to the LLM "
+                      f"{counts.get('llm', 0)}")
+            return 0
         for engine in args.engine:
-            figures = run(assistant, engine, data, con, names, args.verbose)
-            results.append(figures.summary())
+            figures = run(assistant, engine, data, con, names, args.verbose, args.limit)
+            results.append({**figures.summary(), "load_average": round(os.getloadavg()[0], 2)})
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
@@ -270,14 +337,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"engine {s['engine']} on {db}")
         print(f"  in-scope questions answered correctly: {s['in_scope_correct']:.1%} "
               f"of {s['in_scope_questions']}")
-        print(f"  follow-up turns answered correctly:    {s['follow_up_correct']:.1%} "
-              f"of {s['follow_up_turns']}")
-        print(f"  write requests refused:                {s['write_refused']:.1%} "
-              f"of {s['write_requests']}")
-        print(f"  out-of-scope answered honestly:        {s['out_of_scope_honest']:.1%} "
-              f"of {s['out_of_scope']}")
+        if not args.limit:
+            print(f"  follow-up turns answered correctly:    {s['follow_up_correct']:.1%} "
+                  f"of {s['follow_up_turns']}")
+            print(f"  write requests refused:                {s['write_refused']:.1%} "
+                  f"of {s['write_requests']}")
+            print(f"  out-of-scope answered honestly:        {s['out_of_scope_honest']:.1%} "
+                  f"of {s['out_of_scope']}")
         print(f"  latency (warm): p50 {s['latency_ms_p50']:,.0f} ms, "
               f"p95 {s['latency_ms_p95']:,.0f} ms, max {s['latency_ms_max']:,.0f} ms")
+        mix = ", ".join(f"{k} {v}" for k, v in sorted(s["answered_by"].items()))
+        print(f"  answered by: {mix}; LLM fell back to offline: {s['llm_fell_back']}; "
+              f"load average {s['load_average']}")
     return 0
 
 

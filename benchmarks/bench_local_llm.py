@@ -6,12 +6,17 @@ For each strategy it prints the share of questions answered correctly and the la
     .venv/bin/python benchmarks/bench_local_llm.py                       # default database
     .venv/bin/python benchmarks/bench_local_llm.py --rows 20000          # a fresh demo database
     .venv/bin/python benchmarks/bench_local_llm.py --strategies direct --limit 5 -v
+    .venv/bin/python benchmarks/bench_local_llm.py --strategies direct-json,agent-http --sample 8
 
 Strategies: `agent` (langchain create_agent, tool calling through LocalChatModel), `direct`
 (one SQL query from schema + verified examples + looked-up facts, errors fed back, up to 3
 attempts), `direct-json` (the same, the reply constrained by a grammar to {"sql": ...}),
 `direct-summary` (direct, plus the model writes the answer sentence from the result),
-`direct-bare` (direct without the verified examples and looked-up facts).
+`direct-bare` (direct without the verified examples and looked-up facts), `agent-http` (the
+endpoint path: `build_engine(which="endpoint")`, i.e. the agent through ChatOpenAI and the real
+`openai` client, talking over HTTP to the local model served on 127.0.0.1 by a small
+OpenAI-compatible server in this script; no reply is started as a tool call, as with a real
+endpoint).
 
 A question is correct when every row of its reference query (computed now, on this database)
 appears in the answer's main table: each numeric cell of the reference row is found in one
@@ -21,12 +26,18 @@ row of the answer table (within 0.5% or 0.01), or, for rows without numbers, eac
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import math
+import os
+import re
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +185,100 @@ class Outcome:
     detail: str
 
 
+_TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
+
+
+def _template_message(message: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI chat message as the GGUF chat template expects it (arguments as objects)."""
+    out = {"role": message["role"], "content": message.get("content") or ""}
+    if isinstance(out["content"], list):  # content parts
+        out["content"] = "".join(str(p.get("text", "")) for p in out["content"])
+    calls = []
+    for call in message.get("tool_calls") or []:
+        function = dict(call["function"])
+        with contextlib.suppress(json.JSONDecodeError):
+            function["arguments"] = json.loads(function.get("arguments") or "{}")
+        calls.append({"type": "function", "function": function})
+    if calls:
+        out["tool_calls"] = calls
+    return out
+
+
+def completion_body(reply: str, model: str) -> dict[str, Any]:
+    """A chat.completion for a model reply; Qwen's <tool_call> JSON becomes `tool_calls`
+    (a call that is not valid JSON is passed on raw, as a server would)."""
+    calls = []
+    for n, match in enumerate(_TOOL_CALL.finditer(reply)):
+        raw = match.group(1).strip()
+        try:
+            data, _ = json.JSONDecoder().raw_decode(raw)
+            name, args = str(data["name"]), data.get("arguments", {})
+            arguments = args if isinstance(args, str) else json.dumps(args)
+        except (ValueError, KeyError, TypeError):
+            name, arguments = "", raw
+        calls.append({"id": f"call_{n}", "type": "function",
+                      "function": {"name": name, "arguments": arguments}})
+    message: dict[str, Any] = {"role": "assistant",
+                               "content": _TOOL_CALL.sub("", reply).strip() or None}
+    if calls:
+        message["tool_calls"] = calls
+    return {"id": "chatcmpl-local", "object": "chat.completion", "created": int(time.time()),
+            "model": model, "choices": [{"index": 0, "message": message,
+                                         "finish_reason": "tool_calls" if calls else "stop"}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}
+
+
+class LocalOpenAIServer(ThreadingHTTPServer):
+    """POST /v1/chat/completions on 127.0.0.1, answered by the local model (no streaming).
+
+    Stands in for `python -m llama_cpp.server`, whose extra packages (fastapi, sse_starlette,
+    starlette_context) are not installed here; prompts use the GGUF's own chat template.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, llama: Any) -> None:
+        super().__init__(("127.0.0.1", 0), _LocalHandler)
+        self.llama = llama
+        self.calls = 0
+
+    @property
+    def base_url(self) -> str:
+        """The base URL to give an OpenAI client."""
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+class _LocalHandler(BaseHTTPRequestHandler):
+    server: LocalOpenAIServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        prompt = self.server.llama.render([_template_message(m) for m in request["messages"]],
+                                          request.get("tools"))
+        reply = self.server.llama.complete(
+            prompt, int(request.get("max_tokens") or request.get("max_completion_tokens") or 400))
+        self.server.calls += 1
+        raw = json.dumps(completion_body(reply, str(request.get("model")))).encode()
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (time limit)
+            pass
+
+
+def serve_local(llama: Any) -> LocalOpenAIServer:
+    """Start the local model's OpenAI-compatible server in a daemon thread."""
+    server = LocalOpenAIServer(llama)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def make_engine(strategy: str, runner: Any, timeout_s: float) -> Any:
     """The engine for a strategy, over the (process-wide) local model."""
     from assistant.llm import (
@@ -202,6 +307,18 @@ def make_engine(strategy: str, runner: Any, timeout_s: float) -> Any:
                                hints=question_hints(runner), summarise=True)
     if strategy == "direct-bare":
         return DirectSqlEngine(llama.chat, runner, timeout_s=timeout_s)
+    if strategy == "agent-http":
+        from assistant.llm import build_engine
+        from assistant.settings import Settings
+
+        server = serve_local(llama)
+        settings = Settings(llm_base_url=server.base_url, llm_api_key="none",
+                            llm_model="qwen2.5-coder-1.5b-instruct-q4_k_m",
+                            llm_timeout_s=max(timeout_s, 900.0), local_model=False)
+        # The HTTP client's limit allows the warm-up; the engine's limit per question is
+        # set back to `timeout_s` after it (main()), and it covers the whole question.
+        print(f"agent-http: local model served at {server.base_url}", flush=True)
+        return build_engine(runner, settings=settings, which="endpoint")
     raise SystemExit(f"unknown strategy {strategy!r}")
 
 
@@ -219,8 +336,10 @@ def run_one(engine: Any, question: str, reference: list[list[Any]], qid: str) ->
     if answer.table is None:
         return Outcome(qid, False, seconds, "no_sql", attempts, answer.text[:100])
     ok = matches_reference(reference, answer.table)
-    return Outcome(qid, ok, seconds, "ok" if ok else "wrong", attempts,
-                   (answer.sql[-1] if answer.sql else "").replace("\n", " ")[:160])
+    sql = (answer.sql[-1] if answer.sql else "").replace("\n", " ")
+    # a wrong answer shows its whole query and first rows, to tell the failure mode apart
+    detail = sql[:160] if ok else f"{sql}  -> {answer.table.rows[:3]} (expected {reference[:3]})"
+    return Outcome(qid, ok, seconds, "ok" if ok else "wrong", attempts, detail)
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -237,10 +356,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, help="build a fresh demo database of N items")
     parser.add_argument("--strategies", default="direct,agent")
     parser.add_argument("--limit", type=int, default=0, help="first N questions only")
+    parser.add_argument("--sample", type=int, default=0,
+                        help="N questions spread evenly over the set (question k*22//N)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per question")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
 
+    from assistant.errors import LLMUnavailable
     from assistant.settings import get_settings
     from tools.sql import SqlRunner
 
@@ -256,6 +378,8 @@ def main() -> None:
     runner = SqlRunner(db, timeout_s=30)
     values = fill_values(runner)
     questions = QUESTIONS[: args.limit] if args.limit else QUESTIONS
+    if 0 < args.sample < len(questions):
+        questions = [questions[k * len(questions) // args.sample] for k in range(args.sample)]
     cases = []
     for item in questions:
         question = item["q"].format(**values)
@@ -267,22 +391,34 @@ def main() -> None:
 
     for strategy in args.strategies.split(","):
         engine = make_engine(strategy.strip(), runner, args.timeout)
-        engine.answer("How many traders are there?")  # warm: load, cache the prompt prefix
+        # Warm up (load the model, evaluate and cache the long fixed prompt prefix) with a
+        # generous time limit: on a busy machine this first call alone can take minutes.
+        limit, engine.timeout_s = engine.timeout_s, max(engine.timeout_s, 900.0)
+        try:
+            engine.answer("How many traders are there?")
+        except LLMUnavailable as exc:
+            print(f"{strategy}: warm-up question failed: {exc}", flush=True)
+        engine.timeout_s = limit
         outcomes = []
+        loads = [os.getloadavg()[0]]  # 1-minute load average, sampled around every question
         for qid, question, reference in cases:
             outcome = run_one(engine, question, reference, qid)
             outcomes.append(outcome)
+            loads.append(os.getloadavg()[0])
             if args.verbose:
                 mark = "✓" if outcome.correct else "✗"
                 print(f"  {mark} {strategy:11} {qid:24} {outcome.seconds:6.1f}s "
-                      f"{outcome.status:11} attempts={outcome.attempts} {outcome.detail}")
+                      f"{outcome.status:11} attempts={outcome.attempts} load={loads[-1]:.1f} "
+                      f"{outcome.detail}", flush=True)
         times = [o.seconds for o in outcomes]
         right = sum(o.correct for o in outcomes)
         counts = {s: sum(o.status == s for o in outcomes)
                   for s in ("wrong", "no_sql", "unavailable")}
         print(f"{strategy:12} correct {right}/{len(outcomes)} ({100 * right / len(outcomes):.0f}%)"
               f"  p50 {statistics.median(times):.1f}s  p95 {percentile(times, 95):.1f}s"
-              f"  mean {statistics.fmean(times):.1f}s  {counts}")
+              f"  mean {statistics.fmean(times):.1f}s  {counts}"
+              f"  load {min(loads):.1f}-{max(loads):.1f} (mean {statistics.fmean(loads):.1f})",
+              flush=True)
 
 
 if __name__ == "__main__":
