@@ -210,6 +210,10 @@ def serve(
         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
         "--client.toolbarMode", "viewer",
     ]
+    if os.name == "posix":  # become the server: a signal to `tamga serve` reaches Streamlit
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(sys.executable, command, env)
     try:
         raise typer.Exit(subprocess.call(command, env=env))
     except KeyboardInterrupt:

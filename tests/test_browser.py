@@ -82,3 +82,19 @@ def test_officer_session_in_chromium(app_url: str) -> None:
         browser.close()
     (SHOTS / "timings.json").write_text(json.dumps(timings, indent=2))
     assert timings["first_page_load_s"] < 60
+
+
+def test_stopping_tamga_serve_stops_the_server(demo_db: Path, guidance_index: Path,
+                                               tmp_path: Path) -> None:
+    """`tamga serve` becomes the Streamlit server: terminating it leaves nothing listening."""
+    import urllib.error
+    import urllib.request
+
+    process, url = start_app(demo_db, guidance_index, tmp_path / "home")
+    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=10) as response:
+        assert response.status == 200
+    stop_app(process)
+    assert process.returncode is not None
+    time.sleep(1)
+    with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
+        urllib.request.urlopen(f"{url}/_stcore/health", timeout=5)
