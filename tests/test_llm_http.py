@@ -52,6 +52,16 @@ class ScriptedServer(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}/v1"
 
 
+def serving() -> Iterator[ScriptedServer]:
+    """A ScriptedServer answering in a daemon thread until the generator is closed (fixtures)."""
+    srv = ScriptedServer()
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
 class Handler(BaseHTTPRequestHandler):
     server: ScriptedServer
 
@@ -78,12 +88,7 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def server() -> Iterator[ScriptedServer]:
-    srv = ScriptedServer()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    yield from serving()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ import random
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -30,7 +29,7 @@ from assistant.answer import Answer
 from assistant.core import Assistant
 from assistant.errors import ImportRejected
 from assistant.settings import Settings, get_settings
-from tests.test_llm_http import ScriptedServer, completion
+from tests.test_llm_http import ScriptedServer, completion, serving
 from tradedata import importers, kcs
 from tradedata.db import TABLES, connect
 from tradedata.importers import import_files
@@ -239,12 +238,7 @@ FAILURES: dict[str, list[dict[str, Any]]] = {
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ScriptedServer]:
-    srv = ScriptedServer()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    yield from serving()
 
 
 @pytest.fixture(scope="module")

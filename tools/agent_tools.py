@@ -310,43 +310,28 @@ class AgentToolbox:
 
             return call
 
-        return [
-            StructuredTool.from_function(
-                func=safe(self.run_sql), name="run_sql", args_schema=SqlArgs,
-                description="Run one read-only SQL SELECT on the trade database (DuckDB). "
-                "Returns columns and rows, or an error to fix.",
-            ),
-            StructuredTool.from_function(
-                func=safe(self.describe_schema), name="describe_schema", args_schema=NoArgs,
-                description="List the tables, columns and types of the trade database.",
-            ),
-            StructuredTool.from_function(
-                func=safe(self.search_regulations), name="search_regulations",
-                args_schema=SearchArgs,
-                description="Search customs regulations and guidance notes. Returns passages "
-                "with their source and locator to cite.",
-            ),
-            StructuredTool.from_function(
-                func=safe(self.find_trader), name="find_trader", args_schema=TraderArgs,
-                description="Find a trader (importer/exporter) by name, TIN or ID; returns "
-                "trader_id, name and TIN of the best matches.",
-            ),
-            StructuredTool.from_function(
-                func=safe(self.trader_profile), name="trader_profile", args_schema=ProfileArgs,
-                description="Profile of one trader: sector, AEO status, trade totals, red "
-                "channel share and audits.",
-            ),
-            StructuredTool.from_function(
-                func=safe(self.audit_candidates), name="audit_candidates", args_schema=AuditArgs,
-                description="Who to audit: traders ranked by expected revenue at stake (risk "
-                "score x duty at stake), with the reasons, for a period and office.",
-            ),
-            StructuredTool.from_function(
-                func=safe(self.risk_score), name="risk_score", args_schema=RiskArgs,
-                description="Risk score of one trader (0..1) with duty at stake and reasons "
-                "(unit values below peers, origin switching, split consignments...).",
-            ),
+        specs: list[tuple[Any, str, type[BaseModel], str]] = [
+            (self.run_sql, "run_sql", SqlArgs, "Run one read-only SQL SELECT on the trade "
+             "database (DuckDB). Returns columns and rows, or an error to fix."),
+            (self.describe_schema, "describe_schema", NoArgs,
+             "List the tables, columns and types of the trade database."),
+            (self.search_regulations, "search_regulations", SearchArgs, "Search customs "
+             "regulations and guidance notes. Returns passages with their source and locator "
+             "to cite."),
+            (self.find_trader, "find_trader", TraderArgs, "Find a trader (importer/exporter) "
+             "by name, TIN or ID; returns trader_id, name and TIN of the best matches."),
+            (self.trader_profile, "trader_profile", ProfileArgs, "Profile of one trader: "
+             "sector, AEO status, trade totals, red channel share and audits."),
+            (self.audit_candidates, "audit_candidates", AuditArgs, "Who to audit: traders "
+             "ranked by expected revenue at stake (risk score x duty at stake), with the "
+             "reasons, for a period and office."),
+            (self.risk_score, "risk_score", RiskArgs, "Risk score of one trader (0..1) with "
+             "duty at stake and reasons (unit values below peers, origin switching, split "
+             "consignments...)."),
         ]
+        return [StructuredTool.from_function(func=safe(fn), name=name, args_schema=args,
+                                             description=description)
+                for fn, name, args, description in specs]
 
 
 def _match_dict(match: Any) -> dict[str, Any]:
