@@ -235,7 +235,7 @@ def run_trader_score(req: ToolRequest) -> Answer:
 
 def _rules_finder(req: ToolRequest) -> Callable[[Sequence[str]], tuple[list[str], str | None]]:
     """Finds the rule passages for the flags of a briefing and keeps them as citations."""
-    from tools.briefing import RULE_QUERIES, rule_bullet
+    from tools.briefing import rule_bullet, rule_passages
 
     def find(indicators: Sequence[str]) -> tuple[list[str], str | None]:
         if not indicators:
@@ -244,33 +244,26 @@ def _rules_finder(req: ToolRequest) -> Callable[[Sequence[str]], tuple[list[str]
             return [], "The regulations index was not found, so no rules are cited."
         from assistant.matcher import EMBED_LOCK
 
-        bullets: list[str] = []
-        seen: set[tuple[str, str]] = set()
         try:
             searcher = req.searcher()
-            for ind in indicators:
+
+            def search(query: str) -> Sequence[Any]:
                 with EMBED_LOCK:  # the search embeds the query with the shared encoder
-                    passages = searcher.search(RULE_QUERIES[ind], k=2)
-                for p in passages:
-                    if (p.source, p.locator) in seen:
-                        continue
-                    seen.add((p.source, p.locator))
-                    bullets.append(rule_bullet(ind, p.source, p.locator, p.text))
-                    req.citations.append(Citation(p.source, p.locator, p.text, p.score,
-                                                  getattr(p, "title", "")))
+                    return searcher.search(query, k=2)
+
+            pairs = rule_passages(search, indicators)
         except Exception as exc:  # a broken index must not break the briefing
             return [], f"The regulations index could not be searched ({exc}); no rules are cited."
-        return bullets, None
+        req.citations.extend(Citation(p.source, p.locator, p.text, p.score, getattr(p, "title", ""))
+                             for _ind, p in pairs)
+        return [rule_bullet(ind, p.source, p.locator, p.text) for ind, p in pairs], None
 
     return find
 
 
-def _section_tables(briefing: Any, skip: int = 0) -> list[Table]:
-    out = []
-    for section in briefing.sections:
-        for columns, rows in section.tables:
-            out.append(Table(list(columns), [list(r) for r in rows], title=section.title))
-    return out[skip:]
+def _section_tables(briefing: Any) -> list[Table]:
+    return [Table(list(columns), [list(r) for r in rows], title=section.title)
+            for section in briefing.sections for columns, rows in section.tables]
 
 
 def run_trader_briefing(req: ToolRequest) -> Answer:

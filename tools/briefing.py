@@ -213,6 +213,20 @@ def rule_bullet(indicator: str, source: str, locator: str, text: str) -> str:
 RulesFinder = Callable[[Sequence[str]], tuple[list[str], str | None]]
 
 
+def rule_passages(search: Callable[[str], Sequence[Any]],
+                  indicators: Sequence[str]) -> list[tuple[str, Any]]:
+    """(indicator, passage) pairs for the flags found: `search(query)` on each indicator's
+    rule query, every passage (source, locator) kept once, in indicator order."""
+    pairs: list[tuple[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    for ind in indicators:
+        for p in search(RULE_QUERIES[ind]):
+            if (p.source, p.locator) not in seen:
+                seen.add((p.source, p.locator))
+                pairs.append((ind, p))
+    return pairs
+
+
 def rules_for(indicators: Sequence[str], index_dir: Path | None) -> tuple[list[str], str | None]:
     """Citations from the regulations index for the indicators found; (bullets, problem)."""
     if not indicators:
@@ -223,15 +237,8 @@ def rules_for(indicators: Sequence[str], index_dir: Path | None) -> tuple[list[s
         from retrieval.search import open_searcher
 
         searcher = open_searcher(Path(index_dir))
-        bullets = []
-        seen: set[tuple[str, str]] = set()
-        for ind in indicators:
-            for p in searcher.search(RULE_QUERIES[ind], k=2):
-                if (p.source, p.locator) in seen:
-                    continue
-                seen.add((p.source, p.locator))
-                bullets.append(rule_bullet(ind, p.source, p.locator, p.text))
-        return bullets, None
+        pairs = rule_passages(lambda query: searcher.search(query, k=2), indicators)
+        return [rule_bullet(ind, p.source, p.locator, p.text) for ind, p in pairs], None
     except Exception as exc:  # a broken index must not break the briefing
         return [], f"The regulations index could not be searched ({exc}); no rules are cited."
 
