@@ -1,0 +1,232 @@
+"""Try ranking variants on an existing index without re-ingesting: recall@1, recall@5 and MRR.
+
+Reads every chunk vector of the index once, then scores each variant with exact cosine and the
+index's own BM25, the same fusion and de-duplication as `retrieval/search.py`. The first line
+("current") reproduces `bench_retrieval.py` on the same index; compare the others with it. Meant
+for the development set (`retrieval_dev_questions.yaml`): do not tune on the evaluation set.
+
+    .venv/bin/python benchmarks/retrieval_variants.py --index DIR \
+        --questions benchmarks/retrieval_dev_questions.yaml [--sentences CACHE.npz]
+
+`--sentences` adds sentence-level variants; it embeds every sentence of the index once (about
+20,000 for the shared corpus, ~10 minutes on one core) and keeps them in CACHE.npz.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_retrieval import RANK_DEPTH, Question, first_hit_rank, load_question_set
+
+from retrieval.search import (
+    CANDIDATES,
+    EXPANSION_WEIGHT,
+    VECTOR_SHARE,
+    Searcher,
+    embed_query,
+)
+from retrieval.synonyms import expand_query, expansion_terms
+
+Ranking = list[tuple[int, float]]
+
+
+class Prepared:
+    """One question with its query vectors and BM25 scores over every chunk."""
+
+    def __init__(self, searcher: Searcher, question: Question) -> None:
+        self.question = question
+        self.vector = np.asarray(embed_query(expand_query(question.question)), dtype=np.float32)
+        self.plain = np.asarray(embed_query(question.question), dtype=np.float32)
+        bm25 = np.asarray(searcher.keyword.scores(question.question), dtype=np.float64)
+        extra = expansion_terms(question.question)
+        if extra:
+            bm25 = bm25 + EXPANSION_WEIGHT * np.asarray(searcher.keyword.scores(extra))
+        self.bm25 = bm25
+
+
+def chunk_vectors(searcher: Searcher) -> np.ndarray:
+    """Every stored chunk vector, in the searcher's chunk order."""
+    matrix = np.zeros((len(searcher.ids), 384), dtype=np.float32)
+    assert searcher.collection is not None
+    for start in range(0, len(searcher.ids), 500):
+        got = searcher.collection.get(ids=searcher.ids[start:start + 500], include=["embeddings"])
+        for cid, emb in zip(got["ids"], got["embeddings"], strict=False):
+            matrix[searcher.position[cid]] = emb
+    return matrix
+
+
+def hybrid(cosine: np.ndarray, bm25: np.ndarray, share: float = VECTOR_SHARE,
+           depth: int = CANDIDATES) -> Ranking:
+    """The fusion of `Searcher.search` over exact scores: candidates, scaling and weights."""
+    vector_top = np.argpartition(-cosine, depth)[:depth]
+    n = min(depth, int((bm25 > 0).sum()))
+    keyword_top = np.argpartition(-bm25, n - 1)[:n] if n > 0 else np.array([], dtype=int)
+    candidates = np.array(sorted(set(vector_top.tolist()) | set(keyword_top.tolist())))
+    scores = cosine[candidates]
+    low, high = float(scores.min()), float(scores.max())
+    in_keyword = np.zeros(len(bm25), dtype=bool)
+    in_keyword[keyword_top] = True
+    top_bm25 = float(bm25[keyword_top].max()) if n > 0 else 0.0
+    scaled = (scores - low) / (high - low) if high > low else np.ones_like(scores)
+    keyword = np.where(in_keyword[candidates], bm25[candidates] / (top_bm25 or 1.0), 0.0)
+    fused = share * scaled + (1 - share) * keyword
+    order = sorted(range(len(candidates)), key=lambda j: (-fused[j], candidates[j]))
+    return [(int(candidates[j]), float(fused[j])) for j in order]
+
+
+def section_groups(searcher: Searcher) -> np.ndarray:
+    """Group id per chunk: its US Code section, or its parent locator in other documents."""
+    keys: list[str] = []
+    for source, locator in zip(searcher.sources, searcher.locators, strict=True):
+        plain = locator.replace("\u202f", " ")
+        match = re.match(r"(19 U\.S\.C\. § [^(\s]+)", plain)
+        keys.append(match.group(1) if match else source + "|" + plain.rsplit(" > ", 1)[0])
+    ids = {key: n for n, key in enumerate(dict.fromkeys(keys))}
+    return np.array([ids[k] for k in keys])
+
+
+def sentences_of(text: str) -> list[str]:
+    """A chunk cut into sentences (runs of more than 60 words into 60-word windows)."""
+    pieces: list[str] = []
+    for part in re.split(r"(?<=[.;:])\s+(?=[A-Z(\d])", re.sub(r"\s+", " ", text)):
+        words = part.split()
+        if len(words) < 4 and pieces:
+            pieces[-1] += " " + part
+            continue
+        pieces += [" ".join(words[a:a + 60]) for a in range(0, max(len(words), 1), 50)]
+    return pieces
+
+
+def sentence_vectors(searcher: Searcher, cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(owner chunk per sentence, sentence vectors), embedded once and cached in `cache`."""
+    if cache.exists():
+        data = np.load(cache)
+        return data["owner"], data["vectors"]
+    from retrieval.embedding import embed
+
+    owner: list[int] = []
+    texts: list[str] = []
+    for pos, text in enumerate(searcher.texts):
+        for sentence in sentences_of(text):
+            owner.append(pos)
+            texts.append(sentence)
+    print(f"embedding {len(texts):,} sentences ...", file=sys.stderr)
+    vectors = np.asarray(embed(texts), dtype=np.float32)
+    np.savez(cache, owner=np.array(owner), vectors=vectors)
+    return np.array(owner), vectors
+
+
+def score(searcher: Searcher, prepared: Sequence[Prepared], source_only: Sequence[str],
+          rank: Callable[[Prepared], Ranking]) -> tuple[float, float, float]:
+    """(recall@1, recall@5, MRR@10) of a ranking function, after the searcher's de-duplication."""
+    ranks = []
+    for p in prepared:
+        passages = searcher._passages(rank(p), RANK_DEPTH)
+        ranks.append(first_hit_rank(passages, p.question, source_only))
+    found = [r for r in ranks if r is not None]
+    n = len(prepared)
+    return (sum(r <= 1 for r in found) / n, sum(r <= 5 for r in found) / n,
+            sum(1 / r for r in found) / n)
+
+
+def pool_recall(searcher: Searcher, prepared: Sequence[Prepared], source_only: Sequence[str],
+                vectors: np.ndarray, depth: int) -> tuple[float, float]:
+    """(share of questions whose answer is among the fused candidates, mean candidate count).
+
+    The ceiling for any re-ranker that re-orders these candidates.
+    """
+    hits, sizes = 0, []
+    for p in prepared:
+        ranked = hybrid(vectors @ p.vector, p.bm25, depth=depth)
+        sizes.append(len(ranked))
+        passages = searcher._passages(ranked, len(ranked))
+        hits += first_hit_rank(passages, p.question, source_only) is not None
+    return hits / len(prepared), sum(sizes) / len(sizes)
+
+
+def variants(searcher: Searcher, vectors: np.ndarray,
+             sentences: tuple[np.ndarray, np.ndarray] | None
+             ) -> dict[str, Callable[[Prepared], Ranking]]:
+    """Name -> ranking function; "current" is what `tamga search` does."""
+    groups = section_groups(searcher)
+
+    def pooled(p: Prepared, beta: float) -> Ranking:
+        cosine = vectors @ p.vector
+        best = np.full(int(groups.max()) + 1, -1.0)
+        np.maximum.at(best, groups, cosine)
+        return hybrid(cosine + beta * best[groups], p.bm25)
+
+    def rocchio(p: Prepared, beta: float) -> Ranking:
+        first = [pos for pos, _ in hybrid(vectors @ p.vector, p.bm25)[:3]]
+        query = p.vector + beta * vectors[first].mean(axis=0)
+        return hybrid(vectors @ (query / np.linalg.norm(query)), p.bm25)
+
+    out: dict[str, Callable[[Prepared], Ranking]] = {
+        "current": lambda p: hybrid(vectors @ p.vector, p.bm25),
+        "vector share 0.5": lambda p: hybrid(vectors @ p.vector, p.bm25, share=0.5),
+        "vector share 0.7": lambda p: hybrid(vectors @ p.vector, p.bm25, share=0.7),
+        "candidates 30": lambda p: hybrid(vectors @ p.vector, p.bm25, depth=30),
+        "candidates 100": lambda p: hybrid(vectors @ p.vector, p.bm25, depth=100),
+        "query: half unexpanded": lambda p: hybrid(vectors @ (0.5 * p.vector + 0.5 * p.plain),
+                                                   p.bm25),
+        "query: max(expanded, plain)": lambda p: hybrid(
+            np.maximum(vectors @ p.vector, vectors @ p.plain), p.bm25),
+        "pseudo-relevance feedback 0.3": lambda p: rocchio(p, 0.3),
+        "pseudo-relevance feedback 0.6": lambda p: rocchio(p, 0.6),
+        "section pooling 0.1": lambda p: pooled(p, 0.1),
+        "section pooling 0.3": lambda p: pooled(p, 0.3),
+    }
+    if sentences is not None:
+        owner, sentence_matrix = sentences
+
+        def best_sentence(query: np.ndarray) -> np.ndarray:
+            best = np.full(len(searcher.ids), -1.0, dtype=np.float32)
+            np.maximum.at(best, owner, sentence_matrix @ query)
+            return best
+
+        out["best sentence only"] = lambda p: hybrid(best_sentence(p.vector), p.bm25)
+        out["chunk + best sentence, half each"] = lambda p: hybrid(
+            0.5 * (vectors @ p.vector) + 0.5 * best_sentence(p.vector), p.bm25)
+        out["max(chunk, best sentence)"] = lambda p: hybrid(
+            np.maximum(vectors @ p.vector, best_sentence(p.vector)), p.bm25)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print recall@1, recall@5 and MRR of every variant on a question set."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--index", type=Path, required=True, help="an index built by tamga ingest")
+    parser.add_argument("--questions", type=Path, required=True, help="question set (YAML)")
+    parser.add_argument("--sentences", type=Path, help="also try sentence vectors, cached here")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)
+    questions, source_only, _corpus = load_question_set(args.questions)
+    searcher = Searcher(args.index.expanduser().resolve(), warm=False)
+    vectors = chunk_vectors(searcher)
+    prepared = [Prepared(searcher, q) for q in questions]
+    sentences = sentence_vectors(searcher, args.sentences) if args.sentences else None
+    print(f"{len(questions)} questions, {len(searcher):,} chunks")
+    print(f"{'variant':36} recall@1 recall@5  MRR@10")
+    for name, rank in variants(searcher, vectors, sentences).items():
+        r1, r5, mrr = score(searcher, prepared, source_only, rank)
+        print(f"{name:36} {r1:8.3f} {r5:8.3f} {mrr:7.3f}")
+    for depth in (CANDIDATES, 100):
+        share, size = pool_recall(searcher, prepared, source_only, vectors, depth)
+        print(f"answer among the fused candidates ({depth} per ranking, {size:.0f} on average): "
+              f"{share:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
