@@ -169,6 +169,19 @@ def variants(searcher: Searcher, vectors: np.ndarray,
         query = p.vector + beta * vectors[first].mean(axis=0)
         return hybrid(vectors @ (query / np.linalg.norm(query)), p.bm25)
 
+    def one_per_text(p: Prepared, keep: int) -> Ranking:
+        """The first `keep` results, then the best of each text (folder) not yet among them."""
+        ranked = hybrid(vectors @ p.vector, p.bm25)
+        head = ranked[:keep]
+        seen = {searcher.sources[pos].split("/")[0] for pos, _ in head}
+        for item in ranked[keep:30]:
+            folder = searcher.sources[item[0]].split("/")[0]
+            if folder not in seen and len(head) < 5:
+                head.append(item)
+                seen.add(folder)
+        chosen = {pos for pos, _ in head}
+        return head + [item for item in ranked if item[0] not in chosen]
+
     out: dict[str, Callable[[Prepared], Ranking]] = {
         "current": lambda p: hybrid(vectors @ p.vector, p.bm25),
         "vector share 0.5": lambda p: hybrid(vectors @ p.vector, p.bm25, share=0.5),
@@ -183,6 +196,8 @@ def variants(searcher: Searcher, vectors: np.ndarray,
         "pseudo-relevance feedback 0.6": lambda p: rocchio(p, 0.6),
         "section pooling 0.1": lambda p: pooled(p, 0.1),
         "section pooling 0.3": lambda p: pooled(p, 0.3),
+        "each text in the top 5 (keep 2)": lambda p: one_per_text(p, 2),
+        "each text in the top 5 (keep 3)": lambda p: one_per_text(p, 3),
     }
     if sentences is not None:
         owner, sentence_matrix = sentences
