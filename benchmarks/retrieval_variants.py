@@ -19,12 +19,19 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_retrieval import RANK_DEPTH, Question, first_hit_rank, load_question_set
+from bench_retrieval import (
+    RANK_DEPTH,
+    Question,
+    first_hit_rank,
+    is_hit,
+    load_question_set,
+)
 
 from retrieval.search import (
     CANDIDATES,
@@ -32,6 +39,8 @@ from retrieval.search import (
     VECTOR_SHARE,
     Searcher,
     embed_query,
+    rerank,
+    rerank_features,
 )
 from retrieval.synonyms import expand_query, expansion_terms
 
@@ -158,6 +167,12 @@ def variants(searcher: Searcher, vectors: np.ndarray,
     """Name -> ranking function; "current" is what `tamga search` does."""
     groups = section_groups(searcher)
 
+    def reranked(p: Prepared) -> Ranking:
+        cosine = vectors @ p.vector
+        fused = hybrid(cosine, p.bm25)
+        return rerank(fused, {pos: float(cosine[pos]) for pos, _ in fused}, p.bm25,
+                      searcher.words)
+
     def pooled(p: Prepared, beta: float) -> Ranking:
         cosine = vectors @ p.vector
         best = np.full(int(groups.max()) + 1, -1.0)
@@ -183,7 +198,8 @@ def variants(searcher: Searcher, vectors: np.ndarray,
         return head + [item for item in ranked if item[0] not in chosen]
 
     out: dict[str, Callable[[Prepared], Ranking]] = {
-        "current": lambda p: hybrid(vectors @ p.vector, p.bm25),
+        "current (fusion, then re-ranking)": lambda p: reranked(p),
+        "fusion only, no re-ranking": lambda p: hybrid(vectors @ p.vector, p.bm25),
         "vector share 0.5": lambda p: hybrid(vectors @ p.vector, p.bm25, share=0.5),
         "vector share 0.7": lambda p: hybrid(vectors @ p.vector, p.bm25, share=0.7),
         "candidates 30": lambda p: hybrid(vectors @ p.vector, p.bm25, depth=30),
@@ -215,12 +231,64 @@ def variants(searcher: Searcher, vectors: np.ndarray,
     return out
 
 
+def reranker_table(
+    searcher: Searcher, prepared: Sequence[Prepared], source_only: Sequence[str],
+    vectors: np.ndarray,
+) -> list[tuple[Ranking, np.ndarray, np.ndarray]]:
+    """Per question: the fused candidates, their `rerank_features` and which ones answer it."""
+    tables = []
+    for p in prepared:
+        cosine = vectors @ p.vector
+        fused = hybrid(cosine, p.bm25)
+        features = rerank_features(fused, {pos: float(cosine[pos]) for pos, _ in fused}, p.bm25,
+                                   searcher.words)
+        answers = np.array([
+            any(is_hit(searcher.sources[pos], searcher.locators[pos], t, source_only)
+                for t in p.question.targets)
+            for pos, _ in fused
+        ])
+        tables.append((fused, features, answers))
+    return tables
+
+
+def fit_reranker(tables: Sequence[tuple[Ranking, np.ndarray, np.ndarray]]) -> Any:
+    """The logistic model behind RERANK_WEIGHTS, fitted on these questions' candidates."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=0.1, max_iter=2000, class_weight="balanced")
+    model.fit(np.vstack([t[1] for t in tables]), np.concatenate([t[2] for t in tables]))
+    return model
+
+
+def reranker_left_out(
+    searcher: Searcher, prepared: Sequence[Prepared], source_only: Sequence[str],
+    tables: Sequence[tuple[Ranking, np.ndarray, np.ndarray]],
+) -> tuple[float, float, float]:
+    """Each question ranked by a re-ranker fitted on all the other questions."""
+    ranks = []
+    for left_out, p in enumerate(prepared):
+        model = fit_reranker([t for n, t in enumerate(tables) if n != left_out])
+        fused, features, _answers = tables[left_out]
+        scores = model.decision_function(features)
+        order = sorted(((pos, float(sc)) for (pos, _), sc in zip(fused, scores, strict=True)),
+                       key=lambda item: (-item[1], item[0]))
+        ranks.append(first_hit_rank(searcher._passages(order, RANK_DEPTH), p.question,
+                                    source_only))
+    found = [r for r in ranks if r is not None]
+    n = len(prepared)
+    return (sum(r <= 1 for r in found) / n, sum(r <= 5 for r in found) / n,
+            sum(1 / r for r in found) / n)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Print recall@1, recall@5 and MRR of every variant on a question set."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--index", type=Path, required=True, help="an index built by tamga ingest")
     parser.add_argument("--questions", type=Path, required=True, help="question set (YAML)")
     parser.add_argument("--sentences", type=Path, help="also try sentence vectors, cached here")
+    parser.add_argument("--fit", action="store_true",
+                        help="fit the re-ranker on these questions and print its constants "
+                             "for retrieval/search.py (development set only)")
     args = parser.parse_args(argv)
 
     import torch
@@ -232,10 +300,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     prepared = [Prepared(searcher, q) for q in questions]
     sentences = sentence_vectors(searcher, args.sentences) if args.sentences else None
     print(f"{len(questions)} questions, {len(searcher):,} chunks")
+    if args.fit:
+        tables = reranker_table(searcher, prepared, source_only, vectors)
+        model = fit_reranker(tables)
+        # the fit weighs both classes equally; move the intercept back by the log odds of the
+        # real class sizes, so that the score reads as a chance of answering (order unchanged)
+        answers = np.concatenate([t[2] for t in tables])
+        prior = float(np.log((~answers).sum() / answers.sum()))
+        weights = ", ".join(f"{w:.4f}" for w in model.coef_[0])
+        print(f"RERANK_WEIGHTS = ({weights})\n"
+              f"RERANK_INTERCEPT = {model.intercept_[0] - prior:.4f}")
+        return 0
     print(f"{'variant':36} recall@1 recall@5  MRR@10")
     for name, rank in variants(searcher, vectors, sentences).items():
         r1, r5, mrr = score(searcher, prepared, source_only, rank)
         print(f"{name:36} {r1:8.3f} {r5:8.3f} {mrr:7.3f}")
+    tables = reranker_table(searcher, prepared, source_only, vectors)
+    r1, r5, mrr = reranker_left_out(searcher, prepared, source_only, tables)
+    print(f"{'re-ranker fitted leaving each out':36} {r1:8.3f} {r5:8.3f} {mrr:7.3f}")
     for depth in (CANDIDATES, 100):
         share, size = pool_recall(searcher, prepared, source_only, vectors, depth)
         print(f"answer among the fused candidates ({depth} per ranking, {size:.0f} on average): "

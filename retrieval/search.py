@@ -3,8 +3,9 @@
 A `Searcher` keeps everything it needs open: the chunk table from the manifest, the BM25
 keyword index and the Chroma collection. The query is expanded with the legal terms of the
 plain words it uses (retrieval/synonyms.py) and embedded once; the vector and keyword rankings
-are fused by weighted score fusion; overlapping chunks of the same passage are de-duplicated;
-results can be restricted to documents whose source path contains a string.
+are fused by weighted score fusion and the candidates re-ordered by a small fitted model
+(`rerank`); overlapping chunks of the same passage are de-duplicated; results can be
+restricted to documents whose source path contains a string.
 """
 
 from __future__ import annotations
@@ -38,6 +39,16 @@ CANDIDATES = 50  # how deep each ranking is read before fusing
 # appended to the query that is embedded, and scored by BM25 separately at this weight (a
 # plain word keeps more weight than the terms it suggests).
 EXPANSION_WEIGHT = 0.6
+# Re-ranking of the fused candidates (see `rerank`): a logistic model over four signals per
+# candidate, fitted on the development question set (benchmarks/retrieval_dev_questions.yaml)
+# by `benchmarks/retrieval_variants.py --fit`, never on the evaluation set. Weights for: the
+# fused score, log(1 + rank by cosine), log(1 + rank by BM25) among the candidates, and
+# log(1 + words in the passage); then the intercept, shifted back from the equal-weight fit
+# by the log odds of the class sizes so that the score reads as a rough chance of answering
+# (over-confident: docs/retrieval.md). Fewer words rank higher at equal evidence: a long
+# passage shares some words with almost any question.
+RERANK_WEIGHTS = (1.6687, -1.0891, -0.9568, -0.7432)
+RERANK_INTERCEPT = 4.0842
 
 
 @dataclass
@@ -108,6 +119,7 @@ class Searcher:
         self.titles = [c.title for c in chunks]
         self.locators = [c.locator for c in chunks]
         self.texts = [c.text for c in chunks]
+        self.words = [len(t.split()) for t in self.texts]
         self.position = {cid: i for i, cid in enumerate(self.ids)}
         keyword = KeywordIndex.load(index_dir)
         if keyword is None or keyword.generation != self.generation or keyword.ids != self.ids:
@@ -171,12 +183,16 @@ class Searcher:
         return ranked
 
     def keyword_ranking(
-        self, query: str, n: int, allowed: list[int] | None = None
+        self, query: str, n: int, allowed: list[int] | None = None, scores: Any = None
     ) -> list[tuple[int, float]]:
-        """(chunk position, BM25 score), best first; only chunks sharing a word with the query."""
+        """(chunk position, BM25 score), best first; only chunks sharing a word with the query.
+
+        `scores`: the query's `keyword_scores`, when already computed.
+        """
         import numpy as np
 
-        scores = self.keyword_scores(query)
+        if scores is None:
+            scores = self.keyword_scores(query)
         if allowed is not None:
             mask = np.zeros(len(scores), dtype=bool)
             mask[allowed] = True
@@ -208,7 +224,8 @@ class Searcher:
     ) -> list[Passage]:
         """The `k` best passages for `query`, best first, de-duplicated.
 
-        mode: "hybrid" (score = weighted fusion of scaled cosine and BM25, in [0, 1]),
+        mode: "hybrid" (weighted fusion of scaled cosine and BM25, then `rerank`; score in
+        (0, 1)),
         "vector" (score = cosine similarity) or "keyword" (score = BM25). `source_filter`
         keeps documents whose source path contains it (case-insensitive).
         """
@@ -229,13 +246,13 @@ class Searcher:
         vector = self.vector_ranking(query_vector, depth, allowed)
         if mode == "vector":
             return self._passages(vector, k)
-        keyword = self.keyword_ranking(query, depth, allowed)
+        keyword_all = self.keyword_scores(query)
+        keyword = self.keyword_ranking(query, depth, allowed, scores=keyword_all)
         cosine = dict(vector)
         missing = [pos for pos, _ in keyword if pos not in cosine]
         cosine.update(self._cosines(query_vector, missing))
-        bm25 = dict(keyword)
-        ranked = fuse_scores(cosine, bm25, VECTOR_SHARE)
-        return self._passages(ranked, k)
+        fused = fuse_scores(cosine, dict(keyword), VECTOR_SHARE)
+        return self._passages(rerank(fused, cosine, keyword_all, self.words), k)
 
     def _cosines(self, query_vector: Any, positions: list[int]) -> dict[int, float]:
         """Cosine similarity of the query with chunks the vector ranking did not return."""
@@ -328,6 +345,51 @@ def fuse_scores(
         fused.append((pos, vector_share * vec + (1.0 - vector_share) * key))
     fused.sort(key=lambda item: (-item[1], item[0]))
     return fused
+
+
+def rerank_features(
+    fused: list[tuple[int, float]], cosine: dict[int, float], bm25: Any, words: list[int]
+) -> Any:
+    """One row per fused candidate: fused score, log(1 + rank by cosine), log(1 + rank by
+    BM25) among the candidates (0 = first), log(1 + words in the passage)."""
+    import numpy as np
+
+    positions = np.array([pos for pos, _ in fused], dtype=np.int64)
+    cos = np.array([cosine[pos] for pos, _ in fused], dtype=np.float64)
+    key = np.asarray(bm25, dtype=np.float64)[positions]
+
+    def ranks(values: Any) -> Any:
+        order = np.argsort(-values, kind="stable")
+        out = np.empty(len(values), dtype=np.float64)
+        out[order] = np.arange(len(values))
+        return out
+
+    return np.column_stack([
+        np.array([score for _, score in fused], dtype=np.float64),
+        np.log1p(ranks(cos)),
+        np.log1p(ranks(key)),
+        np.log1p(np.array(words, dtype=np.float64)[positions]),
+    ])
+
+
+def rerank(
+    fused: list[tuple[int, float]], cosine: dict[int, float], bm25: Any, words: list[int]
+) -> list[tuple[int, float]]:
+    """Re-order fused candidates by the fitted logistic model (RERANK_WEIGHTS), best first.
+
+    `cosine` holds every candidate's cosine, `bm25` the BM25 score of every chunk, `words` the
+    length of every chunk. The score is the model's output in (0, 1): a rough, over-confident
+    chance that the passage is the one that answers.
+    """
+    import numpy as np
+
+    if not fused:
+        return []
+    logits = rerank_features(fused, cosine, bm25, words) @ np.array(RERANK_WEIGHTS)
+    scores = 1.0 / (1.0 + np.exp(-(logits + RERANK_INTERCEPT)))
+    out = [(pos, float(score)) for (pos, _), score in zip(fused, scores, strict=True)]
+    out.sort(key=lambda item: (-item[1], item[0]))
+    return out
 
 
 def fuse(

@@ -19,11 +19,14 @@ from retrieval.ingest import ingest_paths
 from retrieval.search import (
     Passage,
     Searcher,
+    embed_query,
     fuse,
     fuse_scores,
     locator_matches,
     open_searcher,
+    rerank,
 )
+from retrieval.synonyms import expand_query
 
 pytestmark = pytest.mark.slow
 
@@ -125,7 +128,7 @@ def test_source_filter_and_modes(regulations_index: Path):
     hybrid = searcher.search(question, k=5, mode="hybrid")
     assert all(-1.0 <= p.score <= 1.0 for p in vector)
     assert all(p.score > 0 for p in keyword)
-    assert all(0 < p.score <= 1.0 for p in hybrid)  # fused, scaled scores
+    assert all(0 < p.score < 1.0 for p in hybrid)  # the re-ranker's output
     # a word that exists only as a keyword (a section number) is found by BM25
     assert searcher.search("1592", k=3, mode="keyword")[0].locator.startswith("19 U.S.C. § 1592")
     with pytest.raises(TamgaError):
@@ -210,6 +213,46 @@ def test_score_fusion_keeps_margins():
     assert fuse_scores({}, {}) == []
     only_vector = fuse_scores({5: 0.3, 6: 0.5}, {})
     assert [pos for pos, _ in only_vector] == [6, 5]
+
+
+def test_rerank_prefers_agreement_and_the_shorter_passage():
+    # chunks 1 and 2: same fused score and signals (the tie ranks 1 first); 2 is a one-sentence
+    # passage, 1 a long one
+    cosine = {1: 0.60, 2: 0.60, 3: 0.40}
+    bm25 = [0.0, 5.0, 5.0, 1.0]
+    words = [0, 400, 20, 20]
+    fused = [(1, 0.8), (2, 0.8), (3, 0.3)]
+    ranked = rerank(fused, cosine, bm25, words)
+    assert [pos for pos, _ in ranked] == [2, 1, 3]
+    assert all(0.0 < score < 1.0 for _, score in ranked)
+    assert ranked[0][1] > ranked[1][1] > ranked[2][1]
+    # first in both rankings beats a slightly higher fused score that neither ranking puts first
+    cosine = {4: 0.70, 5: 0.50, 6: 0.65}
+    bm25 = [0.0, 0.0, 0.0, 0.0, 9.0, 1.0, 6.0]
+    ranked = rerank([(6, 0.75), (4, 0.74), (5, 0.2)], cosine, bm25, [50] * 7)
+    assert ranked[0][0] == 4
+    assert rerank([], {}, [], []) == []
+
+
+def test_hybrid_search_is_fusion_then_rerank(regulations_index: Path):
+    # the order search returns is exactly fusion followed by the fitted re-ranker
+    searcher = open_searcher(regulations_index)
+    question = "Can we ask the importer for a guarantee, and how big?"
+    depth = 50
+    vector_query = embed_query(expand_query(question))
+    vector = searcher.vector_ranking(vector_query, depth)
+    keyword_all = searcher.keyword_scores(question)
+    keyword = searcher.keyword_ranking(question, depth, scores=keyword_all)
+    cosine = dict(vector)
+    cosine.update(searcher._cosines(vector_query, [p for p, _ in keyword if p not in cosine]))
+    expected = rerank(fuse_scores(cosine, dict(keyword)), cosine, keyword_all, searcher.words)
+    got = searcher.search(question, k=5)
+    assert [p.chunk_id for p in got] == [
+        p.chunk_id for p in searcher._passages(expected, 5)
+    ]
+    assert [round(p.score, 9) for p in got] == [
+        round(p.score, 9) for p in searcher._passages(expected, 5)
+    ]
 
 
 def test_searcher_on_missing_index(tmp_path: Path):
