@@ -355,7 +355,8 @@ def rerank_features(
     import numpy as np
 
     positions = np.array([pos for pos, _ in fused], dtype=np.int64)
-    cos = np.array([cosine[pos] for pos, _ in fused], dtype=np.float64)
+    lowest = min(cosine.values(), default=0.0)  # a chunk without a stored vector ranks last
+    cos = np.array([cosine.get(pos, lowest) for pos, _ in fused], dtype=np.float64)
     key = np.asarray(bm25, dtype=np.float64)[positions]
 
     def ranks(values: Any) -> Any:
@@ -377,9 +378,9 @@ def rerank(
 ) -> list[tuple[int, float]]:
     """Re-order fused candidates by the fitted logistic model (RERANK_WEIGHTS), best first.
 
-    `cosine` holds every candidate's cosine, `bm25` the BM25 score of every chunk, `words` the
-    length of every chunk. The score is the model's output in (0, 1): a rough, over-confident
-    chance that the passage is the one that answers.
+    `cosine` holds the candidates' cosines (one missing counts as the lowest), `bm25` the BM25
+    score of every chunk, `words` the length of every chunk. The score is the model's output in
+    (0, 1): a rough, over-confident chance that the passage is the one that answers.
     """
     import numpy as np
 

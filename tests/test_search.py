@@ -232,6 +232,9 @@ def test_rerank_prefers_agreement_and_the_shorter_passage():
     ranked = rerank([(6, 0.75), (4, 0.74), (5, 0.2)], cosine, bm25, [50] * 7)
     assert ranked[0][0] == 4
     assert rerank([], {}, [], []) == []
+    # a keyword-only candidate whose vector is missing (interrupted ingest) still gets a place
+    ranked = rerank([(4, 0.74), (9, 0.5)], {4: 0.7}, [0.0] * 9 + [3.0], [50] * 10)
+    assert [pos for pos, _ in ranked] == [4, 9]
 
 
 def test_hybrid_search_is_fusion_then_rerank(regulations_index: Path):
