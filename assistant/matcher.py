@@ -40,26 +40,17 @@ EXAMPLE_FILL = {
 EMBED_LOCK = threading.Lock()  # the tokenizer of the encoder is not safe to share mid-call
 _MATRICES: dict[str, np.ndarray] = {}  # example embeddings per library, shared in the process
 _MATRICES_LOCK = threading.Lock()
-_THREADS_SET = False
-
-
-def _one_torch_thread() -> None:
-    """Run the encoder on one thread: a question is a few tokens, and with several threads
-    on a busy 2-core machine torch spends its time waiting (55 ms vs 1.9 s measured here)."""
-    global _THREADS_SET
-    if not _THREADS_SET:
-        import torch
-
-        torch.set_num_threads(1)
-        _THREADS_SET = True
 
 
 def embed_texts(texts: list[str]) -> np.ndarray:
-    """Unit-length sentence embeddings, one row per text (serialised across threads)."""
+    """Unit-length sentence embeddings, one row per text (serialised across threads).
+
+    A question runs on one CPU thread, a batch of example phrasings on every core
+    (retrieval.embedding.embed).
+    """
     from retrieval.embedding import embed
 
     with EMBED_LOCK:
-        _one_torch_thread()
         return embed(texts)
 
 

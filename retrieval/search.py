@@ -304,23 +304,14 @@ class Searcher:
 
 
 def embed_query(query: str) -> Any:
-    """The query's embedding, computed on one CPU thread.
+    """The query's embedding, computed on one CPU thread (see retrieval.embedding.embed).
 
     One short text gains nothing from parallel threads, and on a busy machine the thread
     hand-offs cost far more than the work (measured: 550 ms with 2 threads, 70 ms with 1).
     """
-    import torch
-
     from retrieval.embedding import embed
 
-    before = torch.get_num_threads()
-    if before == 1:
-        return embed([query])[0]
-    torch.set_num_threads(1)
-    try:
-        return embed([query])[0]
-    finally:
-        torch.set_num_threads(before)
+    return embed([query])[0]
 
 
 def fuse_scores(
