@@ -156,8 +156,10 @@ QUERIES: list[tuple[str, str, str]] = [
      "SELECT declarations.customs_office FROM declarations"),
     ("column-alias-list", "decl",
      "SELECT a AS declaration_id FROM declarations AS d(a)"),
+    # Bernoulli with a seed: the default (system) sampling keeps or drops whole vectors of
+    # 2,048 rows, so the officer's few thousand rows were sometimes all dropped (a flaky test)
     ("tablesample", "decl",
-     "SELECT declaration_id FROM declarations TABLESAMPLE 50%"),
+     "SELECT declaration_id FROM declarations TABLESAMPLE 50% (bernoulli, 7)"),
     ("values-cross-join", "decl",
      "SELECT d.declaration_id FROM (VALUES (1)) v(x) CROSS JOIN declarations d"),
     ("in-self", "decl",
