@@ -39,6 +39,7 @@ from retrieval.search import (
     VECTOR_SHARE,
     Searcher,
     embed_query,
+    fuse_scores,
     rerank,
     rerank_features,
 )
@@ -74,21 +75,14 @@ def chunk_vectors(searcher: Searcher) -> np.ndarray:
 
 def hybrid(cosine: np.ndarray, bm25: np.ndarray, share: float = VECTOR_SHARE,
            depth: int = CANDIDATES) -> Ranking:
-    """The fusion of `Searcher.search` over exact scores: candidates, scaling and weights."""
+    """The candidates of `Searcher.search` (the `depth` best by exact cosine and by BM25),
+    fused by its own `fuse_scores`."""
     vector_top = np.argpartition(-cosine, depth)[:depth]
     n = min(depth, int((bm25 > 0).sum()))
     keyword_top = np.argpartition(-bm25, n - 1)[:n] if n > 0 else np.array([], dtype=int)
-    candidates = np.array(sorted(set(vector_top.tolist()) | set(keyword_top.tolist())))
-    scores = cosine[candidates]
-    low, high = float(scores.min()), float(scores.max())
-    in_keyword = np.zeros(len(bm25), dtype=bool)
-    in_keyword[keyword_top] = True
-    top_bm25 = float(bm25[keyword_top].max()) if n > 0 else 0.0
-    scaled = (scores - low) / (high - low) if high > low else np.ones_like(scores)
-    keyword = np.where(in_keyword[candidates], bm25[candidates] / (top_bm25 or 1.0), 0.0)
-    fused = share * scaled + (1 - share) * keyword
-    order = sorted(range(len(candidates)), key=lambda j: (-fused[j], candidates[j]))
-    return [(int(candidates[j]), float(fused[j])) for j in order]
+    candidates = set(vector_top.tolist()) | set(keyword_top.tolist())
+    return fuse_scores({int(pos): float(cosine[pos]) for pos in candidates},
+                       {int(pos): float(bm25[pos]) for pos in keyword_top}, share)
 
 
 def section_groups(searcher: Searcher) -> np.ndarray:
@@ -133,17 +127,21 @@ def sentence_vectors(searcher: Searcher, cache: Path) -> tuple[np.ndarray, np.nd
     return np.array(owner), vectors
 
 
+def figures(ranks: Sequence[int | None]) -> tuple[float, float, float]:
+    """(recall@1, recall@5, MRR@10) from the rank of each question's first answer."""
+    found = [r for r in ranks if r is not None]
+    n = len(ranks)
+    return (sum(r <= 1 for r in found) / n, sum(r <= 5 for r in found) / n,
+            sum(1 / r for r in found) / n)
+
+
 def score(searcher: Searcher, prepared: Sequence[Prepared], source_only: Sequence[str],
           rank: Callable[[Prepared], Ranking]) -> tuple[float, float, float]:
     """(recall@1, recall@5, MRR@10) of a ranking function, after the searcher's de-duplication."""
-    ranks = []
-    for p in prepared:
-        passages = searcher._passages(rank(p), RANK_DEPTH)
-        ranks.append(first_hit_rank(passages, p.question, source_only))
-    found = [r for r in ranks if r is not None]
-    n = len(prepared)
-    return (sum(r <= 1 for r in found) / n, sum(r <= 5 for r in found) / n,
-            sum(1 / r for r in found) / n)
+    return figures([
+        first_hit_rank(searcher._passages(rank(p), RANK_DEPTH), p.question, source_only)
+        for p in prepared
+    ])
 
 
 def pool_recall(searcher: Searcher, prepared: Sequence[Prepared], source_only: Sequence[str],
@@ -274,10 +272,7 @@ def reranker_left_out(
                        key=lambda item: (-item[1], item[0]))
         ranks.append(first_hit_rank(searcher._passages(order, RANK_DEPTH), p.question,
                                     source_only))
-    found = [r for r in ranks if r is not None]
-    n = len(prepared)
-    return (sum(r <= 1 for r in found) / n, sum(r <= 5 for r in found) / n,
-            sum(1 / r for r in found) / n)
+    return figures(ranks)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
