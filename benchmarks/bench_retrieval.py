@@ -183,13 +183,12 @@ def evaluate_mode(
         results = search(q.question, k=RANK_DEPTH, mode=mode)
         ranks[q.id] = first_hit_rank(results, q, source_only)
         top[q.id] = [(p.source, p.locator, float(p.score)) for p in results[:5]]
-    n = len(questions)
-    found = [r for r in ranks.values() if r is not None]
+    recall_at_1, recall_at_5, mrr = rank_figures(list(ranks.values()))
     return ModeResult(
         mode=mode,
-        recall_at_1=sum(1 for r in found if r <= 1) / n,
-        recall_at_5=sum(1 for r in found if r <= 5) / n,
-        mrr=sum(1.0 / r for r in found) / n,
+        recall_at_1=recall_at_1,
+        recall_at_5=recall_at_5,
+        mrr=mrr,
         ranks=ranks,
         top=top,
     )
@@ -399,13 +398,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _figures(ranks: Sequence[int | None]) -> list[str]:
-    """recall@1, recall@5 and MRR of a list of first-hit ranks, formatted."""
+def rank_figures(ranks: Sequence[int | None]) -> tuple[float, float, float]:
+    """(recall@1, recall@5, MRR) of a list of first-hit ranks (None: not found)."""
     n = len(ranks) or 1
     r1 = sum(1 for x in ranks if x and x <= 1) / n
     r5 = sum(1 for x in ranks if x and x <= 5) / n
     mrr = sum(1.0 / x for x in ranks if x) / n
-    return [f"{r1:.3f}", f"{r5:.3f}", f"{mrr:.3f}"]
+    return r1, r5, mrr
+
+
+def _figures(ranks: Sequence[int | None]) -> list[str]:
+    """recall@1, recall@5 and MRR of a list of first-hit ranks, formatted."""
+    return [f"{value:.3f}" for value in rank_figures(ranks)]
 
 
 def _index_size(searcher: Any, info: dict[str, Any], added: int) -> int | None:

@@ -31,11 +31,12 @@ from bench_retrieval import (
     first_hit_rank,
     is_hit,
     load_question_set,
+    rank_figures,
 )
 
+from retrieval.embedding import EMBEDDING_DIM
 from retrieval.search import (
     CANDIDATES,
-    EXPANSION_WEIGHT,
     VECTOR_SHARE,
     Searcher,
     embed_query,
@@ -43,7 +44,7 @@ from retrieval.search import (
     rerank,
     rerank_features,
 )
-from retrieval.synonyms import expand_query, expansion_terms
+from retrieval.synonyms import expand_query
 
 Ranking = list[tuple[int, float]]
 
@@ -55,16 +56,12 @@ class Prepared:
         self.question = question
         self.vector = np.asarray(embed_query(expand_query(question.question)), dtype=np.float32)
         self.plain = np.asarray(embed_query(question.question), dtype=np.float32)
-        bm25 = np.asarray(searcher.keyword.scores(question.question), dtype=np.float64)
-        extra = expansion_terms(question.question)
-        if extra:
-            bm25 = bm25 + EXPANSION_WEIGHT * np.asarray(searcher.keyword.scores(extra))
-        self.bm25 = bm25
+        self.bm25 = np.asarray(searcher.keyword_scores(question.question), dtype=np.float64)
 
 
 def chunk_vectors(searcher: Searcher) -> np.ndarray:
     """Every stored chunk vector, in the searcher's chunk order."""
-    matrix = np.zeros((len(searcher.ids), 384), dtype=np.float32)
+    matrix = np.zeros((len(searcher.ids), EMBEDDING_DIM), dtype=np.float32)
     assert searcher.collection is not None
     for start in range(0, len(searcher.ids), 500):
         got = searcher.collection.get(ids=searcher.ids[start:start + 500], include=["embeddings"])
@@ -127,18 +124,10 @@ def sentence_vectors(searcher: Searcher, cache: Path) -> tuple[np.ndarray, np.nd
     return np.array(owner), vectors
 
 
-def figures(ranks: Sequence[int | None]) -> tuple[float, float, float]:
-    """(recall@1, recall@5, MRR@10) from the rank of each question's first answer."""
-    found = [r for r in ranks if r is not None]
-    n = len(ranks)
-    return (sum(r <= 1 for r in found) / n, sum(r <= 5 for r in found) / n,
-            sum(1 / r for r in found) / n)
-
-
 def score(searcher: Searcher, prepared: Sequence[Prepared], source_only: Sequence[str],
           rank: Callable[[Prepared], Ranking]) -> tuple[float, float, float]:
     """(recall@1, recall@5, MRR@10) of a ranking function, after the searcher's de-duplication."""
-    return figures([
+    return rank_figures([
         first_hit_rank(searcher._passages(rank(p), RANK_DEPTH), p.question, source_only)
         for p in prepared
     ])
@@ -272,7 +261,7 @@ def reranker_left_out(
                        key=lambda item: (-item[1], item[0]))
         ranks.append(first_hit_rank(searcher._passages(order, RANK_DEPTH), p.question,
                                     source_only))
-    return figures(ranks)
+    return rank_figures(ranks)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
