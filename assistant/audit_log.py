@@ -26,10 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from assistant.errors import TamgaError
+from tamga.errors import TamgaError
 
 if TYPE_CHECKING:
-    from assistant.answer import Answer
+    from tamga.answer import Answer
 
 GENESIS = "0" * 64
 LOG_NAME = "audit.jsonl"

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from assistant.slots import MASKS, STOPWORDS
 
 if TYPE_CHECKING:
-    from assistant.answer import Answer
     from assistant.slots import Slots
+    from tamga.answer import Answer
 
 MAX_TURNS = 200
 

@@ -20,17 +20,20 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from assistant.answer import Answer
 from assistant.audit_log import AuditLog, answer_record
+from assistant.context import DataContext, DataContexts
 from assistant.conversation import Conversation, TurnState
-from assistant.errors import LLMUnavailable, TamgaError
+from assistant.intents import load_intents
+from assistant.matcher import Matcher
 from assistant.offline import OfflineEngine, Plan
-
-if TYPE_CHECKING:
-    from assistant.settings import Settings
-    from tools.scoping import Scope
+from retrieval.search import RegulationsIndex
+from tamga.answer import Answer
+from tamga.errors import LLMUnavailable, TamgaError
+from tamga.scope import Scope
+from tamga.settings import Settings, get_settings
+from tools.access import UserStore, resolve_scope
 
 ENGINES = ("auto", "offline", "llm")
 NEVER_TO_LLM = ("refuse", "empty", "too_long", "foreign")
@@ -47,8 +50,22 @@ class Engine(Protocol):
         ...
 
 
+class _ScopeEngines:
+    """The offline engine of one scope and its LLM engine (built on first need)."""
+
+    def __init__(self, offline: OfflineEngine) -> None:
+        self.offline = offline
+        self.llm: Engine | None = None
+        self.llm_tried = False
+
+
 class Assistant:
-    """Routes questions to the engines, keeps conversations going and logs every answer."""
+    """Routes questions to the engines, keeps conversations going and logs every answer.
+
+    What each user may see is resolved from the users store to a `Scope`; each scope gets its
+    own data context (runners, trader index, slot look-ups, LLM data card) and engines, so
+    nothing derived from one officer's data reaches another's answers or prompts.
+    """
 
     def __init__(
         self,
@@ -62,13 +79,13 @@ class Assistant:
         engine: str = "auto",
         audit: bool = True,
         offline: OfflineEngine | None = None,
+        users: UserStore | None = None,
     ) -> None:
-        """`llm_engine`: the LLM engine to use; when None and `load_llm`, the one the settings
-        configure (TAMGA_LLM_BASE_URL or TAMGA_LOCAL_MODEL) is built on first need."""
-        if settings is None:
-            from assistant.settings import get_settings
-
-            settings = get_settings()
+        """`llm_engine`: the LLM engine to use for every scope (tests); when None and
+        `load_llm`, the one the settings configure (TAMGA_LLM_BASE_URL or TAMGA_LOCAL_MODEL)
+        is built per scope on first need. `offline`: an engine to reuse for its own scope (its
+        intent matcher is shared by every scope)."""
+        settings = settings or get_settings()
         if engine not in ENGINES:
             raise TamgaError(f"Unknown engine {engine!r}: use auto, offline or llm.")
         self.settings = settings
@@ -76,68 +93,95 @@ class Assistant:
         self.index_dir = Path(index_dir or settings.index).expanduser()
         self.default_engine = engine
         self.llm_engine = llm_engine
-        self._injected_llm = llm_engine  # a given engine (tests) cannot be re-scoped
         self._load_llm = load_llm and llm_engine is None
         self._llm_error: str | None = None
-        self.offline = offline or OfflineEngine(
-            self.db_path, self.index_dir, cache_dir=settings.resolved_home() / "cache",
-            timeout_s=settings.sql_timeout_s, row_cap=settings.sql_row_cap)
+        self.library = offline.library if offline is not None else load_intents()
+        self.matcher = offline.matcher if offline is not None else \
+            Matcher(self.library, settings.resolved_home() / "cache")
+        self.regulations = RegulationsIndex(self.index_dir, chroma_url=settings.chroma_url)
+        self.contexts = DataContexts(self.db_path, settings, regulations=self.regulations,
+                                     vocabulary=frozenset(self.library.vocabulary()))
+        self.users = users or UserStore.from_settings(settings)
         self.audit = AuditLog.in_folder(log_dir or settings.logs) if audit else None
         self._lock = threading.Lock()
-        # Officers see only their offices: one offline engine (and LLM engine) per scope, all
-        # running their SQL through a ScopedRunner that rewrites every query.
-        self._scoped: dict[str, tuple[OfflineEngine, Engine | None]] = {}
+        self._engines: dict[str, _ScopeEngines] = {}
+        if offline is not None:
+            self._engines[offline.context.scope.key] = _ScopeEngines(offline)
+
+    # -- scopes and engines ------------------------------------------------------------------------
+
+    def scope_of(self, user: str) -> Scope:
+        """What `user` may see (AccessDenied for an unknown user once users exist)."""
+        return resolve_scope(user, self.users)
+
+    def context_for(self, scope: Scope) -> DataContext:
+        """The data context of `scope` (built once per scope and database version)."""
+        found = self._engines.get(scope.key)
+        if found is not None and found.offline.context.database == self.db_path:
+            return found.offline.context
+        return self.contexts.get(scope)
+
+    def _scope_engines(self, scope: Scope) -> _ScopeEngines:
+        context = self.context_for(scope)
+        with self._lock:
+            found = self._engines.get(scope.key)
+            if found is None or found.offline.context is not context:
+                found = _ScopeEngines(OfflineEngine(context, self.matcher, self.library))
+                self._engines[scope.key] = found
+            return found
+
+    def offline_for(self, scope: Scope) -> OfflineEngine:
+        """The offline engine whose queries see only what `scope` may see."""
+        return self._scope_engines(scope).offline
+
+    @property
+    def offline(self) -> OfflineEngine:
+        """The offline engine of an unrestricted scope (single-user installs, supervisors)."""
+        return self.offline_for(Scope.everything())
+
+    def llm_for(self, scope: Scope) -> Engine | None:
+        """The LLM engine for `scope`: the one given, or the configured one (built once per
+        scope over that scope's data context), or None."""
+        if self.llm_engine is not None:
+            return self.llm_engine
+        engines = self._scope_engines(scope)
+        with self._lock:
+            if engines.llm is not None or engines.llm_tried or not self._load_llm:
+                return engines.llm
+            engines.llm_tried = True
+        if not (self.settings.llm_base_url or self.settings.local_model):
+            return None
+        try:
+            from assistant.llm import build_engine
+
+            built = build_engine(engines.offline, self.settings)
+        except (TamgaError, ImportError) as exc:
+            self._llm_error = str(exc)
+            return None
+        with self._lock:
+            engines.llm = built
+        return built
+
+    def llm(self) -> Engine | None:
+        """The LLM engine of the unrestricted scope (see llm_for)."""
+        return self.llm_for(Scope.everything())
 
     def engines_for(
         self, user: str
     ) -> tuple[OfflineEngine, Callable[[], Engine | None], Scope]:
         """The offline engine and a getter of the LLM engine whose queries see only what
         `user` may see (the LLM engine is built on first need)."""
-        from tools.access import resolve_scope
-
-        scope = resolve_scope(user)
-        if scope.unrestricted:
-            return self.offline, self.llm, scope
-        with self._lock:
-            found = self._scoped.get(scope.key)
-        if found is None:
-            from tools.scoping import ScopedRunner
-
-            runner = ScopedRunner(self.offline.runner, scope)
-            offline = OfflineEngine(
-                self.db_path, self.index_dir, runner=runner, library=self.offline.library,
-                cache_dir=self.settings.resolved_home() / "cache",
-                timeout_s=self.settings.sql_timeout_s, row_cap=self.settings.sql_row_cap)
-            with self._lock:
-                found = self._scoped.setdefault(scope.key, (offline, None))
-        offline = found[0]
-
-        def scoped_llm() -> Engine | None:
-            with self._lock:
-                engine = self._scoped[scope.key][1]
-            if engine is not None or self._injected_llm is not None:
-                return engine or self._injected_llm
-            if not (self.settings.llm_base_url or self.settings.local_model):
-                return None
-            try:
-                from assistant.llm import build_engine
-
-                engine = build_engine(offline.runner, self.index_dir, self.settings)
-            except (TamgaError, ImportError) as exc:
-                self._llm_error = str(exc)
-                return None
-            with self._lock:
-                self._scoped[scope.key] = (offline, engine)
-            return engine
-
-        return offline, scoped_llm, scope
+        scope = self.scope_of(user)
+        return self.offline_for(scope), lambda: self.llm_for(scope), scope
 
     def new_conversation(self, user: str = "cli") -> Conversation:
         """A fresh conversation for one officer's chat."""
         return Conversation(user=user)
 
     def warm(self) -> None:
-        """Load the database look-ups and the embedding model now rather than on first use."""
+        """Load the intent embeddings, the encoder and the database look-ups now rather than on
+        the first question (the look-ups of the unrestricted scope; officers' scopes are built
+        on their first question)."""
         self.offline.warm()
 
     def ask(self, question: str, conversation: Conversation | None = None, user: str = "cli",
@@ -170,21 +214,6 @@ class Assistant:
             self.audit.append(answer_record(
                 question, answer, user, conversation.id if conversation is not None else None))
         return answer
-
-    def llm(self) -> Engine | None:
-        """The LLM engine: the one given, or the one the settings configure (built once)."""
-        with self._lock:
-            if self.llm_engine is None and self._load_llm:
-                self._load_llm = False
-                if self.settings.llm_base_url or self.settings.local_model:
-                    try:
-                        from assistant.llm import build_engine
-
-                        self.llm_engine = build_engine(self.offline.runner, self.index_dir,
-                                                       self.settings)
-                    except (TamgaError, ImportError) as exc:
-                        self._llm_error = str(exc)
-            return self.llm_engine
 
     def _route(self, question: str, conversation: Conversation | None, mode: str,
                step: Callable[[str], None], offline: OfflineEngine,

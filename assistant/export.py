@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from assistant.answer import Answer
-from assistant.console import format_cell
+from tamga.answer import Answer
+from tamga.formatting import format_cell
+from tamga.pdf import PdfDocument
 
-DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
-DEJAVU_BOLD = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
-DEJAVU_MONO = Path("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf")
 MAX_ROWS = 30
 
 
@@ -50,42 +47,6 @@ def conversation_markdown(
             parts += [f"> Warning: {warning}", ""]
         parts += [f"*Engine: {answer.engine}*", ""]
     return "\n".join(parts)
-
-
-class PdfDocument:
-    """An A4 fpdf2 document with Tamga's fonts (DejaVu when installed, else the core fonts)."""
-
-    def __init__(self) -> None:
-        """Start a document; `body` and `mono` name the fonts to use."""
-        from fpdf import FPDF
-
-        self.pdf = FPDF(format="A4")
-        self.pdf.set_auto_page_break(auto=True, margin=15)
-        self.unicode_ok = DEJAVU.exists() and DEJAVU_BOLD.exists() and DEJAVU_MONO.exists()
-        if self.unicode_ok:
-            self.pdf.add_font("body", "", str(DEJAVU))
-            self.pdf.add_font("body", "B", str(DEJAVU_BOLD))
-            self.pdf.add_font("mono", "", str(DEJAVU_MONO))
-            self.body, self.mono = "body", "mono"
-        else:
-            self.body, self.mono = "Helvetica", "Courier"
-
-    def clean(self, text: str) -> str:
-        """`text` as the fonts can print it (Latin-1 with the core fonts)."""
-        if self.unicode_ok:
-            return text
-        return text.replace("—", "-").encode("latin-1", "replace").decode("latin-1")
-
-    def para(self, text: str, size: float = 10, style: str = "", font: str | None = None,
-             gap: float = 1.0) -> None:
-        """A paragraph across the page width."""
-        self.pdf.set_font(font or self.body, style, size)
-        self.pdf.multi_cell(0, size * 0.5, self.clean(text), new_x="LMARGIN", new_y="NEXT")
-        self.pdf.ln(gap)
-
-    def output(self) -> bytes:
-        """The finished PDF file."""
-        return bytes(self.pdf.output())
 
 
 def conversation_pdf(

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from assistant.errors import TamgaError
+from tamga.errors import TamgaError
 
 SLOT_NAMES = frozenset({
     "trader", "period", "period_b", "flow", "country", "hs", "office", "channel", "metric",

@@ -31,18 +31,20 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
-from assistant.answer import Answer, Table
-from assistant.errors import LLMUnavailable, TamgaError
 from assistant.prompts import (
     DataCard,
     Example,
     ExampleSource,
+    IntentExamples,
     agent_system_prompt,
-    data_card,
+    hints_for,
     sql_system_prompt,
     sql_user_prompt,
     summary_prompt,
 )
+from assistant.slots import clean_question
+from tamga.answer import Answer, Table
+from tamga.errors import LLMUnavailable, TamgaError
 from tools.agent_tools import AgentToolbox, ToolLog
 from tools.egress import (
     Destination,
@@ -56,8 +58,10 @@ from tools.egress import (
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
-    from assistant.settings import Settings
-    from tools.sql import QueryResult, SqlRunner
+    from assistant.context import DataContext
+    from assistant.offline import OfflineEngine
+    from tamga.settings import Settings
+    from tools.sql import QueryResult
 
 T = TypeVar("T")
 ChatMessage = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": ...}
@@ -388,24 +392,19 @@ def _no_change_warning(refused: int) -> str:
             "answer text says.")
 
 
-def _learn_traders(runner: SqlRunner, session: EgressSession) -> None:
-    """Teach the masker every trader name, TIN and ID the runner can see."""
-    from tools.traders import trader_index
-
+def _learn_traders(context: DataContext, session: EgressSession) -> None:
+    """Teach the masker every trader name, TIN and ID the user's scope can see."""
     try:
-        rows = trader_index(runner).rows
+        rows = context.traders.rows
     except TamgaError:
         return
     session.masker.add_sensitive([v for r in rows for v in (r.name, r.tin, r.trader_id) if v])
 
 
-def _mask_question(question: str, runner: SqlRunner, session: EgressSession) -> str:
+def _mask_question(question: str, context: DataContext, session: EgressSession) -> str:
     """The question with the trader it names (as the offline engine reads it) masked."""
     try:
-        from assistant.prompts import offline_engine
-        from assistant.slots import clean_question
-
-        slots = offline_engine(runner).extractor.extract(clean_question(question))
+        slots = context.extractor.extract(clean_question(question))
         if slots.trader is not None and slots.trader_text:
             session.masker.alias(slots.trader_text, slots.trader.name)
     except (TamgaError, AttributeError, ValueError):
@@ -431,8 +430,7 @@ class AgentEngine:
     def __init__(
         self,
         model: BaseChatModel | Callable[[threading.Event], BaseChatModel],
-        runner: SqlRunner,
-        index_dir: Path | None = None,
+        context: DataContext,
         *,
         name: str = "llm",
         timeout_s: float = 60.0,
@@ -444,7 +442,8 @@ class AgentEngine:
         destination: Destination | None = None,
     ) -> None:
         """`model` is a chat model, or a factory making one per question given its cancel flag;
-        `hints(question)` looks up facts (trader IDs, date ranges, codes) for the question.
+        `context` is the trade data as the user's scope sees it (runner, data card, traders,
+        regulations); `hints(question)` looks up facts (trader IDs, date ranges, codes).
 
         `destination` says where the model runs (Destination.from_settings): for a remote
         endpoint, the prompt and every tool result go through the data policy, trader
@@ -452,8 +451,8 @@ class AgentEngine:
         locally and `answer.egress` lists every payload sent. None means this machine."""
         self.destination = destination
         self.model = model
-        self.runner = runner
-        self.index_dir = index_dir
+        self.context = context
+        self.runner = context.runner
         self.name = name
         self.timeout_s = timeout_s
         self.examples = examples
@@ -464,7 +463,7 @@ class AgentEngine:
 
     def system_prompt(self, question: str) -> str:
         """The system prompt for `question`: rules, schema card and the nearest examples."""
-        card = data_card(self.runner)
+        card = self.context.data_card
         shots = self.examples.nearest(question, self.examples_k) if self.examples else []
         return agent_system_prompt(card, shots)
 
@@ -476,16 +475,16 @@ class AgentEngine:
         remote = destination is not None and destination.remote
         session = session_for(conversation) if remote else EgressSession()
         mark = session.log.mark()
-        toolbox = AgentToolbox(self.runner, self.index_dir, max_sql_errors=self.max_sql_errors,
-                               cancelled=cancelled,
-                               repair_hint=data_card(self.runner).repair_hint,
+        toolbox = AgentToolbox(self.runner, self.context.regulations,
+                               traders=self.context.traders, max_sql_errors=self.max_sql_errors,
+                               cancelled=cancelled, repair_hint=self.context.data_card.repair_hint,
                                destination=destination, session=session)
         prompt = self.system_prompt(question)
         hints = self.hints(question) if self.hints else []
         masking = remote and toolbox.policy != "rows"
         if masking:  # trader identities leave the machine only as pseudonyms
-            _learn_traders(self.runner, session)
-            asked = _mask_question(question, self.runner, session)
+            _learn_traders(self.context, session)
+            asked = _mask_question(question, self.context, session)
             hints = [session.masker.mask_text(h) for h in hints]
             prompt = session.masker.mask_text(prompt)
         else:
@@ -641,7 +640,7 @@ class DirectSqlEngine:
     def __init__(
         self,
         chat: ChatFn,
-        runner: SqlRunner,
+        context: DataContext,
         *,
         name: str = "local",
         timeout_s: float = 60.0,
@@ -652,9 +651,11 @@ class DirectSqlEngine:
         hints: Callable[[str], list[str]] | None = None,
         sql_tokens: int = 320,
     ) -> None:
-        """`chat(messages, max_tokens, cancelled) -> reply text`; `hints(question)` adds facts."""
+        """`chat(messages, max_tokens, cancelled) -> reply text`; `context`: the trade data as the
+        user's scope sees it; `hints(question)` adds facts."""
         self.chat = chat
-        self.runner = runner
+        self.context = context
+        self.runner = context.runner
         self.name = name
         self.timeout_s = timeout_s
         self.examples = examples
@@ -666,7 +667,7 @@ class DirectSqlEngine:
 
     def messages(self, question: str, conversation: Any = None) -> list[ChatMessage]:
         """System prompt, the nearest verified examples as turns, then the question."""
-        card = data_card(self.runner)
+        card = self.context.data_card
         messages: list[ChatMessage] = [{"role": "system", "content": sql_system_prompt(card)}]
         shots: list[Example] = (self.examples.nearest(question, self.examples_k)
                                 if self.examples else [])
@@ -686,13 +687,13 @@ class DirectSqlEngine:
         """Ask for SQL, run it, retry on errors; raises LLMUnavailable if the model fails."""
         started = time.perf_counter()
         cancelled = threading.Event()
-        toolbox = AgentToolbox(self.runner, None, max_sql_errors=self.max_attempts,
-                               cancelled=cancelled,
-                               repair_hint=data_card(self.runner).repair_hint)
+        toolbox = AgentToolbox(self.runner, None, traders=self.context.traders,
+                               max_sql_errors=self.max_attempts, cancelled=cancelled,
+                               repair_hint=self.context.data_card.repair_hint)
         messages = self.messages(question, conversation)
         timings: dict[str, float] = {"prompt_ms": round((time.perf_counter() - started) * 1000, 1)}
         remaining = self.timeout_s  # the limit is the model's: local preparation is not counted
-        card = data_card(self.runner)
+        card = self.context.data_card
         llm_started = time.perf_counter()
         text, attempts = run_with_deadline(
             lambda: self._run(question, messages, toolbox, cancelled, card), remaining, cancelled
@@ -986,54 +987,36 @@ def endpoint_model(settings: Settings) -> BaseChatModel:
     )
 
 
-def default_examples(runner: SqlRunner) -> ExampleSource:
-    """Verified question/SQL pairs from the intent library, chosen per question."""
-    from assistant.prompts import IntentExamples
-
-    return IntentExamples(runner)
-
-
-def question_hints(runner: SqlRunner) -> Callable[[str], list[str]]:
-    """Facts looked up for a question before the model writes SQL (trader IDs and names)."""
-    from assistant.prompts import hints_for
-
-    return lambda question: hints_for(question, runner)
-
-
 def build_engine(
-    runner: SqlRunner,
-    index_dir: Path | None = None,
-    settings: Settings | None = None,
+    offline: OfflineEngine,
+    settings: Settings,
     *,
     which: str | None = None,
-    offline: Any = None,
     progress: Callable[[str], None] | None = None,
 ) -> Engine | None:
-    """The LLM engine the settings ask for: "endpoint" (TAMGA_LLM_BASE_URL), "local"
-    (TAMGA_LOCAL_MODEL) or None when no model is configured. `which` forces one of them;
-    `offline` is the router's OfflineEngine, shared for slot look-ups and verified examples.
+    """The LLM engine the settings ask for, over the data context of `offline` (the router's
+    offline engine for the user's scope, whose slot look-ups and verified SQL it shares):
+    "endpoint" (TAMGA_LLM_BASE_URL), "local" (TAMGA_LOCAL_MODEL) or None when no model is
+    configured. `which` forces one of them.
 
     Raises LLMUnavailable when the local model is asked for but not installed.
     """
-    from assistant.prompts import offline_engine
-    from assistant.settings import get_settings
-
-    settings = settings or get_settings()
-    if offline is not None:
-        offline_engine(runner, offline)
     which = which or ("endpoint" if settings.llm_base_url else
                       "local" if settings.local_model else None)
     if which is None:
         return None
-    examples = default_examples(runner)
+    context = offline.context
+    examples = IntentExamples(offline)
+
+    def hints(question: str) -> list[str]:
+        return hints_for(question, context)
+
     if which == "endpoint":
-        return AgentEngine(endpoint_model(settings), runner, index_dir, name="llm",
-                           timeout_s=settings.llm_timeout_s, examples=examples,
-                           hints=question_hints(runner),
+        return AgentEngine(endpoint_model(settings), context, name="llm",
+                           timeout_s=settings.llm_timeout_s, examples=examples, hints=hints,
                            destination=Destination.from_settings(settings))
     if which == "local":
         llama = local_llama(settings.resolved_home(), progress=progress)
-        return DirectSqlEngine(llama.chat, runner, name="local",
-                               timeout_s=settings.llm_timeout_s, examples=examples,
-                               hints=question_hints(runner))
+        return DirectSqlEngine(llama.chat, context, name="local",
+                               timeout_s=settings.llm_timeout_s, examples=examples, hints=hints)
     raise ValueError(f"unknown engine {which!r}")

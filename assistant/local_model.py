@@ -12,8 +12,8 @@ import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
-from assistant.errors import LLMUnavailable
-from assistant.settings import get_settings
+from tamga.errors import LLMUnavailable
+from tamga.settings import get_settings
 
 PARTS = 22
 MODEL_SIZE = 1_117_320_768

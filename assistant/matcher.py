@@ -5,8 +5,8 @@ of the question with its slot values masked, so "What did Puma Moda import in 20
 "What did Acme import in 2024?") and by keywords (each intent's keyword patterns that occur).
 The score of an intent is the similarity of the question to the centroid of its examples plus
 a bonus per keyword hit (keywords are the intent's distinctive words, so they weigh a lot).
-The example embeddings are computed once per process (and cached on disk when a cache folder
-is given).
+The example embeddings are computed once per Matcher (one serves every scope of an Assistant)
+and cached on disk when a cache folder is given.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from assistant.intents import Intent, IntentLibrary
-from assistant.slots import MASKS
+from assistant.intents import Intent, IntentLibrary, stem
+from assistant.slots import MASKS, STOPWORDS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,21 +37,12 @@ EXAMPLE_FILL = {
     "declaration": MASKS["declaration"],
 }
 
-EMBED_LOCK = threading.Lock()  # the tokenizer of the encoder is not safe to share mid-call
-_MATRICES: dict[str, np.ndarray] = {}  # example embeddings per library, shared in the process
-_MATRICES_LOCK = threading.Lock()
-
-
 def embed_texts(texts: list[str]) -> np.ndarray:
-    """Unit-length sentence embeddings, one row per text (serialised across threads).
-
-    A question runs on one CPU thread, a batch of example phrasings on every core
-    (retrieval.embedding.embed).
-    """
+    """Unit-length sentence embeddings, one row per text (retrieval.embedding.embed serialises
+    calls to the encoder: a question runs on one CPU thread, a batch on every core)."""
     from retrieval.embedding import embed
 
-    with EMBED_LOCK:
-        return embed(texts)
+    return embed(texts)
 
 
 # Words any question may use without asking for anything an intent must know about.
@@ -88,8 +79,6 @@ GENERIC_WORDS = frozenset([
 def unexplained_words(masked: str, intent: Intent) -> list[str]:
     """Words of a (masked) question that neither the intent's own phrasings nor everyday
     question words account for: what an answer from this intent would ignore."""
-    from assistant.intents import stem
-    from assistant.slots import MASKS, STOPWORDS
 
     masks = {m.lower() for m in MASKS.values()}
     generic = {stem(w) for w in GENERIC_WORDS | STOPWORDS}
@@ -160,9 +149,8 @@ class Matcher:
         path = None
         if self.cache_dir is not None:
             path = Path(self.cache_dir) / f"intent-examples-{key}.npy"
-        with _MATRICES_LOCK:
-            matrix = _MATRICES.get(key)
-        if matrix is None and path is not None and path.exists():
+        matrix = None
+        if path is not None and path.exists():
             try:
                 cached = np.load(path)
                 if cached.shape[0] == len(self._examples):
@@ -171,8 +159,6 @@ class Matcher:
                 matrix = None
         if matrix is None:
             matrix = embed_texts([text for _, text in self._examples])
-        with _MATRICES_LOCK:
-            _MATRICES[key] = matrix
         if path is not None and not path.exists():
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)

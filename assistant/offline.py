@@ -14,18 +14,16 @@ closest questions it can.
 
 from __future__ import annotations
 
-import math
 import re
 import string
 import threading
 import time
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assistant.answer import Answer, Table
+from assistant.context import DataContext
 from assistant.conversation import (
     METRIC_ONLY,
     Conversation,
@@ -34,21 +32,24 @@ from assistant.conversation import (
     looks_like_follow_up,
     merge_slots,
 )
-from assistant.errors import SqlFailed, TamgaError
 from assistant.intents import Intent, IntentLibrary, load_intents
 from assistant.matcher import Match, Matcher, unexplained_words
-from assistant.slots import (
-    MASKS,
-    Period,
-    SlotExtractor,
-    Slots,
-    clean_question,
-    slot_extractor,
-)
+from assistant.slots import MASKS, SlotExtractor, Slots, clean_question
+from assistant.tool_intents import TOOLS, ToolRequest
+from retrieval.search import RegulationsIndex
+from tamga.answer import Answer, Table
+from tamga.errors import SqlFailed, TamgaError
+from tamga.formatting import fmt_money, fmt_num
+from tamga.period import Period
+from tamga.sqltext import bind
+from tools.regulations import best_excerpt, search_regulations
+from tools.runner import RecordingRunner
 
 if TYPE_CHECKING:
     from retrieval.search import Searcher
-    from tools.sql import QueryResult, SqlRunner
+    from tamga.scope import Scope
+    from tools.runner import Runner
+    from tools.sql import QueryResult
 
 MAX_QUESTION_CHARS = 2000
 LOW_CONFIDENCE = 0.40  # below: "I can't answer that"
@@ -126,58 +127,6 @@ def foreign_script_share(text: str) -> float:
         except ValueError:
             other += 1
     return other / len(letters)
-
-
-# -- SQL literals: the only way a slot value enters SQL text --------------------------------------
-
-_PARAM_RE = re.compile(r"\$([a-z_]+)")
-
-
-def sql_literal(value: Any) -> str:
-    """A SQL literal for a validated value (str, int, float, bool, date or None)."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError("not a finite number")
-        return repr(value)
-    if isinstance(value, date):
-        return f"DATE '{value.isoformat()}'"
-    if isinstance(value, str):
-        if any(unicodedata.category(ch) == "Cc" for ch in value):
-            raise ValueError("control character in a SQL value")
-        return "'" + value.replace("'", "''") + "'"
-    raise TypeError(f"no SQL literal for {type(value).__name__}")
-
-
-def bind(sql: str, params: dict[str, Any]) -> str:
-    """`sql` with every $name replaced by the literal of params[name] (KeyError if missing)."""
-    return _PARAM_RE.sub(lambda m: sql_literal(params[m.group(1)]), sql)
-
-
-# -- number formatting in answers -----------------------------------------------------------------
-
-
-def fmt_money(value: Any, currency: str) -> str:
-    """'USD 1,234,567' (cents shown below 1,000)."""
-    if value is None:
-        return "n/a"
-    v = float(value)
-    return f"{currency} {v:,.0f}" if abs(v) >= 1000 else f"{currency} {v:,.2f}"
-
-
-def fmt_num(value: Any) -> str:
-    """'1,234' or '12.34'."""
-    if value is None:
-        return "n/a"
-    v = float(value)
-    if v == int(v) and abs(v) >= 1:
-        return f"{int(v):,}"
-    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.2f}"
 
 
 class _Formatter(string.Formatter):
@@ -263,21 +212,6 @@ class _Resolved:
     year_b: int | None = None
 
 
-_ANALYSIS_RUNNERS: dict[str, SqlRunner] = {}
-_ANALYSIS_LOCK = threading.Lock()
-
-
-def _shared_analysis_runner(db_path: Path) -> SqlRunner:
-    """One analysis runner (long limit, large row cap) per database, shared by every scope."""
-    from tools.indicators import analysis_runner
-
-    key = str(Path(db_path).resolve())
-    with _ANALYSIS_LOCK:
-        if key not in _ANALYSIS_RUNNERS:
-            _ANALYSIS_RUNNERS[key] = analysis_runner(Path(db_path))
-        return _ANALYSIS_RUNNERS[key]
-
-
 class OfflineEngine:
     """Answers from verified intents and the regulations index; no model needed.
 
@@ -287,76 +221,50 @@ class OfflineEngine:
 
     name = "offline"
 
-    def __init__(
-        self,
-        db_path: Path,
-        index_dir: Path | None = None,
-        *,
-        runner: SqlRunner | None = None,
-        library: IntentLibrary | None = None,
-        cache_dir: Path | None = None,
-        timeout_s: float = 10.0,
-        row_cap: int = 5000,
-    ) -> None:
-        self.db_path = Path(db_path).expanduser()
-        self.index_dir = Path(index_dir).expanduser() if index_dir else None
-        self.library = library or load_intents()
-        self.cache_dir = cache_dir
-        self._timeout_s = timeout_s
-        self._row_cap = row_cap
-        self._runner = runner
-        self._extractor: SlotExtractor | None = None
-        self._matcher: Matcher | None = None
+    def __init__(self, context: DataContext, matcher: Matcher | None = None,
+                 library: IntentLibrary | None = None) -> None:
+        """`context`: the trade data as the user's scope sees it; `matcher`: the intent matcher
+        (scope-free, so one can serve every context; built here when not given)."""
+        self.context = context
+        self.library = library or (matcher.library if matcher is not None else load_intents())
+        self._matcher = matcher
         self._defaults: dict[str, str] | None = None
-        self._analysis: SqlRunner | None = None
         self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, db_path: Path, index_dir: Path | None = None, *, scope: Scope | None = None,
+             cache_dir: Path | None = None) -> OfflineEngine:
+        """A stand-alone engine with a data context of its own (scripts, tests, benchmarks)."""
+        library = load_intents()
+        regulations = RegulationsIndex(index_dir) if index_dir is not None else None
+        context = DataContext.open(db_path, scope, regulations=regulations)
+        context.vocabulary = frozenset(library.vocabulary())
+        return cls(context, Matcher(library, cache_dir), library)
 
     # -- shared parts, built once ------------------------------------------------------------------
 
     @property
-    def runner(self) -> SqlRunner:
-        """The guarded SQL runner (raises DatabaseMissing when there is no database)."""
-        with self._lock:
-            if self._runner is None:
-                from tools.sql import SqlRunner
-
-                self._runner = SqlRunner(self.db_path, timeout_s=self._timeout_s,
-                                         row_cap=self._row_cap)
-            return self._runner
+    def runner(self) -> Runner:
+        """The guarded SQL runner of the user's scope (DatabaseMissing without a database)."""
+        return self.context.runner
 
     @property
-    def analysis_runner(self) -> SqlRunner:
+    def analysis_runner(self) -> Runner:
         """The runner the risk and briefing tools use: the same scope as `runner`, with the
         long time limit and large row cap of tools.indicators.analysis_runner."""
-        with self._lock:
-            if self._analysis is None:
-                from tools.scoping import ScopedRunner
-                from tools.sql import SqlRunner
-
-                base = self.runner
-                if type(base) is SqlRunner:
-                    self._analysis = _shared_analysis_runner(base.db_path)
-                elif isinstance(base, ScopedRunner) and type(base.base) is SqlRunner:
-                    self._analysis = ScopedRunner(_shared_analysis_runner(base.db_path),
-                                                  base.scope)
-                else:  # a runner we do not know how to widen: use it as it is
-                    self._analysis = base
-            return self._analysis
+        return self.context.analysis_runner
 
     @property
     def extractor(self) -> SlotExtractor:
-        """Slot extraction over this database."""
-        with self._lock:
-            if self._extractor is None:
-                self._extractor = slot_extractor(self.runner, self.library.vocabulary())
-            return self._extractor
+        """Slot extraction over what the user's scope can see."""
+        return self.context.extractor
 
     @property
     def matcher(self) -> Matcher:
         """The intent matcher (example embeddings computed on first use)."""
         with self._lock:
             if self._matcher is None:
-                self._matcher = Matcher(self.library, self.cache_dir)
+                self._matcher = Matcher(self.library)
             return self._matcher
 
     def warm(self) -> None:
@@ -367,11 +275,7 @@ class OfflineEngine:
 
     def searcher(self) -> Searcher:
         """The regulations searcher (TamgaError when no index is configured or built)."""
-        if self.index_dir is None:
-            raise TamgaError("No regulations index is configured (setting TAMGA_INDEX_DIR).")
-        from retrieval.search import open_searcher
-
-        return open_searcher(self.index_dir)
+        return self.context.searcher()
 
     # -- the public API ---------------------------------------------------------------------------
 
@@ -565,9 +469,7 @@ class OfflineEngine:
             return Answer("Which trader do you mean? Name the company, its TIN or its trader "
                           "ID.", engine="offline", suggestions=self._closest(plan, 3))
         if plan.kind == "unknown_trader" and slots is not None:
-            from tools.traders import find_traders
-
-            close = find_traders(self.runner, slots.unknown_name or "", limit=3)
+            close = self.extractor.traders.find(slots.unknown_name or "", limit=3)
             text = f'I found no trader called "{slots.unknown_name}" in the data.'
             if close:
                 text += " Did you mean one of these?"
@@ -831,14 +733,11 @@ class OfflineEngine:
 
     def _run_tool(self, plan: Plan) -> Answer:
         """A tool intent: the risk or briefing tool named by the intent, on the user's scope."""
-        from assistant.tool_intents import TOOLS, RecordingRunner, ToolRequest
-
         assert plan.intent is not None and plan.slots is not None
         intent = plan.intent
         recorder = RecordingRunner(self.analysis_runner)
-        searcher = self.searcher if self.index_dir is not None else None
         request = ToolRequest(plan.question, intent, plan.slots, recorder, self.extractor,
-                              self.extractor.facts.currency, self.index_dir, searcher)
+                              self.extractor.facts.currency, self.context.regulations)
         started = time.perf_counter()
         try:
             answer = TOOLS[intent.tool](request)
@@ -992,14 +891,9 @@ class OfflineEngine:
     # -- rule questions ---------------------------------------------------------------------------
 
     def _run_search(self, plan: Plan) -> Answer:
-        from assistant.matcher import EMBED_LOCK
-        from tools.regulations import best_excerpt, search_regulations
-
         started = time.perf_counter()
         try:
-            searcher = self.searcher()
-            with EMBED_LOCK:  # the search embeds the question with the shared encoder
-                citations = search_regulations(searcher, plan.question, k=SEARCH_K)[:3]
+            citations = search_regulations(self.searcher(), plan.question, k=SEARCH_K)[:3]
         except TamgaError as exc:
             return Answer("I can't search the regulations right now: " + str(exc),
                           engine="offline", intent="regulation_lookup", warnings=[str(exc)])

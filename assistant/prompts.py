@@ -1,9 +1,10 @@
 """What the LLM engine tells a model: a compact card of the database, verified examples and the
 system prompts of the two strategies (tool-calling agent, direct SQL).
 
-The data card is read from the database once per file version: tables and columns with their
-types, the typical values of coded columns (flow, control channel, office, transport mode...),
-the reporting currency and the date range. Values read from the data and passages from
+The data card is read from the database through the user's scoped runner, once per data
+context (assistant/context.py): tables and columns with their types, the typical values of
+coded columns (flow, control channel, office, transport mode...), the reporting currency and
+the date range. Values read from the data and passages from
 documents are quoted as data; the prompts say that nothing inside them is an instruction.
 """
 
@@ -11,17 +12,21 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from assistant.errors import TamgaError
+from assistant.slots import clean_question
+from tamga.errors import TamgaError
+from tamga.sqltext import sql_literal
+from tools.runner import reporting_currency, try_run
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from tools.sql import SqlRunner
+    from assistant.context import DataContext
+    from assistant.intents import Intent
+    from assistant.offline import OfflineEngine
+    from tools.runner import Runner
 
 # Coded columns whose values a model cannot guess: (table, column).
 CODED_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -128,10 +133,6 @@ class DataCard:
         return " ".join(hints)
 
 
-_CARDS: dict[tuple[str, float], DataCard] = {}
-_CARDS_LOCK = threading.Lock()
-
-
 def _parse_schema(description: str) -> dict[str, list[tuple[str, str]]]:
     """{table: [(column, type)]} from SqlRunner.describe_schema() lines."""
     tables: dict[str, list[tuple[str, str]]] = {}
@@ -149,26 +150,16 @@ def _parse_schema(description: str) -> dict[str, list[tuple[str, str]]]:
     return tables
 
 
-def data_card(runner: SqlRunner) -> DataCard:
-    """The data card of the runner's database, read once per database file version."""
-    key = _db_key(runner)
-    with _CARDS_LOCK:
-        card = _CARDS.get(key)
-    if card is None:
-        card = _read_card(runner)
-        with _CARDS_LOCK:
-            _CARDS[key] = card
-    return card
-
-
-def _read_card(runner: SqlRunner) -> DataCard:
+def read_data_card(runner: Runner) -> DataCard:
+    """The data card of what `runner` can see (keep it on the data context: it is not cached)."""
     tables = _parse_schema(runner.describe_schema())
     typical: dict[tuple[str, str], list[str]] = {}
     more: dict[tuple[str, str], bool] = {}
     for table, column in CODED_COLUMNS:
         if column not in {c for c, _ in tables.get(table, [])}:
             continue
-        result = runner.try_run(
+        result = try_run(
+            runner,
             f"SELECT {column} AS v, count(*) AS n FROM {table} WHERE {column} IS NOT NULL "
             f"GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {MAX_VALUES + 1}"
         )
@@ -177,11 +168,8 @@ def _read_card(runner: SqlRunner) -> DataCard:
         values = [str(row[0]) for row in result.rows]
         typical[(table, column)] = values[:MAX_VALUES]
         more[(table, column)] = len(values) > MAX_VALUES
-    currency, first, latest = "USD", "?", "?"
-    info = runner.try_run("SELECT value FROM dataset_info WHERE key = 'reporting_currency'")
-    if not isinstance(info, dict) and info.rows and info.rows[0][0]:
-        currency = str(info.rows[0][0])
-    span = runner.try_run("SELECT min(declaration_date), max(declaration_date) FROM declarations")
+    currency, first, latest = reporting_currency(runner), "?", "?"
+    span = try_run(runner, "SELECT min(declaration_date), max(declaration_date) FROM declarations")
     if not isinstance(span, dict) and span.rows and span.rows[0][1] is not None:
         first, latest = str(span.rows[0][0]), str(span.rows[0][1])
     return DataCard(tables, typical, more, currency, first, latest)
@@ -300,52 +288,21 @@ def summary_prompt(question: str, columns: list[str], rows: list[list[Any]], cur
 # ---------------------------------------------------------------------------------------------
 # Facts looked up for a question (names, periods, codes), so a small model need not guess them
 
-_OFFLINE: dict[tuple[str, float], Any] = {}
-
-
-def _db_key(runner: SqlRunner) -> tuple[str, float]:
-    path = Path(runner.db_path)
-    return (str(path.resolve()), path.stat().st_mtime if path.exists() else 0.0)
-
-
-def offline_engine(runner: SqlRunner, engine: Any = None) -> Any:
-    """The offline engine over the runner's database (for its slot extraction and verified
-    SQL): `engine` when given (it is then shared), else one built once per database."""
-    from assistant.offline import OfflineEngine
-
-    key = _db_key(runner)
-    with _CARDS_LOCK:
-        if engine is not None:
-            _OFFLINE[key] = engine
-            return engine
-        engine = _OFFLINE.get(key)
-    if engine is None:
-        engine = OfflineEngine(Path(runner.db_path), runner=runner)
-        with _CARDS_LOCK:
-            _OFFLINE[key] = engine
-    return engine
-
-
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def hints_for(question: str, runner: SqlRunner) -> list[str]:
+def hints_for(question: str, context: DataContext) -> list[str]:
     """What the database says about the names, periods and codes in `question`, as SQL facts.
 
-    Uses the offline engine's slot extraction (fuzzy trader names, relative periods counted
-    from the latest date in the data, goods words to HS codes, country names to ISO codes).
+    Uses the slot extraction of the user's data context (fuzzy trader names, relative periods
+    counted from the latest date in the data, goods words to HS codes, country names to ISO
+    codes), so a hint can only name what the user's scope can see.
     """
-    from assistant.slots import clean_question
-
-    slots = offline_engine(runner).extractor.extract(clean_question(question))
+    slots = context.extractor.extract(clean_question(question))
     hints: list[str] = []
     if slots.trader is not None:
         hints.append(f"{json.dumps(slots.trader_text or slots.trader.name)} is the trader "
                      f"{json.dumps(slots.trader.name)}: trader_id = "
-                     f"{_sql_text(slots.trader.trader_id)} (d.trader_id)")
+                     f"{sql_literal(slots.trader.trader_id)} (d.trader_id)")
     elif slots.trader_candidates:
-        listed = "; ".join(f"trader_id {_sql_text(m.trader_id)} ({json.dumps(m.name)})"
+        listed = "; ".join(f"trader_id {sql_literal(m.trader_id)} ({json.dumps(m.name)})"
                            for m in slots.trader_candidates[:5])
         hints.append(f"{json.dumps(slots.trader_text)} may be any of: {listed}")
     for period in slots.periods[:2]:
@@ -353,19 +310,19 @@ def hints_for(question: str, runner: SqlRunner) -> list[str]:
                      f"DATE '{period.start.isoformat()}' AND d.declaration_date < "
                      f"DATE '{period.end.isoformat()}'")
     for country in slots.countries[:3]:
-        hints.append(f"{json.dumps(country.name)} is the ISO2 code {_sql_text(country.code)} "
+        hints.append(f"{json.dumps(country.name)} is the ISO2 code {sql_literal(country.code)} "
                      "(i.origin_country)")
     if slots.hs is not None:
         hints.append(f"{slots.hs.label}: i.hs_code LIKE '{slots.hs.code}%'")
     if slots.office:
-        hints.append(f"office: d.customs_office = {_sql_text(slots.office)}")
+        hints.append(f"office: d.customs_office = {sql_literal(slots.office)}")
     if slots.flow in ("import", "export"):
-        hints.append(f"{slots.flow}s: d.flow = {_sql_text(slots.flow)}")
+        hints.append(f"{slots.flow}s: d.flow = {sql_literal(slots.flow)}")
     if slots.channel:
-        hints.append(f"d.control_channel = {_sql_text(slots.channel)}")
+        hints.append(f"d.control_channel = {sql_literal(slots.channel)}")
     if slots.top_n:
         hints.append(f"top {slots.top_n}: LIMIT {slots.top_n}")
-    hints.extend(_coded_value_hints(question, data_card(runner), hints))
+    hints.extend(_coded_value_hints(question, context.data_card, hints))
     return hints
 
 
@@ -382,13 +339,13 @@ def _coded_value_hints(question: str, card: DataCard, already: list[str]) -> lis
             if len(value) < 3 or value.lower() in _SKIP_VALUES or value.isdigit():
                 continue
             if re.search(rf"(?<![\w-]){re.escape(value.lower())}(?![\w-])", lowered):
-                hint = f"{_ALIASES.get(table, table)}.{column} = {_sql_text(value)}"
+                hint = f"{_ALIASES.get(table, table)}.{column} = {sql_literal(value)}"
                 if not any(hint in h for h in already):
                     out.append(hint)
     return out[:4]
 
 
-def _fill_values(runner: SqlRunner, latest_year: int) -> dict[str, str]:
+def _fill_values(runner: Runner, latest_year: int) -> dict[str, str]:
     """Real values for the placeholders of example phrasings: the largest importer, origin..."""
     queries = {
         "trader": "SELECT t.name FROM declarations d JOIN declaration_items i ON "
@@ -407,7 +364,7 @@ def _fill_values(runner: SqlRunner, latest_year: int) -> dict[str, str]:
     fill = {"period": str(latest_year - 1), "n": "5", "trader": "", "country": "China",
             "hs": "", "office": "", "declaration": "", "goods": ""}
     for name, sql in queries.items():
-        result = runner.try_run(sql)
+        result = try_run(runner, sql)
         if not isinstance(result, dict) and result.rows and result.rows[0][0] is not None:
             fill[name] = str(result.rows[0][0])
     if fill["hs"]:
@@ -426,9 +383,10 @@ class IntentExamples:
     what the verified intent runs (and passes the SQL guard).
     """
 
-    def __init__(self, runner: SqlRunner) -> None:
-        self.runner = runner
-        self.engine = offline_engine(runner)
+    def __init__(self, engine: OfflineEngine) -> None:
+        """`engine`: the offline engine of the user's data context (its slots, intents, SQL)."""
+        self.engine = engine
+        self.runner = engine.runner
         self._fill: dict[str, str] | None = None
 
     def defaults(self) -> dict[str, str]:
@@ -439,8 +397,6 @@ class IntentExamples:
 
     def nearest(self, question: str, k: int = 3) -> list[Example]:
         """Up to `k` verified examples for the intents closest to `question`, best first."""
-        from assistant.slots import clean_question
-
         if k < 1:
             return []
         extractor = self.engine.extractor
@@ -472,10 +428,9 @@ class IntentExamples:
                 break
         return out
 
-    def _concrete(self, intent: Any, fill: dict[str, str], wanted: set[str]) -> Example | None:
+    def _concrete(self, intent: Intent, fill: dict[str, str], wanted: set[str]
+                  ) -> Example | None:
         """The intent's phrasing closest to the question's slots, with its verified SQL."""
-        from assistant.slots import clean_question
-
         candidates = []
         for order, phrasing in enumerate(intent.examples):
             needs = set(re.findall(r"\{(\w+)\}", phrasing))

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import calendar
 import re
-import threading
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tools.traders import LEGAL_FORMS, TraderIndex, TraderMatch, fold_text, trader_index
+from tamga.period import Period, add_months, month_name, short_month_name
+from tamga.sqltext import sql_literal
+from tools.runner import reporting_currency
+from tools.traders import LEGAL_FORMS, TraderIndex, TraderMatch, fold_text
 
 if TYPE_CHECKING:
-    from tools.sql import SqlRunner
+    from tools.runner import Runner
 
 MONTHS = {
     "jan": 1, "january": 1, "feb": 2, "february": 2, "mar": 3, "march": 3, "apr": 4, "april": 4,
@@ -152,45 +153,6 @@ def clean_question(text: str) -> str:
     return " ".join(text.split())
 
 
-def add_months(d: date, months: int) -> date:
-    """`d` moved by whole months, the day clipped to the month's length."""
-    m = d.year * 12 + d.month - 1 + months
-    year, month = divmod(m, 12)
-    day = min(d.day, calendar.monthrange(year, month + 1)[1])
-    return date(year, month + 1, day)
-
-
-def month_name(d: date) -> str:
-    """'March 2025'."""
-    return f"{calendar.month_name[d.month]} {d.year}"
-
-
-def _short_month(d: date) -> str:
-    return f"{calendar.month_abbr[d.month]} {d.year}"
-
-
-@dataclass(frozen=True)
-class Period:
-    """A span of declaration dates: start inclusive, end exclusive, with words for it."""
-
-    start: date
-    end: date
-    name: str  # short, for tables: "2024", "Q2 2024", "March 2025"
-    label: str  # in a sentence: "in 2024", "from March to August 2024"
-    kind: str  # year | quarter | half | month | range | ytd | rolling | since | day
-    partial: bool = False  # cut short by the end of the data
-
-    @property
-    def last_day(self) -> date:
-        """The last date inside the period."""
-        return self.end - timedelta(days=1)
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain JSON data."""
-        return {"from": self.start.isoformat(), "to": self.last_day.isoformat(),
-                "name": self.name, "kind": self.kind}
-
-
 @dataclass(frozen=True)
 class HsRef:
     """An HS code the question refers to (by code or by goods word) and what it covers."""
@@ -318,7 +280,7 @@ class DataFacts:
         return self.latest_date.year
 
 
-def _fetch_all(runner: SqlRunner, sql: str) -> list[list[Any]]:
+def _fetch_all(runner: Runner, sql: str) -> list[list[Any]]:
     """All rows of `sql` (ordered by its first column), paging past the runner's row cap."""
     rows: list[list[Any]] = []
     page = runner.row_cap
@@ -329,23 +291,20 @@ def _fetch_all(runner: SqlRunner, sql: str) -> list[list[Any]]:
             return rows
 
 
-def load_facts(runner: SqlRunner) -> DataFacts:
+def load_facts(runner: Runner) -> DataFacts:
     """Dates, currency, offices, countries and HS codes of the runner's database."""
     span = runner.run("SELECT min(declaration_date), max(declaration_date) FROM declarations")
     first, latest = span.rows[0] if span.rows else (None, None)
     today = date.today()
     first_date = date.fromisoformat(first) if first else today
     latest_date = date.fromisoformat(latest) if latest else today
-    currency_rows = runner.run(
-        "SELECT value FROM dataset_info WHERE key = 'reporting_currency'").rows
     offices = [r[0] for r in _fetch_all(
         runner,
         "SELECT DISTINCT customs_office FROM declarations WHERE customs_office IS NOT NULL")]
     countries = {r[0]: r[1] for r in _fetch_all(runner, "SELECT iso2, name FROM countries")}
     hs = {r[0]: (int(r[1]), r[2]) for r in _fetch_all(
         runner, "SELECT code, level, description FROM hs_nomenclature")}
-    return DataFacts(first_date, latest_date, currency_rows[0][0] if currency_rows else "USD",
-                     offices, countries, hs)
+    return DataFacts(first_date, latest_date, reporting_currency(runner), offices, countries, hs)
 
 
 class _Text:
@@ -407,32 +366,16 @@ def mask(question: str, spans: list[tuple[int, int, str]]) -> str:
     return " ".join("".join(out).split())
 
 
-_EXTRACTORS: dict[tuple[str, float, int, str], SlotExtractor] = {}
-_EXTRACTORS_LOCK = threading.Lock()
-
-
-def slot_extractor(runner: SqlRunner, vocabulary: set[str] | None = None) -> SlotExtractor:
-    """The slot extractor of the runner's database, built once per process (and per change of
-    the database file, of the vocabulary or of the user's scope)."""
-    path = Path(runner.db_path)
-    key = (str(path.resolve()), path.stat().st_mtime if path.exists() else 0.0,
-           hash(frozenset(vocabulary or ())), str(getattr(runner, "scope_key", "*")))
-    with _EXTRACTORS_LOCK:
-        found = _EXTRACTORS.get(key)
-    if found is None:
-        found = SlotExtractor(runner, vocabulary)
-        with _EXTRACTORS_LOCK:
-            _EXTRACTORS[key] = found
-    return found
-
-
 class SlotExtractor:
     """Fills Slots from questions about one database; build once, share between threads."""
 
-    def __init__(self, runner: SqlRunner, vocabulary: set[str] | None = None) -> None:
+    def __init__(self, runner: Runner, traders: TraderIndex, facts: DataFacts,
+                 vocabulary: set[str] | None = None) -> None:
+        """`runner`, `traders` and `facts` must belong to the same (database, scope): the
+        extractor only ever names what that scope can see."""
         self.runner = runner
-        self.facts = load_facts(runner)
-        self.traders: TraderIndex = trader_index(runner)
+        self.facts = facts
+        self.traders = traders
         vocab = {w for w in (vocabulary or set()) if w.isalpha()}
         self.common_words = frozenset(vocab | STOPWORDS | set(MONTHS) | set(NUMBER_WORDS)
                                       | LEGAL_FORMS | set(COUNTRY_ALIASES)
@@ -530,7 +473,7 @@ class SlotExtractor:
             candidates[token] = m.span(1)
         if not candidates:
             return
-        listed = ", ".join("'" + t.replace("'", "''") + "'" for t in candidates)
+        listed = ", ".join(sql_literal(t) for t in candidates)
         found = self.runner.run(
             f"SELECT declaration_id FROM declarations WHERE declaration_id IN ({listed})").rows
         if found:
@@ -688,7 +631,7 @@ class SlotExtractor:
             note = f" (data to {self.facts.latest_date.isoformat()})"
             if kind not in ("ytd", "since", "rolling"):
                 label += note
-        return Period(start, end, name, label, kind, partial)
+        return Period(start, end, kind, name=name, label=label, partial=partial)
 
     def _year(self, year: int) -> Period:
         return self._make(date(year, 1, 1), date(year + 1, 1, 1), str(year), f"in {year}", "year")
@@ -734,7 +677,7 @@ class SlotExtractor:
             name = f"{calendar.month_abbr[a]}-{calendar.month_abbr[b]} {end_year}"
         else:
             words = f"{month_name(start)} to {month_name(date(end_year, b, 1))}"
-            name = f"{_short_month(start)}-{_short_month(date(end_year, b, 1))}"
+            name = f"{short_month_name(start)}-{short_month_name(date(end_year, b, 1))}"
         return self._make(start, end, name, f"from {words}", "range")
 
     def _rolling(self, n: int | None, unit: str) -> Period | None:
@@ -747,19 +690,19 @@ class SlotExtractor:
             months = n * {"month": 1, "quarter": 3, "year": 12}[unit]
             start = add_months(latest.replace(day=1), -(months - 1))
             label = (f"in the last {n} {unit}{'s' if n > 1 else ''} "
-                     f"({_short_month(start)} to {_short_month(latest)})")
+                     f"({short_month_name(start)} to {short_month_name(latest)})")
         else:
             days = n * (7 if unit == "week" else 1)
             start = end - timedelta(days=days)
             label = f"in the last {n} {unit}{'s' if n > 1 else ''} ({start} to {latest})"
         name = f"last {n} {unit}{'s' if n > 1 else ''}"
-        return Period(start, end, name, label, "rolling")
+        return Period(start, end, "rolling", name=name, label=label)
 
     def all_data(self) -> Period:
         """The whole span of the data, as a period."""
         f = self.facts
-        return Period(f.first_date, f.latest_date + timedelta(days=1), "all data",
-                      f"over all the data ({f.first_date} to {f.latest_date})", "all")
+        return Period(f.first_date, f.latest_date + timedelta(days=1), "all", name="all data",
+                      label=f"over all the data ({f.first_date} to {f.latest_date})")
 
     def year_period(self, year: int) -> Period:
         """One calendar year (cut at the end of the data)."""
@@ -786,8 +729,8 @@ class SlotExtractor:
         else:
             new_start, new_end = start - (period.end - start), start
             name = f"before {period.name}"
-        return Period(new_start, new_end, name, f"in {name} ({new_start} to "
-                      f"{new_end - timedelta(days=1)})", "range")
+        return Period(new_start, new_end, "range", name=name,
+                      label=f"in {name} ({new_start} to {new_end - timedelta(days=1)})")
 
     def like_for_like(self, earlier: Period, later: Period) -> Period:
         """`earlier` cut to the same length as a `later` period that the data cuts short."""
@@ -800,7 +743,7 @@ class SlotExtractor:
             return earlier
         last = end - timedelta(days=1)
         name = f"{earlier.name} to {last.day} {calendar.month_abbr[last.month]}"
-        return Period(earlier.start, end, name, f"in {name}", earlier.kind)
+        return Period(earlier.start, end, earlier.kind, name=name, label=f"in {name}")
 
     # -- goods, countries, offices ----------------------------------------------------------------
 

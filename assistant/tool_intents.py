@@ -20,92 +20,23 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assistant.answer import Answer, Citation, Table
-from assistant.errors import TamgaError
-from assistant.offline import fmt_money, sql_literal
-from tools.dashboard import Period as ToolPeriod
-from tools.sql import Params, QueryResult, SqlRunner
+from tamga.answer import Answer, Citation, Table
+from tamga.formatting import fmt_money
+from tamga.period import Period, period_containing
+from tools.briefing import period_briefing, rules_for, trader_briefing
+from tools.indicators import LABELS
+from tools.regulations import Retriever
+from tools.runner import RecordingRunner
+from tools.trader_risk import audit_candidates, trader_score
 
 if TYPE_CHECKING:
     from assistant.intents import Intent
-    from assistant.slots import Period, SlotExtractor, Slots
-    from retrieval.search import Searcher
+    from assistant.slots import SlotExtractor, Slots
 
-_PARAM_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _NEXT = re.compile(r"\b(?:next|coming|upcoming|following)\s+(?:quarter|month|year|period|round)\b",
                    re.IGNORECASE)
-
-
-def _literal(value: Any) -> str:
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_literal(v) for v in value) + "]"
-    return sql_literal(value)
-
-
-def bind_params(sql: str, params: Params) -> str:
-    """`sql` with its $name parameters written as literals (runnable with `tamga sql`)."""
-    if not params or not isinstance(params, dict):
-        return sql
-    values = dict(params)
-    return _PARAM_RE.sub(lambda m: _literal(values[m.group(1)]) if m.group(1) in values
-                         else m.group(0), sql)
-
-
-class RecordingRunner(SqlRunner):
-    """A runner that passes every query to `base` (guarded, scoped as `base` is) and keeps the
-    statements that ran, parameters written in."""
-
-    def __init__(self, base: SqlRunner) -> None:
-        self.base = base
-        self.db_path = base.db_path
-        self.timeout_s = base.timeout_s
-        self.row_cap = base.row_cap
-        self.statements: list[str] = []
-        self.elapsed_ms = 0.0
-
-    def tables(self) -> list[str]:
-        """The trade tables of the wrapped runner."""
-        return self.base.tables()
-
-    def check(self, sql: str) -> str:
-        """What the wrapped runner would run."""
-        return self.base.check(sql)
-
-    def run(self, sql: str, params: Params = None) -> QueryResult:
-        """Run through the wrapped runner and record the statement."""
-        result = self.base.run(sql, params)
-        try:
-            text = bind_params(result.sql, params)
-        except (TypeError, ValueError):
-            text = result.sql
-        self.statements.append(text)
-        self.elapsed_ms += result.elapsed_ms
-        return result
-
-    def describe_schema(self) -> str:
-        """The schema description of the wrapped runner."""
-        return self.base.describe_schema()
-
-    def close(self) -> None:
-        """Nothing to close: the wrapped runner owns the connection."""
-
-    def _connection(self) -> Any:
-        raise TamgaError("A recording runner gives no direct access to the connection.")
-
-
-@dataclass(frozen=True)
-class SpanPeriod(ToolPeriod):
-    """A tools period with the officer's words for it ('last 12 months', 'Q3 2025')."""
-
-    text: str = ""
-
-    @property
-    def label(self) -> str:
-        """The officer's words for the period, else the tools label."""
-        return self.text or super().label
 
 
 @dataclass
@@ -118,19 +49,13 @@ class ToolRequest:
     runner: RecordingRunner
     extractor: SlotExtractor
     currency: str
-    index_dir: Path | None = None
-    searcher: Callable[[], Searcher] | None = None
+    retriever: Retriever | None = None
     citations: list[Citation] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def money(self, value: Any) -> str:
         """An amount in the reporting currency."""
         return fmt_money(value, self.currency)
-
-
-def to_tool_period(period: Period, kind: str = "year") -> SpanPeriod:
-    """A slot period as a tools period with the same dates and the officer's name for it."""
-    return SpanPeriod(kind, period.start, period.end, text=period.name)  # type: ignore[arg-type]
 
 
 def _top_n(req: ToolRequest) -> int:
@@ -144,8 +69,6 @@ def _top_n(req: ToolRequest) -> int:
 
 def run_audit_candidates(req: ToolRequest) -> Answer:
     """'Who should we audit next quarter?': traders ranked by expected revenue at stake."""
-    from tools.trader_risk import audit_candidates
-
     slots, n = req.slots, _top_n(req)
     period = slots.period
     planning = ""
@@ -155,7 +78,7 @@ def run_audit_candidates(req: ToolRequest) -> Answer:
             planning = "To plan the coming audits I ranked the traders on their declarations " \
                        f"{period.label}" + (f" at {slots.office}" if slots.office else "") + ". "
     office = slots.office if req.intent.accepts("office") else None
-    found = audit_candidates(req.runner, to_tool_period(period), office, n)
+    found = audit_candidates(req.runner, period, office, n)
     where = f" at {office}" if office else ""
     columns = ["rank", "trader_id", "name", "score", "duty_at_stake", "expected_revenue",
                "last_audit", "main_reason"]
@@ -198,13 +121,10 @@ def run_audit_candidates(req: ToolRequest) -> Answer:
 
 def run_trader_score(req: ToolRequest) -> Answer:
     """'What is the risk score of X?': score, duty at stake and reasons."""
-    from tools.trader_risk import trader_score
-
     trader = req.slots.trader
     assert trader is not None
     period = req.slots.period
-    score = trader_score(req.runner, trader.trader_id,
-                         to_tool_period(period) if period is not None else None)
+    score = trader_score(req.runner, trader.trader_id, period)
     when = period.label if period is not None else req.extractor.all_data().label
     summary = Table(["field", "value"], [
         ["trader_id", score.trader_id], ["name", score.name],
@@ -220,8 +140,6 @@ def run_trader_score(req: ToolRequest) -> Answer:
             f"{when}, with about {req.money(score.duty_at_stake)} duty at stake and an expected "
             f"revenue of {req.money(score.expected_revenue)}. {len(score.flags):,} flags; the "
             f"main reason: {score.reasons[0]}.")
-    from tools.indicators import LABELS
-
     tables = [summary,
               Table(["n", "reason"], [[k, r] for k, r in enumerate(score.reasons, 1)],
                     title="Reasons, largest duty at stake first"),
@@ -235,30 +153,7 @@ def run_trader_score(req: ToolRequest) -> Answer:
 
 def _rules_finder(req: ToolRequest) -> Callable[[Sequence[str]], tuple[list[str], str | None]]:
     """Finds the rule passages for the flags of a briefing and keeps them as citations."""
-    from tools.briefing import rule_bullet, rule_passages
-
-    def find(indicators: Sequence[str]) -> tuple[list[str], str | None]:
-        if not indicators:
-            return [], None
-        if req.searcher is None or req.index_dir is None or not req.index_dir.exists():
-            return [], "The regulations index was not found, so no rules are cited."
-        from assistant.matcher import EMBED_LOCK
-
-        try:
-            searcher = req.searcher()
-
-            def search(query: str) -> Sequence[Any]:
-                with EMBED_LOCK:  # the search embeds the query with the shared encoder
-                    return searcher.search(query, k=2)
-
-            pairs = rule_passages(search, indicators)
-        except Exception as exc:  # a broken index must not break the briefing
-            return [], f"The regulations index could not be searched ({exc}); no rules are cited."
-        req.citations.extend(Citation(p.source, p.locator, p.text, p.score, getattr(p, "title", ""))
-                             for _ind, p in pairs)
-        return [rule_bullet(ind, p.source, p.locator, p.text) for ind, p in pairs], None
-
-    return find
+    return lambda indicators: rules_for(indicators, req.retriever, cited=req.citations)
 
 
 def _section_tables(briefing: Any) -> list[Table]:
@@ -268,14 +163,10 @@ def _section_tables(briefing: Any) -> list[Table]:
 
 def run_trader_briefing(req: ToolRequest) -> Answer:
     """'Brief me on X': the audit-planning briefing, as Markdown, with its key facts."""
-    from tools.briefing import trader_briefing
-
     trader = req.slots.trader
     assert trader is not None
-    period = req.slots.period
-    briefing = trader_briefing(req.runner, trader.trader_id,
-                               to_tool_period(period) if period is not None else None,
-                               req.index_dir, rules=_rules_finder(req))
+    briefing = trader_briefing(req.runner, trader.trader_id, req.slots.period, req.retriever,
+                               rules=_rules_finder(req))
     audits = req.runner.run(
         "SELECT count(*) AS audits, max(opened_on) AS last_audit FROM audits "
         "WHERE trader_id = $trader", {"trader": trader.trader_id}).rows[0]
@@ -306,21 +197,16 @@ def run_trader_briefing(req: ToolRequest) -> Answer:
 _BRIEFING_KINDS = {"year": "year", "ytd": "year", "quarter": "quarter", "month": "month"}
 
 
-def _calendar_period(period: Period) -> ToolPeriod | None:
+def _calendar_period(period: Period) -> Period | None:
     """The whole calendar month, quarter or year of a slot period (None for other spans)."""
     kind = _BRIEFING_KINDS.get(period.kind)
     if kind is None:
         return None
-    from tools.dashboard import period_containing
-
     return period_containing(period.start, kind)  # type: ignore[arg-type]
 
 
 def run_period_briefing(req: ToolRequest) -> Answer:
     """'Brief me on October 2025': the supervisors' briefing for one month, quarter or year."""
-    from tools.briefing import period_briefing
-    from tools.dashboard import period_containing
-
     latest: date = req.extractor.facts.latest_date
     slot = req.slots.period
     if slot is None:
@@ -337,11 +223,11 @@ def run_period_briefing(req: ToolRequest) -> Answer:
         period = found
     if period.start > latest:
         return Answer(f"The data ends on {latest.isoformat()}, so there is nothing to brief on "
-                      f"for {period.label} yet.", engine="offline",
+                      f"for {period.name} yet.", engine="offline",
                       suggestions=[f"Brief me on {latest:%B %Y}"])
     if period.end > date.fromordinal(latest.toordinal() + 1):
-        req.notes.append(f"The data ends on {latest.isoformat()}: {period.label} is not complete "
-                         f"and is compared with the whole of {period.previous().label}.")
+        req.notes.append(f"The data ends on {latest.isoformat()}: {period.name} is not complete "
+                         f"and is compared with the whole of {period.previous().name}.")
     briefing = period_briefing(req.runner, period, n_risks=_top_n(req))
     f = briefing.facts
     change = f["customs_value_change_pct"]

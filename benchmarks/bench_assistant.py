@@ -41,9 +41,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from assistant.answer import Answer  # noqa: E402
 from assistant.core import Assistant  # noqa: E402
-from assistant.settings import get_settings  # noqa: E402
+from tamga.answer import Answer  # noqa: E402
+from tamga.settings import get_settings  # noqa: E402
 from tradedata.db import connect  # noqa: E402
 
 QUESTIONS = ROOT / "benchmarks" / "questions_offline.yaml"

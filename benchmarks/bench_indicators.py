@@ -36,6 +36,7 @@ def main() -> None:
 
     from tools.briefing import period_briefing, trader_briefing
     from tools.indicators import FUNCTIONS, PLANTED_TYPE, Flag, analysis_runner
+    from tools.runner import reporting_currency
     from tools.trader_risk import audit_candidates, parse_period, score_from_flags
     from tradedata.demo import generate_demo, truth_path_for
 
@@ -100,7 +101,8 @@ def main() -> None:
             by_trader: dict[str, list[Flag]] = {}
             for f in flags:
                 by_trader.setdefault(f.trader_id, []).append(f)
-            scores = sorted((score_from_flags(t, t, fl) for t, fl in by_trader.items()),
+            currency = reporting_currency(runner)
+            scores = sorted((score_from_flags(t, t, fl, currency) for t, fl in by_trader.items()),
                             key=lambda s: -s.expected_revenue)
             for n_top in (len(traders), 2 * len(traders)):
                 top = [s.trader_id for s in scores[:n_top]]

@@ -279,37 +279,36 @@ def serve_local(llama: Any) -> LocalOpenAIServer:
     return server
 
 
-def make_engine(strategy: str, runner: Any, timeout_s: float) -> Any:
-    """The engine for a strategy, over the (process-wide) local model."""
-    from assistant.llm import (
-        AgentEngine,
-        DirectSqlEngine,
-        default_examples,
-        local_chat_model,
-        local_llama,
-        question_hints,
-    )
+def make_engine(strategy: str, offline: Any, timeout_s: float) -> Any:
+    """The engine for a strategy, over the (process-wide) local model and the data context of
+    `offline` (the offline engine whose slot look-ups and verified SQL the engines share)."""
+    from assistant.llm import AgentEngine, DirectSqlEngine, local_chat_model, local_llama
+    from assistant.prompts import IntentExamples, hints_for
 
     llama = local_llama()
-    examples = default_examples(runner)
+    context = offline.context
+    examples = IntentExamples(offline)
+
+    def hints(question: str) -> list[str]:
+        return hints_for(question, context)
+
     if strategy == "agent":
-        return AgentEngine(lambda cancelled: local_chat_model(llama, cancelled), runner,
-                           name="local", timeout_s=timeout_s, examples=examples,
-                           hints=question_hints(runner))
+        return AgentEngine(lambda cancelled: local_chat_model(llama, cancelled), context,
+                           name="local", timeout_s=timeout_s, examples=examples, hints=hints)
     if strategy == "direct":
-        return DirectSqlEngine(llama.chat, runner, timeout_s=timeout_s, examples=examples,
-                               hints=question_hints(runner))
+        return DirectSqlEngine(llama.chat, context, timeout_s=timeout_s, examples=examples,
+                               hints=hints)
     if strategy == "direct-json":
-        return DirectSqlEngine(llama.chat_json, runner, timeout_s=timeout_s, examples=examples,
-                               hints=question_hints(runner))
+        return DirectSqlEngine(llama.chat_json, context, timeout_s=timeout_s, examples=examples,
+                               hints=hints)
     if strategy == "direct-summary":
-        return DirectSqlEngine(llama.chat, runner, timeout_s=timeout_s, examples=examples,
-                               hints=question_hints(runner), summarise=True)
+        return DirectSqlEngine(llama.chat, context, timeout_s=timeout_s, examples=examples,
+                               hints=hints, summarise=True)
     if strategy == "direct-bare":
-        return DirectSqlEngine(llama.chat, runner, timeout_s=timeout_s)
+        return DirectSqlEngine(llama.chat, context, timeout_s=timeout_s)
     if strategy == "agent-http":
         from assistant.llm import build_engine
-        from assistant.settings import Settings
+        from tamga.settings import Settings
 
         server = serve_local(llama)
         settings = Settings(llm_base_url=server.base_url, llm_api_key="none",
@@ -318,13 +317,13 @@ def make_engine(strategy: str, runner: Any, timeout_s: float) -> Any:
         # The HTTP client's limit allows the warm-up; the engine's limit per question is
         # set back to `timeout_s` after it (main()), and it covers the whole question.
         print(f"agent-http: local model served at {server.base_url}", flush=True)
-        return build_engine(runner, settings=settings, which="endpoint")
+        return build_engine(offline, settings, which="endpoint")
     raise SystemExit(f"unknown strategy {strategy!r}")
 
 
 def run_one(engine: Any, question: str, reference: list[list[Any]], qid: str) -> Outcome:
     """Ask one question and judge the answer against the reference rows."""
-    from assistant.errors import LLMUnavailable
+    from tamga.errors import LLMUnavailable
 
     started = time.perf_counter()
     try:
@@ -362,9 +361,11 @@ def main() -> None:
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
 
-    from assistant.errors import LLMUnavailable
-    from assistant.settings import get_settings
-    from tools.sql import SqlRunner
+    from assistant.context import DataContext
+    from assistant.intents import load_intents
+    from assistant.offline import OfflineEngine
+    from tamga.errors import LLMUnavailable
+    from tamga.settings import get_settings
 
     if args.rows:
         from tradedata.demo import generate_demo
@@ -375,7 +376,11 @@ def main() -> None:
         db = args.db or get_settings().database
     if not db.exists():
         raise SystemExit(f"No database at {db}: run `tamga demo` or pass --rows N.")
-    runner = SqlRunner(db, timeout_s=30)
+    library = load_intents()
+    context = DataContext.open(db, timeout_s=30)
+    context.vocabulary = frozenset(library.vocabulary())
+    offline = OfflineEngine(context, library=library)
+    runner = context.runner
     values = fill_values(runner)
     questions = QUESTIONS[: args.limit] if args.limit else QUESTIONS
     if 0 < args.sample < len(questions):
@@ -390,7 +395,7 @@ def main() -> None:
     print(f"database {db} · {len(cases)} questions · placeholders {values}")
 
     for strategy in args.strategies.split(","):
-        engine = make_engine(strategy.strip(), runner, args.timeout)
+        engine = make_engine(strategy.strip(), offline, args.timeout)
         # Warm up (load the model, evaluate and cache the long fixed prompt prefix) with a
         # generous time limit: on a busy machine this first call alone can take minutes.
         limit, engine.timeout_s = engine.timeout_s, max(engine.timeout_s, 900.0)

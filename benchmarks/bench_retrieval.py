@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from assistant.console import render_table
+from tamga.formatting import render_table
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS_PATH = REPO_ROOT / "benchmarks" / "retrieval_questions.yaml"
@@ -301,6 +301,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from retrieval.ingest import ingest_paths
     from retrieval.search import open_searcher
+    from tamga.settings import get_settings
+
+    settings = get_settings()  # TAMGA_CHROMA_URL and TAMGA_MAX_DOCUMENT_MB, as `tamga ingest`
 
     questions, source_only, corpus = load_question_set(args.questions)
     corpus = (args.corpus or corpus).resolve()
@@ -327,7 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"Ingesting {corpus} into {index_dir} ...", file=sys.stderr)
             started = time.perf_counter()
             summary = ingest_paths(
-                [corpus], index_dir, prune=False, progress=_throttled_progress()
+                [corpus], index_dir, prune=False, progress=_throttled_progress(),
+                max_file_mb=settings.max_document_mb, chroma_url=settings.chroma_url,
             )
             wall_s = time.perf_counter() - started
             info = _summary_dict(summary)
@@ -335,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ingest_s = float(info.get("elapsed_s") or wall_s)
         chunks_per_s = added / ingest_s if added and ingest_s > 0 else None
 
-        searcher = open_searcher(index_dir)
+        searcher = open_searcher(index_dir, chroma_url=settings.chroma_url)
         total_chunks = _index_size(searcher, info, added)
         results = [evaluate_mode(searcher.search, questions, m, source_only) for m in MODES]
         timings = measure_latency(searcher.search, questions, args.repeat)

@@ -23,7 +23,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from assistant.console import progress  # noqa: E402
+from cli.console import progress  # noqa: E402
 from tools.risk_features import HISTORY_KEYS, FeatureConfig, read_kcs  # noqa: E402
 from tools.risk_model import (  # noqa: E402
     DEFAULT_PARAMS,

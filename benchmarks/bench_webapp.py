@@ -4,7 +4,7 @@ for offline questions (warm server), with the server's own script-run time besid
     .venv/bin/python benchmarks/bench_webapp.py [--db PATH] [--index DIR] [--rounds 2]
 
 Defaults to the demo data under $TAMGA_HOME (build it with `tamga demo`). The server records
-each Streamlit script run (TAMGA_WEB_TIMINGS, see assistant/web/timing.py), so the figures split
+each Streamlit script run (TAMGA_WEB_TIMINGS, see web/timing.py), so the figures split
 into the app's part (script runs, of which the engine answering) and the rest (browser drawing,
 websocket, queueing). The load average is printed because the figures depend on it.
 """
@@ -22,9 +22,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from assistant.settings import get_settings
-from assistant.web.timing import ENV, read_runs
+from tamga.settings import get_settings
 from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, ask, start_app, stop_app
+from web.timing import ENV, read_runs
 
 QUESTIONS = [
     "Top 10 importers in 2024",

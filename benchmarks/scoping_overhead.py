@@ -44,7 +44,8 @@ def main() -> None:
     parser.add_argument("--office", default="Balboa Seaport")
     args = parser.parse_args()
 
-    from tools.scoping import Scope, ScopedRunner, scope_sql
+    from tamga.scope import Scope
+    from tools.scoping import ScopedRunner, scope_sql
     from tools.sql import SqlRunner
 
     with tempfile.TemporaryDirectory() as tmp:

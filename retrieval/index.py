@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from assistant.errors import IngestError, TamgaError
+from tamga.errors import IngestError, TamgaError
 
 if TYPE_CHECKING:
     import numpy as np

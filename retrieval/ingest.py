@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assistant.errors import IngestError, TamgaError
 from retrieval.chunking import DEFAULT_CONFIG, ChunkingConfig, chunk_document
 from retrieval.index import ChunkRecord, FileRecord, IndexStore, read_generation
 from retrieval.loaders import is_supported, load_document
+from tamga.errors import IngestError, TamgaError
 
 CHUNKER_VERSION = "4"
 EMBED_BATCH = 128
@@ -144,17 +144,7 @@ def _chunk_id(path: str, sha: str, ordinal: int) -> str:
 
 
 def _max_file_bytes(max_file_mb: float | None) -> int:
-    if max_file_mb is None:
-        from assistant.settings import get_settings
-
-        max_file_mb = float(getattr(get_settings(), "max_document_mb", DEFAULT_MAX_FILE_MB))
-    return int(max_file_mb * 1024 * 1024)
-
-
-def _chroma_url() -> str | None:
-    from assistant.settings import get_settings
-
-    return get_settings().chroma_url
+    return int((DEFAULT_MAX_FILE_MB if max_file_mb is None else max_file_mb) * 1024 * 1024)
 
 
 def ingest_paths(
@@ -166,6 +156,7 @@ def ingest_paths(
     max_file_mb: float | None = None,
     batch_size: int = EMBED_BATCH,
     config: ChunkingConfig = DEFAULT_CONFIG,
+    chroma_url: str | None = None,
 ) -> IngestSummary:
     """Index the documents under `paths` into `index_dir` (see the module docstring).
 
@@ -193,7 +184,7 @@ def ingest_paths(
             f"Another ingest is already writing to {index_dir}; try again later."
         ) from exc
     try:
-        store = IndexStore(index_dir, chroma_url=_chroma_url(), create=True)
+        store = IndexStore(index_dir, chroma_url=chroma_url, create=True)
         try:
             _run(store, candidates, folders, prune, max_bytes, batch_size, config, summary, say)
             summary.total_chunks = store.count_chunks()

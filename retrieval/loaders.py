@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from assistant.errors import IngestError
+from tamga.errors import IngestError
 
 FORMATS: dict[str, str] = {
     ".md": "markdown",

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from assistant.errors import TamgaError
 from retrieval.index import IndexStore, KeywordIndex, missing_index_message, read_generation
 from retrieval.synonyms import expand_query, expansion_terms
+from tamga.errors import TamgaError
 
 Mode = Literal["hybrid", "vector", "keyword"]
 
@@ -64,7 +64,7 @@ class Passage:
     chunk_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON contract of DESIGN.md: source, locator, text, score."""
+        """The JSON contract (docs/architecture.md): source, locator, text, score."""
         return {
             "source": self.source,
             "locator": self.locator,
@@ -73,32 +73,49 @@ class Passage:
         }
 
 
-_CACHE: dict[Path, Searcher] = {}
-_CACHE_LOCK = threading.Lock()
-
-
-def open_searcher(index_dir: Path) -> Searcher:
-    """The searcher of `index_dir`, opened once per folder and reopened when the index changes."""
-    from assistant.settings import get_settings
-
+def open_searcher(index_dir: Path, chroma_url: str | None = None) -> Searcher:
+    """A new searcher on `index_dir` (TamgaError when there is no index there). To keep one open
+    and reopen it when the index changes, use `RegulationsIndex`."""
     key = Path(index_dir).expanduser().resolve()
-    generation = read_generation(key)
-    if generation is None:
+    if read_generation(key) is None:
         raise TamgaError(missing_index_message(index_dir))
-    chroma_url = get_settings().chroma_url
-    with _CACHE_LOCK:
-        searcher = _CACHE.get(key)
-        stale = searcher is None or searcher.generation != generation
-        if stale or searcher is None or searcher.chroma_url != chroma_url:
-            searcher = Searcher(key, chroma_url=chroma_url)
-            _CACHE[key] = searcher
-        return searcher
+    return Searcher(key, chroma_url=chroma_url)
 
 
-def clear_cache() -> None:
-    """Forget every open searcher (tests, or after moving an index)."""
-    with _CACHE_LOCK:
-        _CACHE.clear()
+class RegulationsIndex:
+    """One regulations index folder: its searcher, opened on first use and reopened when an
+    ingest changes the index. A `Retriever` for the tools; safe to share between threads.
+
+    The owner (an Assistant, the CLI, the web app) keeps it; nothing is cached per process.
+    """
+
+    def __init__(self, index_dir: Path, chroma_url: str | None = None) -> None:
+        self.index_dir = Path(index_dir).expanduser()
+        self.chroma_url = chroma_url
+        self._searcher: Searcher | None = None
+        self._lock = threading.Lock()
+
+    def exists(self) -> bool:
+        """True when an index has been built in the folder."""
+        return read_generation(self.index_dir.resolve()) is not None
+
+    def searcher(self) -> Searcher:
+        """The open searcher (TamgaError when there is no index yet)."""
+        key = self.index_dir.resolve()
+        generation = read_generation(key)
+        if generation is None:
+            raise TamgaError(missing_index_message(self.index_dir))
+        with self._lock:
+            if self._searcher is None or self._searcher.generation != generation:
+                self._searcher = Searcher(key, chroma_url=self.chroma_url)
+            return self._searcher
+
+    def search(self, query: str, k: int = 5, source_filter: str | None = None) -> list[Passage]:
+        """The best `k` passages for `query` (see Searcher.search)."""
+        return self.searcher().search(query, k=k, source_filter=source_filter)
+
+    def __repr__(self) -> str:
+        return f"RegulationsIndex({str(self.index_dir)!r})"
 
 
 class Searcher:

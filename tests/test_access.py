@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
-from assistant.errors import AccessDenied, TamgaError
-from assistant.settings import get_settings
+from cli.main import app
+from tamga.errors import AccessDenied, TamgaError
+from tamga.scope import Scope
+from tamga.settings import get_settings
 from tools.access import UserStore, resolve_scope
-from tools.scoping import Scope
 
 PASSWORD = "correct horse battery"
 
@@ -159,7 +159,7 @@ def test_cli_add_list_remove(tmp_path: Path, demo_db: Path) -> None:
 
 
 def test_cli_sql_runs_as_a_user(home: Path, demo_db: Path) -> None:
-    store = UserStore.default()
+    store = UserStore.from_settings(get_settings())
     store.add("ana", PASSWORD, "officer", ["Balboa Seaport"])
     store.add("sam", PASSWORD, "supervisor")
     cli = CliRunner()

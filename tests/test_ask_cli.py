@@ -29,7 +29,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tamga(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {"TAMGA_HOME": str(home), "HOME": str(home), "PATH": "/usr/bin:/bin",
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "assistant.cli", *args], input=stdin,
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], input=stdin,
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from assistant.core import Assistant
-from assistant.settings import get_settings
+from tamga.settings import get_settings
 from tools.access import UserStore
 from tradedata.db import connect
 
@@ -23,7 +23,7 @@ def office_and_assistant(
         (office,) = con.execute(
             "SELECT customs_office FROM declarations GROUP BY 1 ORDER BY count(*) LIMIT 1"
         ).fetchone() or ("",)
-    store = UserStore.default()
+    store = UserStore.from_settings(get_settings())
     store.add("ana", "a long enough password", "officer", [office])
     store.add("sam", "another long password", "supervisor")
     assistant = Assistant(

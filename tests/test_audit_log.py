@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.answer import Answer, Citation
 from assistant.audit_log import GENESIS, AuditLog, answer_record, record_hash
+from tamga.answer import Answer, Citation
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -147,7 +147,7 @@ def test_export_jsonl_and_csv(tmp_path: Path) -> None:
 
 def _tamga(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     env = {"TAMGA_HOME": str(home), "PATH": "/usr/bin:/bin", "HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "assistant.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True,
                           text=True, env=env, cwd=ROOT, timeout=120)
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
-from assistant.errors import UnknownTrader
+from cli.main import app
+from retrieval.search import RegulationsIndex
+from tamga.errors import UnknownTrader
 from tools.briefing import period_briefing, trader_briefing
 from tools.dashboard import key_figures
 from tools.indicators import analysis_runner
@@ -34,7 +35,9 @@ def flagged_trader(runner: SqlRunner) -> str:
 
 def test_trader_briefing_markdown(runner: SqlRunner, flagged_trader: str, tmp_path: Path) -> None:
     period = parse_period("2025")
-    b = trader_briefing(runner, flagged_trader, period, tmp_path / "no-index")
+    regulations = RegulationsIndex(tmp_path / "no-index")  # none there: passed as no retriever
+    b = trader_briefing(runner, flagged_trader, period,
+                        regulations if regulations.exists() else None)
     md = b.markdown()
     for s in SECTIONS:
         assert s in md

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from assistant.errors import TamgaError
-from assistant.settings import get_settings
 from retrieval.index import CHROMA_DIR, IndexStore, collection_name
 from retrieval.ingest import ingest_paths
-from retrieval.search import clear_cache, open_searcher
+from retrieval.search import open_searcher
+from tamga.errors import TamgaError
+from tamga.settings import get_settings
 
 pytestmark = pytest.mark.slow
 
@@ -76,11 +76,9 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def use_server(chroma_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("TAMGA_CHROMA_URL", chroma_server)
     get_settings.cache_clear()
-    clear_cache()
     yield chroma_server
     monkeypatch.delenv("TAMGA_CHROMA_URL")
     get_settings.cache_clear()
-    clear_cache()
 
 
 def test_ingest_and_search_through_a_chroma_server(use_server: str, tmp_path: Path):
@@ -103,7 +101,9 @@ def test_ingest_and_search_through_a_chroma_server(use_server: str, tmp_path: Pa
         encoding="utf-8",
     )
     index = tmp_path / "index"
-    summary = ingest_paths([docs], index)
+    url = get_settings().chroma_url  # TAMGA_CHROMA_URL, as the CLI and the app read it
+    assert url == use_server
+    summary = ingest_paths([docs], index, chroma_url=url)
     assert summary.files_indexed == 2
     # vectors are on the server; the manifest and BM25 stay in the index folder
     assert not (index / CHROMA_DIR).exists()
@@ -114,13 +114,15 @@ def test_ingest_and_search_through_a_chroma_server(use_server: str, tmp_path: Pa
     remote = client.get_collection(collection_name(index, use_server))
     assert remote.count() == summary.chunks_added
 
-    results = open_searcher(index).search("seal numbers checked at destination", k=2)
+    searcher = open_searcher(index, chroma_url=url)
+    results = searcher.search("seal numbers checked at destination", k=2)
     assert results[0].source == "seals.md"
     assert results[0].locator == "Customs seals > Affixing seals"
-    vector_only = open_searcher(index).search("laboratory analysis of goods", k=1, mode="vector")
+    vector_only = open_searcher(index, chroma_url=url).search("laboratory analysis of goods", k=1,
+                                                              mode="vector")
     assert vector_only[0].source == "samples.md"
 
-    again = ingest_paths([docs], index)
+    again = ingest_paths([docs], index, chroma_url=url)
     assert again.chunks_added == 0 and remote.count() == summary.chunks_added
 
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from assistant.answer import Answer
 from assistant.core import Assistant
-from assistant.settings import get_settings
+from tamga.answer import Answer
+from tamga.settings import get_settings
 from tests.browser_helpers import (
     ANSWERS_JS,
     CHROMIUM,
@@ -116,7 +116,7 @@ def users_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_db: Path
     get_settings.cache_clear()
     (a,), (b,) = query(demo_db, "SELECT customs_office FROM declarations GROUP BY 1 "
                                 "ORDER BY count(*) DESC LIMIT 2")
-    store = UserStore.default()
+    store = UserStore.from_settings(get_settings())
     store.add("ana.analyst", "a long enough password", "analyst")
     store.add("sam.super", "a long enough password", "supervisor")
     for name, office in (("off.a1", a), ("off.a2", a), ("off.b1", b), ("off.b2", b)):

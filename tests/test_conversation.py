@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from assistant.answer import Answer
 from assistant.conversation import (
     MAX_TURNS,
     Conversation,
@@ -19,6 +18,7 @@ from assistant.conversation import (
 )
 from assistant.core import Assistant
 from assistant.offline import OfflineEngine
+from tamga.answer import Answer
 from tradedata.db import connect
 
 JOIN = "FROM declarations d JOIN declaration_items i ON i.declaration_id = d.declaration_id"
@@ -26,7 +26,7 @@ JOIN = "FROM declarations d JOIN declaration_items i ON i.declaration_id = d.dec
 
 @pytest.fixture(scope="module")
 def assistant(demo_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Assistant:
-    engine = OfflineEngine(demo_db, None, cache_dir=tmp_path_factory.mktemp("cache"))
+    engine = OfflineEngine.open(demo_db, None, cache_dir=tmp_path_factory.mktemp("cache"))
     return Assistant(db_path=demo_db, log_dir=tmp_path_factory.mktemp("logs"), offline=engine,
                      load_llm=False)
 

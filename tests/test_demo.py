@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from assistant.errors import TamgaError
+from tamga.errors import TamgaError
 from tests.conftest import DEMO_END_MONTH, DEMO_ITEMS, DEMO_SEED
 from tradedata import demo_vocab as V
 from tradedata.db import connect as db_connect

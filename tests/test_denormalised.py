@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.errors import ImportRejected
+from tamga.errors import ImportRejected
 from tradedata.db import connect as db_connect
 from tradedata.importers import TABLE_COLUMNS, import_files
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.settings import Settings
+from tamga.settings import Settings
 from tools.egress import (
     EgressLog,
     Masker,

@@ -15,26 +15,38 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
+from assistant.context import DataContext
 from assistant.conversation import Conversation
 from assistant.core import Assistant
-from assistant.errors import LLMUnavailable
-from assistant.llm import AgentEngine, question_hints
-from assistant.settings import Settings
+from assistant.intents import load_intents
+from assistant.llm import AgentEngine
+from assistant.prompts import hints_for
+from tamga.errors import LLMUnavailable
+from tamga.settings import Settings
 from tests.test_llm_engine import ScriptedChatModel, call
 from tools.egress import Destination
-from tools.sql import SqlRunner
+from tools.runner import Runner
 
 REMOTE = "https://llm.example.org/v1"
 LOOPBACK = "http://127.0.0.1:8080/v1"
 
 
 @pytest.fixture(scope="module")
-def runner(demo_db: Path) -> SqlRunner:
-    return SqlRunner(demo_db)
+def context(demo_db: Path) -> DataContext:
+    """The demo data as an unrestricted scope sees it, with the intent vocabulary (as the
+    offline engine's slot look-ups that the hints and the masker use)."""
+    context = DataContext.open(demo_db)
+    context.vocabulary = frozenset(load_intents().vocabulary())
+    return context
 
 
 @pytest.fixture(scope="module")
-def trader(runner: SqlRunner) -> dict[str, Any]:
+def runner(context: DataContext) -> Runner:
+    return context.runner
+
+
+@pytest.fixture(scope="module")
+def trader(runner: Runner) -> dict[str, Any]:
     """The trader with the most declarations: its ID, name, TIN and declaration IDs."""
     trader_id, name, tin, count = runner.run(
         "SELECT t.trader_id, t.name, t.tin, count(*) FROM declarations d "
@@ -99,11 +111,11 @@ def agent_script(final: str = "{name} lodged {n} declarations.") -> list[Any]:
 
 
 def test_remote_endpoint_gets_no_trader_identity_or_row_values(
-    runner: SqlRunner, trader: dict[str, Any]
+    context: DataContext, trader: dict[str, Any]
 ) -> None:
     model = ScriptedChatModel(script=agent_script())
-    engine = AgentEngine(model, runner, destination=destination(REMOTE),
-                         hints=question_hints(runner))
+    engine = AgentEngine(model, context, destination=destination(REMOTE),
+                         hints=lambda question: hints_for(question, context))
     conversation = Conversation()
     question = f"Show the latest declarations of {trader['name']} and how many it lodged"
     answer = engine.answer(question, conversation)
@@ -147,7 +159,7 @@ def test_remote_endpoint_gets_no_trader_identity_or_row_values(
 
 
 def test_pseudonyms_work_as_tool_arguments_and_profiles_are_masked(
-    runner: SqlRunner, trader: dict[str, Any]
+    runner: Runner, context: DataContext, trader: dict[str, Any]
 ) -> None:
     def profile(messages: list[BaseMessage]) -> AIMessage:
         match = last_tool(messages)["matches"][0]
@@ -160,7 +172,7 @@ def test_pseudonyms_work_as_tool_arguments_and_profiles_are_masked(
 
     model = ScriptedChatModel(script=[call("find_trader", 1, name_or_id=trader["tin"]),
                                       profile, final])
-    answer = AgentEngine(model, runner, destination=destination(REMOTE)).answer(
+    answer = AgentEngine(model, context, destination=destination(REMOTE)).answer(
         f"Profile of the trader with TIN {trader['tin']}")
     sent_profile = last_tool(model.received[2])["profile"]
     assert trader["name"] not in json.dumps(sent_profile, ensure_ascii=False)
@@ -177,13 +189,13 @@ def test_pseudonyms_work_as_tool_arguments_and_profiles_are_masked(
 
 
 def test_loopback_endpoint_gets_the_rows_and_nothing_leaves(
-    runner: SqlRunner, trader: dict[str, Any]
+    context: DataContext, trader: dict[str, Any]
 ) -> None:
     model = ScriptedChatModel(script=[
         call("run_sql", 1, query=detail_sql(trader["id"])),
         AIMessage("Here are the latest declarations."),
     ])
-    answer = AgentEngine(model, runner, destination=destination(LOOPBACK)).answer(
+    answer = AgentEngine(model, context, destination=destination(LOOPBACK)).answer(
         f"Latest declarations of {trader['name']}")
     rows = last_tool(model.received[1])["rows"]
     assert [r[0] for r in rows] == trader["declarations"]
@@ -194,13 +206,13 @@ def test_loopback_endpoint_gets_the_rows_and_nothing_leaves(
     assert "this machine" in answer.egress["destination"]
 
 
-def test_schema_policy_sends_no_rows(runner: SqlRunner, trader: dict[str, Any]) -> None:
+def test_schema_policy_sends_no_rows(context: DataContext, trader: dict[str, Any]) -> None:
     model = ScriptedChatModel(script=[
         call("run_sql", 1, query=totals_sql(trader["id"])),
         call("find_trader", 2, name_or_id=trader["id"]),
         AIMessage("The policy only lets me see column names."),
     ])
-    answer = AgentEngine(model, runner, destination=destination(REMOTE, "schema")).answer(
+    answer = AgentEngine(model, context, destination=destination(REMOTE, "schema")).answer(
         "How many declarations did that trader lodge?")
     result = last_tool(model.received[1])
     assert "rows" not in result and result["row_count"] == 1
@@ -218,7 +230,7 @@ def test_schema_policy_sends_no_rows(runner: SqlRunner, trader: dict[str, Any]) 
 
 def test_audit_log_records_policy_and_counts_and_a_failure_keeps_what_was_sent(
     demo_db: Path, guidance_index: Path, tmp_path: Path, trader: dict[str, Any],
-    runner: SqlRunner,
+    context: DataContext,
 ) -> None:
     settings = Settings(llm_base_url=REMOTE, home=tmp_path / "home", log_dir=tmp_path / "logs")
     model = ScriptedChatModel(script=[
@@ -227,7 +239,7 @@ def test_audit_log_records_policy_and_counts_and_a_failure_keeps_what_was_sent(
         call("run_sql", 2, query=detail_sql(trader["id"])),
         LLMUnavailable("The language model endpoint answered HTTP 500: boom"),
     ])
-    engine = AgentEngine(model, runner, destination=Destination.from_settings(settings))
+    engine = AgentEngine(model, context, destination=Destination.from_settings(settings))
     assistant = Assistant(settings, db_path=demo_db, index_dir=guidance_index,
                           llm_engine=engine, engine="llm")
     chat = assistant.new_conversation()

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage
 
-from assistant.settings import get_settings
+from tamga.settings import get_settings
 from tests.test_egress_llm import last_tool, sent_text
 from tests.test_llm_engine import ScriptedChatModel, call
 from tests.test_webapp import _app, app_env  # noqa: F401  (the app's fixture)
@@ -30,7 +30,7 @@ def remote_llm(app_env: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
                ) -> Iterator[ScriptedChatModel]:
     """A remote endpoint in the settings, answered by a scripted model."""
     from assistant import llm
-    from assistant.web.resources import _assistant
+    from web.resources import _assistant
 
     def answer(messages: list[BaseMessage]) -> AIMessage:
         name, count = last_tool(messages)["rows"][0]

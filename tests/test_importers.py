@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
-from assistant.errors import ImportRejected
+from cli.main import app
+from tamga.errors import ImportRejected
 from tradedata import importers, kcs
 from tradedata.db import TABLES
 from tradedata.importers import ImportSummary, import_files

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
-from assistant.errors import IngestError, TamgaError
+from cli.main import app
 from retrieval import embedding
 from retrieval.chunking import chunk_document
 from retrieval.index import IndexStore, read_generation
 from retrieval.ingest import index_exists, ingest_paths
 from retrieval.loaders import load_document
 from retrieval.search import Searcher, open_searcher
+from tamga.errors import IngestError, TamgaError
 
 FILLER = (
     "The officer records what was checked, which documents were seen and who was present, so "

@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
-from assistant.errors import LLMUnavailable
 from assistant.llm import AgentEngine, build_engine
-from assistant.settings import Settings
-from tools.sql import SqlRunner
+from assistant.offline import OfflineEngine
+from tamga.errors import LLMUnavailable
+from tamga.settings import Settings
+from tools.runner import Runner
 
 
 def completion(content: str | None = None, calls: list[tuple[str, Any]] | None = None
@@ -92,14 +93,20 @@ def server() -> Iterator[ScriptedServer]:
 
 
 @pytest.fixture(scope="module")
-def runner(demo_db: Path) -> SqlRunner:
-    return SqlRunner(demo_db)
+def offline(demo_db: Path, tmp_path_factory: pytest.TempPathFactory) -> OfflineEngine:
+    """The offline engine (no regulations index) whose data context the LLM engines use."""
+    return OfflineEngine.open(demo_db, cache_dir=tmp_path_factory.mktemp("cache"))
 
 
-def engine_for(url: str, runner: SqlRunner, timeout_s: float = 10.0) -> AgentEngine:
+@pytest.fixture(scope="module")
+def runner(offline: OfflineEngine) -> Runner:
+    return offline.runner
+
+
+def engine_for(url: str, offline: OfflineEngine, timeout_s: float = 10.0) -> AgentEngine:
     settings = Settings(llm_base_url=url, llm_api_key="sk-test", llm_model="tiny",
                         llm_timeout_s=timeout_s, home=Path("/nonexistent"))
-    engine = build_engine(runner, None, settings)
+    engine = build_engine(offline, settings)
     assert isinstance(engine, AgentEngine)
     engine.examples = None  # keep these tests on the HTTP path (examples are tested elsewhere)
     return engine
@@ -110,14 +117,15 @@ SQL = ("SELECT count(*) AS n FROM declarations WHERE control_channel = 'red' "
 
 
 def test_tool_calls_round_trip_through_the_openai_client(server: ScriptedServer,
-                                                         runner: SqlRunner) -> None:
+                                                         runner: Runner,
+                                                         offline: OfflineEngine) -> None:
     red = runner.run(SQL).rows[0][0]
     server.script = [
         {"json": completion(calls=[("run_sql", {"query": "SELECT count(*) FROM declaratons"})])},
         {"json": completion(calls=[("run_sql", {"query": SQL})])},
         {"json": completion(f"{red} import declarations went to the red channel.")},
     ]
-    answer = engine_for(server.base_url, runner).answer("How many imports were stopped red?")
+    answer = engine_for(server.base_url, offline).answer("How many imports were stopped red?")
 
     assert answer.text.startswith(str(red)) and answer.warnings == []
     assert answer.engine == "llm" and len(answer.sql) == 1 and "control_channel" in answer.sql[0]
@@ -134,41 +142,42 @@ def test_tool_calls_round_trip_through_the_openai_client(server: ScriptedServer,
     assert json.loads(third["messages"][-1]["content"])["rows"] == [[red]]
 
 
-def test_slow_endpoint_times_out_quickly(server: ScriptedServer, runner: SqlRunner) -> None:
+def test_slow_endpoint_times_out_quickly(server: ScriptedServer, offline: OfflineEngine) -> None:
     server.script = [{"sleep": 5, "json": completion("too late")}]
     started = time.perf_counter()
     with pytest.raises(LLMUnavailable, match="did not answer"):
-        engine_for(server.base_url, runner, timeout_s=1.0).answer("Anything?")
+        engine_for(server.base_url, offline, timeout_s=1.0).answer("Anything?")
     assert time.perf_counter() - started < 2.5
 
 
-def test_http_500_is_llm_unavailable(server: ScriptedServer, runner: SqlRunner) -> None:
+def test_http_500_is_llm_unavailable(server: ScriptedServer, offline: OfflineEngine) -> None:
     server.script = [{"status": 500, "json": {"error": {"message": "model crashed"}}}]
     with pytest.raises(LLMUnavailable, match="HTTP 500"):
-        engine_for(server.base_url, runner).answer("Anything?")
+        engine_for(server.base_url, offline).answer("Anything?")
     assert len(server.requests) == 1  # no retries
 
 
-def test_garbage_reply_is_llm_unavailable(server: ScriptedServer, runner: SqlRunner) -> None:
+def test_garbage_reply_is_llm_unavailable(server: ScriptedServer, offline: OfflineEngine) -> None:
     server.script = [{"raw": b"<html>this is not json"}]
     with pytest.raises(LLMUnavailable):
-        engine_for(server.base_url, runner).answer("Anything?")
+        engine_for(server.base_url, offline).answer("Anything?")
     server.script = [{"json": {"unexpected": "shape"}}]
     with pytest.raises(LLMUnavailable):
-        engine_for(server.base_url, runner).answer("Anything?")
+        engine_for(server.base_url, offline).answer("Anything?")
 
 
-def test_malformed_tool_call_is_llm_unavailable(server: ScriptedServer, runner: SqlRunner) -> None:
+def test_malformed_tool_call_is_llm_unavailable(server: ScriptedServer,
+                                                offline: OfflineEngine) -> None:
     server.script = [{"json": completion(calls=[("run_sql", '{"query": "SELECT 1')])}]
     with pytest.raises(LLMUnavailable, match="malformed tool call"):
-        engine_for(server.base_url, runner).answer("Anything?")
+        engine_for(server.base_url, offline).answer("Anything?")
 
 
-def test_endpoint_down_is_llm_unavailable(runner: SqlRunner) -> None:
+def test_endpoint_down_is_llm_unavailable(offline: OfflineEngine) -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     started = time.perf_counter()
     with pytest.raises(LLMUnavailable, match="Cannot reach"):
-        engine_for(f"http://127.0.0.1:{port}/v1", runner).answer("Anything?")
+        engine_for(f"http://127.0.0.1:{port}/v1", offline).answer("Anything?")
     assert time.perf_counter() - started < 5

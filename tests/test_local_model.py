@@ -33,13 +33,14 @@ def test_assembled_model_is_the_official_file(model_file: Path) -> None:
 
 def test_local_model_answers_from_the_sql_it_ran(demo_db: Path, model_file: Path) -> None:
     from assistant.llm import DirectSqlEngine, build_engine
-    from assistant.settings import Settings
-    from tools.sql import SqlRunner
+    from assistant.offline import OfflineEngine
+    from tamga.settings import Settings
 
-    runner = SqlRunner(demo_db)
+    offline = OfflineEngine.open(demo_db)
+    runner = offline.runner
     settings = Settings(local_model=True, llm_base_url=None, llm_timeout_s=600,
                         home=model_file.parent.parent)
-    engine = build_engine(runner, settings=settings)
+    engine = build_engine(offline, settings)
     assert isinstance(engine, DirectSqlEngine) and engine.name == "local"
 
     answer = engine.answer("How many declarations were routed to the red channel?")

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from assistant.answer import Answer
 from assistant.core import Assistant
 from assistant.intents import load_intents
 from assistant.offline import OfflineEngine, Plan, is_write_request
 from assistant.slots import clean_question
+from tamga.answer import Answer
 from tools.sql import SqlRunner
 from tradedata.db import connect
 
@@ -46,9 +46,15 @@ def guidance_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def engine(demo_db: Path, guidance_index: Path, tmp_path_factory: pytest.TempPathFactory
            ) -> OfflineEngine:
-    eng = OfflineEngine(demo_db, guidance_index, cache_dir=tmp_path_factory.mktemp("cache"))
+    eng = OfflineEngine.open(demo_db, guidance_index, cache_dir=tmp_path_factory.mktemp("cache"))
     eng.warm()
     return eng
+
+
+def _index_dir(engine: OfflineEngine) -> Path:
+    """The regulations index folder the engine searches."""
+    assert engine.context.regulations is not None
+    return engine.context.regulations.index_dir
 
 
 @pytest.fixture(scope="module")
@@ -486,7 +492,7 @@ class _FakeLLM:
         self.calls: list[str] = []
 
     def answer(self, question: str, conversation: Any = None) -> Answer:
-        from assistant.errors import LLMUnavailable
+        from tamga.errors import LLMUnavailable
 
         self.calls.append(question)
         if self.fail:
@@ -496,8 +502,8 @@ class _FakeLLM:
 
 def test_auto_routing(engine: OfflineEngine, tmp_path: Path, v: SimpleNamespace) -> None:
     llm = _FakeLLM()
-    assistant = Assistant(db_path=engine.db_path, index_dir=engine.index_dir, log_dir=tmp_path,
-                          llm_engine=llm, offline=engine)
+    assistant = Assistant(db_path=engine.context.database, index_dir=_index_dir(engine),
+                          log_dir=tmp_path, llm_engine=llm, offline=engine)
     confident = assistant.ask(f"total imports in {v.ly}")
     assert confident.engine == "offline" and not llm.calls
     vague = assistant.ask("Which trader looks like a smuggling front company?")
@@ -510,13 +516,13 @@ def test_auto_routing(engine: OfflineEngine, tmp_path: Path, v: SimpleNamespace)
 
 def test_llm_down_falls_back_to_offline_with_a_warning(engine: OfflineEngine, tmp_path: Path,
                                                        v: SimpleNamespace) -> None:
-    assistant = Assistant(db_path=engine.db_path, index_dir=engine.index_dir, log_dir=tmp_path,
-                          llm_engine=_FakeLLM(fail=True), offline=engine)
+    assistant = Assistant(db_path=engine.context.database, index_dir=_index_dir(engine),
+                          log_dir=tmp_path, llm_engine=_FakeLLM(fail=True), offline=engine)
     answer = assistant.ask(f"total imports in {v.ly}", engine="llm")
     assert answer.engine == "offline" and answer.sql
     assert "unavailable" in answer.warnings[0]
-    no_llm = Assistant(db_path=engine.db_path, index_dir=engine.index_dir, log_dir=tmp_path,
-                       offline=engine, load_llm=False)
+    no_llm = Assistant(db_path=engine.context.database, index_dir=_index_dir(engine),
+                       log_dir=tmp_path, offline=engine, load_llm=False)
     answer = no_llm.ask(f"total imports in {v.ly}", engine="llm")
     assert answer.engine == "offline" and "not available" in answer.warnings[0]
 
@@ -524,8 +530,8 @@ def test_llm_down_falls_back_to_offline_with_a_warning(engine: OfflineEngine, tm
 def test_twenty_threads_twenty_conversations_no_cross_talk(engine: OfflineEngine, ref: Any,
                                                            tmp_path: Path,
                                                            v: SimpleNamespace) -> None:
-    assistant = Assistant(db_path=engine.db_path, index_dir=engine.index_dir, log_dir=tmp_path,
-                          offline=engine, load_llm=False)
+    assistant = Assistant(db_path=engine.context.database, index_dir=_index_dir(engine),
+                          log_dir=tmp_path, offline=engine, load_llm=False)
     traders = ref("SELECT DISTINCT d.trader_id FROM declarations d WHERE d.flow = 'import' "
                   f"AND year(d.declaration_date) = {v.py} ORDER BY 1 LIMIT 5")
     traders = [t[0] for t in traders]
@@ -551,10 +557,11 @@ def test_twenty_threads_twenty_conversations_no_cross_talk(engine: OfflineEngine
 
 
 def test_regulation_tool_returns_citations_and_verbatim_quotes(guidance_index: Path) -> None:
+    from retrieval.search import RegulationsIndex
     from tools.regulations import best_excerpt, search_regulations
 
     question = "How long must records be kept after the declaration?"
-    citations = search_regulations(guidance_index, question, k=4)
+    citations = search_regulations(RegulationsIndex(guidance_index), question, k=4)
     assert citations and citations[0].source.endswith("record-keeping.md")
     assert all(c.score >= 0.5 * citations[0].score for c in citations)
     quote = best_excerpt(citations[0].text, question, limit=200)
@@ -564,8 +571,8 @@ def test_regulation_tool_returns_citations_and_verbatim_quotes(guidance_index: P
 
 
 def test_ask_reports_its_steps(engine: OfflineEngine, tmp_path: Path, v: SimpleNamespace) -> None:
-    assistant = Assistant(db_path=engine.db_path, index_dir=engine.index_dir, log_dir=tmp_path,
-                          offline=engine, load_llm=False)
+    assistant = Assistant(db_path=engine.context.database, index_dir=_index_dir(engine),
+                          log_dir=tmp_path, offline=engine, load_llm=False)
     steps: list[str] = []
     answer = assistant.ask(f"top 5 importers in {v.ly}", on_step=steps.append)
     assert answer.sql and steps[0] == "Reading the question"

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
-from assistant.errors import ImportRejected
+from cli.main import app
+from tamga.errors import ImportRejected
 from tools.risk_features import REQUIRED_COLUMNS, build_features, read_kcs
 from tools.risk_model import RiskModel, auc, precision_at, score_lines, train_model
 

@@ -25,10 +25,10 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from assistant.answer import Answer
 from assistant.core import Assistant
-from assistant.errors import ImportRejected
-from assistant.settings import Settings, get_settings
+from tamga.answer import Answer
+from tamga.errors import ImportRejected
+from tamga.settings import Settings, get_settings
 from tests.test_llm_http import ScriptedServer, completion, serving
 from tradedata import importers, kcs
 from tradedata.db import TABLES, connect
@@ -201,7 +201,7 @@ def test_bad_questions_through_tamga_ask(home: Path, demo_db: Path, guidance_ind
     question = unit * (100_000 // len(unit.encode()) + 1)  # argv holds up to 128 kB per item
     assert 100_000 < len(question.encode()) < 131_072
     done = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "ask", question, "--json", "--db", str(demo_db),
+        [sys.executable, "-m", "cli.main", "ask", question, "--json", "--db", str(demo_db),
          "--index", str(guidance_index)],
         capture_output=True, text=True, cwd=REPO, timeout=300,
         env={"TAMGA_HOME": str(home), "HOME": str(home), "PATH": "/usr/bin:/bin",
@@ -215,7 +215,7 @@ def test_bad_questions_through_tamga_ask(home: Path, demo_db: Path, guidance_ind
 
 
 def app_cli() -> Any:
-    from assistant.cli import app
+    from cli.main import app
 
     return app
 
@@ -435,11 +435,13 @@ def test_a_thousand_files_with_corrupt_ones(tmp_path: Path, monkeypatch: pytest.
     index = tmp_path / "index"
     messages: list[str] = []
     try:
+        max_mb = get_settings().max_document_mb  # as `tamga ingest` reads it
+        assert max_mb == 0.2
         started = time.perf_counter()
-        first = ingest_paths([folder], index, progress=messages.append)
+        first = ingest_paths([folder], index, progress=messages.append, max_file_mb=max_mb)
         first_s = time.perf_counter() - started
         started = time.perf_counter()
-        second = ingest_paths([folder], index)
+        second = ingest_paths([folder], index, max_file_mb=max_mb)
         second_s = time.perf_counter() - started
     finally:
         monkeypatch.delenv("TAMGA_MAX_DOCUMENT_MB")

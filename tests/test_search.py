@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from assistant.errors import TamgaError
 from retrieval.index import IndexStore
 from retrieval.ingest import ingest_paths
 from retrieval.search import (
     Passage,
+    RegulationsIndex,
     Searcher,
     embed_query,
     fuse,
@@ -27,6 +27,7 @@ from retrieval.search import (
     rerank,
 )
 from retrieval.synonyms import expand_query
+from tamga.errors import TamgaError
 
 pytestmark = pytest.mark.slow
 
@@ -153,8 +154,9 @@ def test_plain_words_are_expanded_to_the_legal_terms(regulations_index: Path):
 
 
 def test_searcher_is_cached_and_reloaded_after_changes(regulations_index: Path, tmp_path: Path):
-    first = open_searcher(regulations_index)
-    assert open_searcher(regulations_index) is first
+    regulations = RegulationsIndex(regulations_index)
+    first = regulations.searcher()
+    assert regulations.searcher() is first
     assert len(first) == IndexStore(regulations_index).count_chunks()
     extra = tmp_path / "extra"
     extra.mkdir()
@@ -165,7 +167,7 @@ def test_searcher_is_cached_and_reloaded_after_changes(regulations_index: Path, 
         encoding="utf-8",
     )
     ingest_paths([extra], regulations_index)
-    second = open_searcher(regulations_index)
+    second = regulations.searcher()
     assert second is not first
     top = second.search("how fast are fresh strawberries released", k=1)[0]
     assert top.source == "circular.md" and top.locator == "Circular 7/2026 > Perishable goods"

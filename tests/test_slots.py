@@ -9,21 +9,19 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from assistant.context import DataContext
 from assistant.intents import load_intents
-from assistant.slots import SlotExtractor, add_months, clean_question, slot_extractor
-from tools.sql import SqlRunner
+from assistant.slots import SlotExtractor, clean_question
+from tamga.period import add_months
 from tools.traders import NAME_FILLERS, fold
 from tradedata.db import connect
 
 
 @pytest.fixture(scope="module")
-def runner(demo_db: Path) -> SqlRunner:
-    return SqlRunner(demo_db)
-
-
-@pytest.fixture(scope="module")
-def ex(runner: SqlRunner) -> SlotExtractor:
-    return slot_extractor(runner, load_intents().vocabulary())
+def ex(demo_db: Path) -> SlotExtractor:
+    context = DataContext.open(demo_db)
+    context.vocabulary = frozenset(load_intents().vocabulary())
+    return context.extractor
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""`tamga sql`: a readable table, --json as in DESIGN.md, refusals as {"error"} with exit code 1."""
+"""`tamga sql`: a readable table, --json as in docs/architecture.md, refusals as {"error"} with
+exit code 1."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from cli.main import app
 from tests.test_sql_guard import ITEMS, TRADERS, build_trade_db
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,7 +89,7 @@ def test_settings_from_environment_in_a_real_process(trade_db: Path, tmp_path: P
     env = {**os.environ, "TAMGA_HOME": str(tmp_path), "TAMGA_SQL_ROW_CAP": "2",
            "TAMGA_SQL_TIMEOUT_S": "1"}
     capped = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "sql", "SELECT * FROM range(10)", "--json",
+        [sys.executable, "-m", "cli.main", "sql", "SELECT * FROM range(10)", "--json",
          "--db", str(trade_db)],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=60,
     )
@@ -97,7 +98,7 @@ def test_settings_from_environment_in_a_real_process(trade_db: Path, tmp_path: P
     assert data["rows"] == [[0], [1]] and data["truncated"] is True
 
     slow = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "sql",
+        [sys.executable, "-m", "cli.main", "sql",
          "SELECT count(*) FROM range(100000000) a, range(100000000) b", "--json",
          "--db", str(trade_db)],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=60,

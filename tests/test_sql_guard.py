@@ -15,7 +15,8 @@ import duckdb
 import pytest
 
 import tools.sql
-from assistant.errors import DatabaseMissing, SqlFailed, SqlRefused, SqlTimeout, TamgaError
+from tamga.errors import DatabaseMissing, SqlFailed, SqlRefused, SqlTimeout, TamgaError
+from tools.runner import try_run
 from tools.sql import QueryResult, SqlRunner, check_sql, to_jsonable
 from tradedata.db import connect, create_schema
 
@@ -252,7 +253,7 @@ def test_hostile_statement_is_refused_and_touches_nothing(
         runner.run(statement)
     message = str(refused.value)
     assert message.startswith("Refused:") and len(message) > 20
-    answer = runner.try_run(statement)
+    answer = try_run(runner, statement)
     assert isinstance(answer, dict) and answer["error"] == message
     assert sha256(db) == before_hash
     assert listing(db.parent) == before_db_dir
@@ -285,7 +286,7 @@ def test_syntax_errors_fail_with_the_parsers_hint(runner: SqlRunner) -> None:
     with pytest.raises(SqlFailed) as failed:
         runner.run("SELECT name FROM traders WHERE")
     assert "Syntax error" in str(failed.value) and "line 1" in str(failed.value)
-    answer = runner.try_run("SELECT 'unclosed FROM traders")
+    answer = try_run(runner, "SELECT 'unclosed FROM traders")
     assert isinstance(answer, dict) and "unclosed quote" in answer["error"]
 
 
@@ -575,7 +576,7 @@ def test_concurrent_queries_share_one_runner(world: dict[str, Path]) -> None:
 
 
 def test_engine_errors_come_back_readable(runner: SqlRunner) -> None:
-    answer = runner.try_run("SELECT nme FROM traders")
+    answer = try_run(runner, "SELECT nme FROM traders")
     assert isinstance(answer, dict)
     assert "nme" in answer["error"] and "name" in answer["error"]
     with pytest.raises(SqlFailed):

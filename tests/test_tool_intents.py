@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 
-from assistant.answer import Answer
 from assistant.core import Assistant
 from assistant.intents import TOOL_NAMES, IntentLibraryError, load_intents, parse_library
 from assistant.offline import OfflineEngine
-from assistant.settings import get_settings
-from assistant.tool_intents import TOOLS, bind_params
+from assistant.tool_intents import TOOLS
+from tamga.answer import Answer
+from tamga.settings import get_settings
+from tamga.sqltext import bind_known
 from tools.access import UserStore
 from tools.indicators import analysis_runner
 from tools.sql import SqlRunner
@@ -30,7 +31,7 @@ from tradedata.db import connect
 @pytest.fixture(scope="module")
 def engine(demo_db: Path, guidance_index: Path, tmp_path_factory: pytest.TempPathFactory
            ) -> OfflineEngine:
-    return OfflineEngine(demo_db, guidance_index, cache_dir=tmp_path_factory.mktemp("cache"))
+    return OfflineEngine.open(demo_db, guidance_index, cache_dir=tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +90,11 @@ def test_a_bad_tool_intent_is_refused(extra: str, message: str) -> None:
         parse_library(text)
 
 
-def test_bind_params_writes_literals() -> None:
+def test_bind_known_writes_literals() -> None:
     sql = "SELECT 1 WHERE a = $t AND b >= $start AND list_contains($ids, c) AND d = $missing"
     from datetime import date
 
-    out = bind_params(sql, {"t": "O'Neil", "start": date(2024, 1, 1), "ids": ["A", "B"]})
+    out = bind_known(sql, {"t": "O'Neil", "start": date(2024, 1, 1), "ids": ["A", "B"]})
     assert out == ("SELECT 1 WHERE a = 'O''Neil' AND b >= DATE '2024-01-01' AND "
                    "list_contains(['A', 'B'], c) AND d = $missing")
 
@@ -198,7 +199,7 @@ def officer(demo_db: Path, v: SimpleNamespace, tmp_path: Path, monkeypatch: pyte
             ) -> Iterator[Assistant]:
     monkeypatch.setenv("TAMGA_HOME", str(tmp_path / "home"))
     get_settings.cache_clear()
-    store = UserStore.default()
+    store = UserStore.from_settings(get_settings())
     store.add("ana", "a long enough password", "officer", [v.office])
     store.add("sam", "another long password", "supervisor")
     yield Assistant(db_path=demo_db, index_dir=tmp_path / "no-index", log_dir=tmp_path / "logs",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.errors import TamgaError, UnknownTrader
-from tools.dashboard import Period
+from tamga.errors import TamgaError, UnknownTrader
+from tamga.period import Period
 from tools.indicators import analysis_runner
 from tools.sql import SqlRunner
 from tools.trader_risk import (
@@ -33,10 +33,10 @@ def planted(demo_truth: Path) -> dict[str, str]:
 
 
 def test_parse_period() -> None:
-    assert parse_period("2025-10") == Period("month", date(2025, 10, 1), date(2025, 11, 1))
-    assert parse_period("2025-Q3") == Period("quarter", date(2025, 7, 1), date(2025, 10, 1))
-    assert parse_period("2025q4") == Period("quarter", date(2025, 10, 1), date(2026, 1, 1))
-    assert parse_period("2025") == Period("year", date(2025, 1, 1), date(2026, 1, 1))
+    assert parse_period("2025-10") == Period(date(2025, 10, 1), date(2025, 11, 1), "month")
+    assert parse_period("2025-Q3") == Period(date(2025, 7, 1), date(2025, 10, 1), "quarter")
+    assert parse_period("2025q4") == Period(date(2025, 10, 1), date(2026, 1, 1), "quarter")
+    assert parse_period("2025") == Period(date(2025, 1, 1), date(2026, 1, 1), "year")
     assert parse_period(None) is None
     with pytest.raises(TamgaError):
         parse_period("last autumn")

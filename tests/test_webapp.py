@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from assistant.settings import get_settings
+from tamga.settings import get_settings
 from tradedata.db import connect
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -212,7 +212,7 @@ def test_login_required_and_officer_sees_only_own_office(app_env: Path, demo_db:
     ((office,),) = _reference(
         demo_db, "SELECT customs_office FROM declarations GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
     )
-    store = UserStore.default()
+    store = UserStore.from_settings(get_settings())
     store.add("ana", "correct horse battery", "officer", [office])
     at = _app().run()
     assert not at.chat_input, "the chat must not show before signing in"

@@ -10,7 +10,7 @@ Roles:
 Users live in a SQLite file (default ``$TAMGA_HOME/users.db``) with Argon2id password hashes.
 Session tokens are random; only their SHA-256 is stored, with an expiry (TAMGA_SESSION_HOURS).
 
-    store = UserStore.default()
+    store = UserStore.from_settings(settings)
     store.add("ana", "a long passphrase", "officer", offices=["Balboa Seaport"])
     session = store.authenticate("ana", "a long passphrase")
     store.session(session.token).scope()   # Scope(user='ana', offices=('Balboa Seaport',))
@@ -31,11 +31,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
 
-from assistant.errors import AccessDenied, TamgaError
-from tools.scoping import Scope
+from tamga.errors import AccessDenied, TamgaError
+from tamga.scope import Scope
 
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
+
+    from tamga.settings import Settings
 
 Role = Literal["officer", "analyst", "supervisor", "admin"]
 ROLES: tuple[Role, ...] = ("officer", "analyst", "supervisor", "admin")
@@ -137,11 +139,8 @@ class UserStore:
         self._dummy_hash: str | None = None
 
     @classmethod
-    def default(cls) -> UserStore:
-        """The store at $TAMGA_HOME/users.db with TAMGA_SESSION_HOURS."""
-        from assistant.settings import get_settings
-
-        settings = get_settings()
+    def from_settings(cls, settings: Settings) -> UserStore:
+        """The store at <home>/users.db with the settings' session lifetime."""
         return cls(settings.resolved_home() / "users.db", session_hours=settings.session_hours)
 
     # -- storage ----------------------------------------------------------------------------
@@ -304,13 +303,12 @@ class UserStore:
             con.execute("DELETE FROM sessions WHERE token_sha256 = ?", (_token_hash(token),))
 
 
-def resolve_scope(user: str, store: UserStore | None = None) -> Scope:
+def resolve_scope(user: str, store: UserStore) -> Scope:
     """The query scope of `user` for the CLI and the Python API.
 
     With no users in the store (a single-user install) everyone sees everything. Once users
     exist, an unknown name is refused: AccessDenied.
     """
-    store = store or UserStore.default()
     if not store.exists():
         return Scope.everything(user)
     found = store.get(user)
@@ -319,13 +317,3 @@ def resolve_scope(user: str, store: UserStore | None = None) -> Scope:
             f"No user named {user!r}; ask an admin to add you (`tamga users add`)."
         )
     return found.scope()
-
-
-def authenticate(name: str, password: str) -> Session:
-    """Log in against the default store (see UserStore.authenticate)."""
-    return UserStore.default().authenticate(name, password)
-
-
-def session_valid(token: str) -> bool:
-    """True when `token` is a live session of the default store."""
-    return UserStore.default().session_valid(token)

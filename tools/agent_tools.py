@@ -16,17 +16,22 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assistant.answer import Citation, Table
-from assistant.errors import SqlRefused, TamgaError
+from tamga.answer import Table
+from tamga.errors import SqlRefused, TamgaError
+from tools import trader_risk
 from tools.egress import DataPolicy, Destination, EgressSession, redact_data, redact_for_llm
+from tools.regulations import Retriever, as_citation
+from tools.runner import RecordingRunner
+from tools.traders import TraderIndex, load_trader_index, trader_profile
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
 
-    from tools.sql import QueryResult, SqlRunner
+    from tamga.answer import Citation
+    from tools.runner import Runner
+    from tools.sql import QueryResult
 
 #: Guard refusals of something forbidden (writes, DDL, files, network, settings, other
 #: catalogs), as opposed to a SELECT with a misspelt table name.
@@ -69,9 +74,10 @@ class AgentToolbox:
 
     def __init__(
         self,
-        runner: SqlRunner,
-        index_dir: Path | None = None,
+        runner: Runner,
+        retriever: Retriever | None = None,
         *,
+        traders: TraderIndex | None = None,
         max_sql_errors: int = MAX_SQL_ERRORS,
         model_rows: int = MODEL_ROWS,
         cancelled: threading.Event | None = None,
@@ -79,7 +85,10 @@ class AgentToolbox:
         destination: Destination | None = None,
         session: EgressSession | None = None,
     ) -> None:
-        """`repair_hint(error)` adds a pointer to a failed query's error (e.g. where a missing
+        """`retriever` finds regulation passages; `traders` is the index of the traders the
+        runner's scope can see (loaded through the runner when not given).
+
+        `repair_hint(error)` adds a pointer to a failed query's error (e.g. where a missing
         column lives); `cancelled` stops the tools once the question's time is up.
 
         `destination` is where the model runs: when it is a remote endpoint, every result goes
@@ -93,7 +102,8 @@ class AgentToolbox:
         self.policy: DataPolicy = destination.effective if destination is not None else "rows"
         self.session = session or EgressSession()
         self.repair_hint = repair_hint
-        self.index_dir = index_dir
+        self.retriever = retriever
+        self._traders = traders
         self.max_sql_errors = max_sql_errors
         self.model_rows = model_rows
         self.cancelled = cancelled or threading.Event()
@@ -158,20 +168,16 @@ class AgentToolbox:
     def search_regulations(self, query: str, k: int = SEARCH_K) -> dict[str, Any]:
         """The best passages of the regulations and guidance for `query`, with citations."""
         self.log.calls.append("search_regulations")
-        if self.index_dir is None:
+        if self.retriever is None:
             return self._out({"error": "No regulations index is configured."},
                              "search_regulations", public=True)
         try:
-            from retrieval.search import open_searcher
-
-            passages = open_searcher(self.index_dir).search(self._local(query),
-                                                            k=max(1, min(int(k), 8)))
+            passages = self.retriever.search(self._local(query), k=max(1, min(int(k), 8)))
         except TamgaError as exc:
             return self._out({"error": str(exc)}, "search_regulations", public=True)
         out = []
         for passage in passages:
-            citation = Citation(passage.source, passage.locator, passage.text,
-                                float(passage.score), getattr(passage, "title", ""))
+            citation = as_citation(passage)
             if all((c.source, c.locator) != (citation.source, citation.locator)
                    for c in self.log.citations):
                 self.log.citations.append(citation)
@@ -184,9 +190,7 @@ class AgentToolbox:
         """Traders matching a name (fuzzy), TIN or trader ID, best first."""
         self.log.calls.append("find_trader")
         try:
-            from tools import traders
-
-            matches = traders.find_traders(self.runner, self._local(name_or_id))
+            matches = self.traders().find(self._local(name_or_id))
         except TamgaError as exc:
             return self._out({"error": str(exc)}, "find_trader", public=True)
         rows = [_match_dict(m) for m in matches[:5]]
@@ -199,9 +203,7 @@ class AgentToolbox:
         """Who a trader is and its trade, control and audit record in figures."""
         self.log.calls.append("trader_profile")
         try:
-            from tools import traders
-
-            profile = traders.trader_profile(self.runner, self._local(trader_id))
+            profile = trader_profile(self.runner, self._local(trader_id), self.traders())
         except TamgaError as exc:
             return self._out({"error": str(exc)}, "trader_profile", public=True)
         self.log.sql.extend(profile.sql)
@@ -215,9 +217,6 @@ class AgentToolbox:
         """Traders most worth a post-clearance audit, ranked by revenue at stake, with reasons."""
         self.log.calls.append("audit_candidates")
         try:
-            from assistant.tool_intents import RecordingRunner
-            from tools import trader_risk
-
             recorder = RecordingRunner(self.runner)
             ranked = trader_risk.audit_candidates(
                 recorder, trader_risk.parse_period(self._local(period) or None),
@@ -238,9 +237,6 @@ class AgentToolbox:
         """One trader's risk score (0..1), duty at stake and the reasons behind it."""
         self.log.calls.append("risk_score")
         try:
-            from assistant.tool_intents import RecordingRunner
-            from tools import trader_risk
-
             recorder = RecordingRunner(self.runner)
             score = trader_risk.trader_score(recorder, self._local(trader_id),
                                              trader_risk.parse_period(self._local(period) or None))
@@ -253,6 +249,12 @@ class AgentToolbox:
         rows += [[f"reason {n}", reason] for n, reason in enumerate(score.reasons, 1)]
         self.log.tables.append(Table(["field", "value"], rows, title=f"Risk of {score.name}"))
         return self._out({"risk": data}, "risk_score")
+
+    def traders(self) -> TraderIndex:
+        """The traders the runner's scope can see (loaded on first use)."""
+        if self._traders is None:
+            self._traders = load_trader_index(self.runner)
+        return self._traders
 
     def _local(self, text: str) -> str:
         """A tool argument with the pseudonyms a remote model used mapped back to real values."""

@@ -6,7 +6,7 @@ a query through the guarded runner; the queries are listed in an appendix. The r
 matter for the flags found are cited from the regulations index; without an index the
 briefing says so instead of failing.
 
-    b = trader_briefing(runner, "T000012", parse_period("2025"), index_dir)
+    b = trader_briefing(runner, "T000012", parse_period("2025"), retriever)
     b.markdown(); b.pdf()
     period_briefing(runner, parse_period("2025-10"))
 """
@@ -16,16 +16,21 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assistant.console import format_cell
-from tools.dashboard import Period, change_pct, key_figures, monthly_trend, top_movers
-from tools.indicators import LABELS
+from tamga.formatting import fmt_money, format_cell
+from tamga.pdf import PdfDocument
+from tamga.period import Period
+from tools.dashboard import change_pct, key_figures, monthly_trend, top_movers
+from tools.indicators import LABELS, indicator_sql
+from tools.regulations import Passage, Retriever, as_citation
+from tools.runner import reporting_currency
 from tools.trader_risk import _trader_name, audit_candidates, trader_score
 
 if TYPE_CHECKING:
-    from tools.sql import QueryResult, SqlRunner
+    from tamga.answer import Citation
+    from tools.runner import Runner
+    from tools.sql import QueryResult
 
 
 # What to search in the knowledge base for each kind of flag, and what an auditor should check.
@@ -118,8 +123,8 @@ def _md_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join([head, sep, *body])
 
 
-def _money(x: Any) -> str:
-    return "USD 0" if x is None else f"USD {float(x):,.0f}"
+def _money(x: Any, currency: str) -> str:
+    return fmt_money(x or 0, currency, cents_below=0)
 
 
 def _change(cur: float, prev: float) -> str:
@@ -130,7 +135,7 @@ def _change(cur: float, prev: float) -> str:
 class _Recorder:
     """Runs queries and keeps the SQL (with parameters spelled out) for the appendix."""
 
-    def __init__(self, runner: SqlRunner) -> None:
+    def __init__(self, runner: Runner) -> None:
         self.runner = runner
         self.sql: list[str] = []
 
@@ -194,7 +199,7 @@ TRADER_SQL = {
 }
 
 
-def _data_period(runner: SqlRunner) -> tuple[date, date]:
+def _data_period(runner: Runner) -> tuple[date, date]:
     result = runner.run("SELECT min(declaration_date), max(declaration_date) FROM declarations")
     first, last = result.rows[0]
     if first is None:
@@ -211,13 +216,14 @@ def rule_bullet(indicator: str, source: str, locator: str, text: str) -> str:
 
 
 RulesFinder = Callable[[Sequence[str]], tuple[list[str], str | None]]
+NO_INDEX = "The regulations index was not found, so no rules are cited."
 
 
-def rule_passages(search: Callable[[str], Sequence[Any]],
-                  indicators: Sequence[str]) -> list[tuple[str, Any]]:
+def rule_passages(search: Callable[[str], Sequence[Passage]],
+                  indicators: Sequence[str]) -> list[tuple[str, Passage]]:
     """(indicator, passage) pairs for the flags found: `search(query)` on each indicator's
     rule query, every passage (source, locator) kept once, in indicator order."""
-    pairs: list[tuple[str, Any]] = []
+    pairs: list[tuple[str, Passage]] = []
     seen: set[tuple[str, str]] = set()
     for ind in indicators:
         for p in search(RULE_QUERIES[ind]):
@@ -227,35 +233,39 @@ def rule_passages(search: Callable[[str], Sequence[Any]],
     return pairs
 
 
-def rules_for(indicators: Sequence[str], index_dir: Path | None) -> tuple[list[str], str | None]:
-    """Citations from the regulations index for the indicators found; (bullets, problem)."""
+def rules_for(indicators: Sequence[str], retriever: Retriever | None,
+              cited: list[Citation] | None = None) -> tuple[list[str], str | None]:
+    """Rule bullets from the regulations for the indicators found: (bullets, problem).
+
+    The passages used are appended to `cited` when given. Without a retriever, or when the
+    search fails, the problem says so and no rules are cited (the briefing still works)."""
     if not indicators:
         return [], None
-    if index_dir is None or not Path(index_dir).expanduser().exists():
-        return [], f"The regulations index was not found at {index_dir}; no rules are cited."
+    if retriever is None:
+        return [], NO_INDEX
     try:
-        from retrieval.search import open_searcher
-
-        searcher = open_searcher(Path(index_dir))
-        pairs = rule_passages(lambda query: searcher.search(query, k=2), indicators)
-        return [rule_bullet(ind, p.source, p.locator, p.text) for ind, p in pairs], None
+        pairs = rule_passages(lambda query: retriever.search(query, k=2), indicators)
     except Exception as exc:  # a broken index must not break the briefing
         return [], f"The regulations index could not be searched ({exc}); no rules are cited."
+    if cited is not None:
+        cited.extend(as_citation(p) for _ind, p in pairs)
+    return [rule_bullet(ind, p.source, p.locator, p.text) for ind, p in pairs], None
 
 
 def trader_briefing(
-    runner: SqlRunner, trader_id: str, period: Period | None = None,
-    index_dir: Path | None = None, progress: Callable[[str], None] | None = None,
+    runner: Runner, trader_id: str, period: Period | None = None,
+    retriever: Retriever | None = None, progress: Callable[[str], None] | None = None,
     *, rules: RulesFinder | None = None,
 ) -> Briefing:
     """The audit-planning briefing of one trader over `period` (all data when None).
 
-    `rules` finds the rule passages for the flags found (default: search `index_dir`)."""
+    `rules` finds the rule passages for the flags found (default: search with `retriever`)."""
     _trader_name(runner, trader_id)  # UnknownTrader for a wrong ID
     say = progress or (lambda _m: None)
     rec = _Recorder(runner)
     start, end = (period.start, period.end) if period else _data_period(runner)
-    label = period.label if period else f"{start} to {date.fromordinal(end.toordinal() - 1)}"
+    label = period.name if period else f"{start} to {date.fromordinal(end.toordinal() - 1)}"
+    currency = reporting_currency(runner)
     p = {"trader": trader_id, "start": start, "end": end}
     say("Trade figures")
     ident = _records(rec.run(TRADER_SQL["identity"], {"trader": trader_id}))[0]
@@ -267,8 +277,6 @@ def trader_briefing(
     audits = rec.run(TRADER_SQL["audits"], {"trader": trader_id})
     say("Risk indicators")
     score = trader_score(runner, trader_id, period)
-    from tools.indicators import indicator_sql
-
     for name in score.flag_counts:
         rec.note(indicator_sql()[name], {"trader": trader_id, "start": start, "end": end})
 
@@ -282,24 +290,24 @@ def trader_briefing(
     red = 100.0 * (summ["red"] or 0) / decl if decl else 0.0
     trend = Section("Trade summary and trends", paragraphs=[
         f"Period {label}: {decl:,} import declarations ({summ['lines']:,} lines), customs value "
-        f"{_money(summ['customs_value'])}, duty paid {_money(summ['duty'])}, "
+        f"{_money(summ['customs_value'], currency)}, duty paid {_money(summ['duty'], currency)}, "
         f"{red:.1f}% of declarations in the red channel"
         + (f"; first {summ['first_date']}, last {summ['last_date']}." if decl else ".")
     ])
     if monthly.rows:
         rows = monthly.rows[-18:]
-        trend.charts.append(Chart("Import customs value by month (USD)",
+        trend.charts.append(Chart(f"Import customs value by month ({currency})",
                                   [str(r[0]) for r in rows], [float(r[1] or 0) for r in rows]))
     sections.append(trend)
     sections.append(Section("Top goods", tables=[(goods.columns, goods.rows)], charts=[
-        Chart("Customs value by subheading (USD)", [str(r[0]) for r in goods.rows],
+        Chart(f"Customs value by subheading ({currency})", [str(r[0]) for r in goods.rows],
               [float(r[3] or 0) for r in goods.rows])] if goods.rows else []))
     sections.append(Section("Origins and suppliers", tables=[
         (origins.columns, origins.rows), (suppliers.columns, suppliers.rows)]))
     risk = Section("Risk flags", paragraphs=[
         f"Risk score {score.score:.2f} (0 to 1); estimated duty at stake "
-        f"{_money(score.duty_at_stake)}; expected revenue (score x duty at stake) "
-        f"{_money(score.expected_revenue)}." if score.flags else
+        f"{_money(score.duty_at_stake, currency)}; expected revenue (score x duty at stake) "
+        f"{_money(score.expected_revenue, currency)}." if score.flags else
         "No indicator flags this trader in the period."
     ], bullets=score.reasons[:8])
     if score.flag_counts:
@@ -311,7 +319,7 @@ def trader_briefing(
                             paragraphs=[] if audits.rows else ["No audits on record."]))
     say("Rules for the flags")
     found = list(score.flag_counts)
-    bullets, problem = rules(found) if rules is not None else rules_for(found, index_dir)
+    bullets, problem = rules(found) if rules is not None else rules_for(found, retriever)
     sections.append(Section(
         "Rules that matter",
         paragraphs=[problem] if problem else
@@ -334,13 +342,14 @@ def trader_briefing(
 
 
 def period_briefing(
-    runner: SqlRunner, period: Period, n_risks: int = 10,
+    runner: Runner, period: Period, n_risks: int = 10,
     progress: Callable[[str], None] | None = None,
 ) -> Briefing:
     """The supervisors' briefing for one period: key figures vs the previous period, monthly
     trend, top movers and the top audit candidates."""
     say = progress or (lambda _m: None)
     rec = _Recorder(runner)
+    currency = reporting_currency(runner)
     say("Key figures")
     prev = period.previous()
     cur_k, cur_r = key_figures(runner, period)
@@ -350,9 +359,10 @@ def period_briefing(
     figures = [
         ["import declarations", f"{cur_k.declarations:,}", f"{prev_k.declarations:,}",
          _change(cur_k.declarations, prev_k.declarations)],
-        ["customs value (USD)", f"{cur_k.customs_value:,.0f}", f"{prev_k.customs_value:,.0f}",
+        [f"customs value ({currency})", f"{cur_k.customs_value:,.0f}",
+         f"{prev_k.customs_value:,.0f}",
          _change(cur_k.customs_value, prev_k.customs_value)],
-        ["duty (USD)", f"{cur_k.duty:,.0f}", f"{prev_k.duty:,.0f}",
+        [f"duty ({currency})", f"{cur_k.duty:,.0f}", f"{prev_k.duty:,.0f}",
          _change(cur_k.duty, prev_k.duty)],
         ["red channel share", f"{cur_k.red_share_pct:.1f}%", f"{prev_k.red_share_pct:.1f}%",
          f"{cur_k.red_share_pct - prev_k.red_share_pct:+.1f} pt"],
@@ -367,14 +377,12 @@ def period_briefing(
                          "prev_start": prev.start, "limit": 8})
     say("Risk indicators")
     candidates = audit_candidates(runner, period, None, n_risks)
-    from tools.indicators import indicator_sql
-
     for sql in indicator_sql().values():
         rec.note(sql, {"start": period.start, "end": period.end})
     sections = [
-        Section("Key figures", tables=[(["figure", period.label, prev.label, "change"], figures)]),
+        Section("Key figures", tables=[(["figure", period.name, prev.name, "change"], figures)]),
         Section("Monthly trend", tables=[(trend.columns, trend.rows)], charts=[Chart(
-            "Import customs value by month (USD)", [str(r[0]) for r in trend.rows],
+            f"Import customs value by month ({currency})", [str(r[0]) for r in trend.rows],
             [float(r[1] or 0) for r in trend.rows])] if trend.rows else []),
         Section("Top movers: traders", tables=[(movers_t.columns, movers_t.rows)]),
         Section("Top movers: HS chapters", tables=[(movers_c.columns, movers_c.rows)]),
@@ -384,17 +392,17 @@ def period_briefing(
                             "No indicator flags any trader in this period."],
                 tables=[(["rank", "trader", "score", "duty at stake", "expected revenue"],
                          [[c.rank, f"{c.name} ({c.trader_id})", f"{c.score:.2f}",
-                           _money(c.duty_at_stake), _money(c.expected_revenue)]
+                           _money(c.duty_at_stake, currency), _money(c.expected_revenue, currency)]
                           for c in candidates])] if candidates else [],
                 bullets=[f"{c.trader_id}: {c.reasons[0]}" for c in candidates if c.reasons]),
     ]
     return Briefing(
-        title=f"Period briefing: {period.label}",
-        subtitle=f"Imports of {period.label} against {prev.label}. Prepared "
+        title=f"Period briefing: {period.name}",
+        subtitle=f"Imports of {period.name} against {prev.name}. Prepared "
                  f"{datetime.now(UTC):%Y-%m-%d %H:%M UTC} by Tamga; every figure comes from "
                  "the SQL in the appendix.",
         sections=sections, sql=rec.sql,
-        facts={"period": period.label, "previous": prev.label,
+        facts={"period": period.name, "previous": prev.name,
                "declarations": cur_k.declarations, "customs_value": cur_k.customs_value,
                "duty": cur_k.duty, "red_share_pct": cur_k.red_share_pct,
                "previous_declarations": prev_k.declarations,
@@ -408,8 +416,6 @@ def period_briefing(
 
 
 def _render_pdf(b: Briefing) -> bytes:
-    from assistant.export import PdfDocument
-
     doc = PdfDocument()
     pdf, body, mono, clean, unicode_ok = doc.pdf, doc.body, doc.mono, doc.clean, doc.unicode_ok
 

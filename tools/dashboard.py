@@ -7,61 +7,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
 
+from tamga.period import Period
+
 if TYPE_CHECKING:
-    from tools.sql import QueryResult, SqlRunner
+    from tools.runner import Runner
+    from tools.sql import QueryResult
 
-PeriodKind = Literal["month", "quarter", "year"]
-
-
-@dataclass(frozen=True)
-class Period:
-    """A calendar period [start, end) with a label an officer reads."""
-
-    kind: PeriodKind
-    start: date
-    end: date
-
-    @property
-    def label(self) -> str:
-        """'2025-10', '2025 Q3' or '2025'."""
-        if self.kind == "month":
-            return f"{self.start:%Y-%m}"
-        if self.kind == "quarter":
-            return f"{self.start.year} Q{(self.start.month - 1) // 3 + 1}"
-        return str(self.start.year)
-
-    def previous(self) -> Period:
-        """The period of the same kind just before this one."""
-        months = {"month": 1, "quarter": 3, "year": 12}[self.kind]
-        return Period(self.kind, _add_months(self.start, -months), self.start)
-
-
-def _add_months(day: date, months: int) -> date:
-    index = day.year * 12 + day.month - 1 + months
-    return date(index // 12, index % 12 + 1, 1)
-
-
-def period_containing(day: date, kind: PeriodKind) -> Period:
-    """The month, quarter or year that contains `day`."""
-    if kind == "month":
-        start = date(day.year, day.month, 1)
-        return Period(kind, start, _add_months(start, 1))
-    if kind == "quarter":
-        start = date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
-        return Period(kind, start, _add_months(start, 3))
-    start = date(day.year, 1, 1)
-    return Period(kind, start, date(day.year + 1, 1, 1))
-
-
-def recent_periods(latest: date, kind: PeriodKind, count: int = 12) -> list[Period]:
-    """The `count` latest periods of a kind, newest first, starting with the one of `latest`."""
-    periods = [period_containing(latest, kind)]
-    while len(periods) < count:
-        periods.append(periods[-1].previous())
-    return periods
-
-
-def data_range(runner: SqlRunner) -> tuple[date, date] | None:
+def data_range(runner: Runner) -> tuple[date, date] | None:
     """First and last declaration date in the database, or None when it is empty."""
     result = runner.run("SELECT min(declaration_date), max(declaration_date) FROM declarations")
     first, last = result.rows[0]
@@ -90,7 +42,7 @@ class KeyFigures:
     red_share_pct: float
 
 
-def key_figures(runner: SqlRunner, period: Period) -> tuple[KeyFigures, QueryResult]:
+def key_figures(runner: Runner, period: Period) -> tuple[KeyFigures, QueryResult]:
     """Declarations, customs value, duty and red-channel share of imports in `period`."""
     result = runner.run(KEY_FIGURES_SQL, {"start": period.start, "end": period.end})
     declarations, value, duty, red = result.rows[0]
@@ -116,7 +68,7 @@ GROUP BY 1 ORDER BY 1
 """
 
 
-def monthly_trend(runner: SqlRunner, start: date, end: date) -> QueryResult:
+def monthly_trend(runner: Runner, start: date, end: date) -> QueryResult:
     """Monthly import value, duty and declaration count between two dates."""
     return runner.run(MONTHLY_TREND_SQL, {"start": start, "end": end})
 
@@ -159,7 +111,7 @@ _MOVER_KINDS: dict[str, dict[str, str]] = {
 
 
 def top_movers(
-    runner: SqlRunner, period: Period, by: Literal["trader", "chapter"], limit: int = 10
+    runner: Runner, period: Period, by: Literal["trader", "chapter"], limit: int = 10
 ) -> QueryResult:
     """Traders or HS chapters whose import value changed most against the previous period."""
     sql = _MOVERS_SQL.format(**_MOVER_KINDS[by])

@@ -10,7 +10,7 @@ computed over the whole database; only lines declared in the requested period ar
     flags = unit_value_outliers(runner, start, end, trader_id="T000012")
 
 Indicators:
-- ``unit_value``: unit value (USD/kg) far below the robust peer median of the same 6-digit
+- ``unit_value``: unit value (money per kg) far below the robust peer median of the same 6-digit
   subheading and origin (log distance in MAD units), with enough lines and traders as peers.
 - ``origin_switch``: a trader whose origin for an HS chapter moves away from a country right
   after the duty on that chapter from that country rose.
@@ -32,8 +32,14 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tamga.errors import SqlFailed
+from tamga.formatting import fmt_money
+from tools.runner import reporting_currency
+from tools.sql import SqlRunner
+
 if TYPE_CHECKING:
-    from tools.sql import QueryResult, SqlRunner
+    from tools.runner import Runner
+    from tools.sql import QueryResult
 
 INDICATORS = (
     "unit_value", "origin_switch", "split_consignment", "misclassification", "related_party",
@@ -76,7 +82,7 @@ RP_MIN_LINES = 5           # related lines per trader, subheading and origin
 RP_MIN_PEERS = 10          # unrelated peer lines
 JUMP_MIN_RATIO = 4.0       # month value at least 4x the trader's trailing median
 JUMP_MIN_MONTHS = 6        # months of history before the jump
-JUMP_MIN_VALUE = 50_000.0  # and worth at least USD 50,000
+JUMP_MIN_VALUE = 50_000.0  # and worth at least 50,000 in the reporting currency
 
 
 @dataclass
@@ -91,7 +97,7 @@ class Flag:
     hs6: str | None
     origin: str | None
     customs_value: float
-    duty_gap: float        # estimated duty not paid if the suspicion is right, USD
+    duty_gap: float        # estimated duty not paid if the suspicion is right (reporting currency)
     strength: float        # 0..1, how far from normal
     reason: str
     key: str               # what the flag is about (goods / origin / month), for grouping
@@ -103,13 +109,11 @@ class Flag:
 
 def analysis_runner(db_path: Path, timeout_s: float = 300.0) -> SqlRunner:
     """A guarded read-only runner for analytics: long time limit, large row cap."""
-    from tools.sql import SqlRunner
-
     return SqlRunner(db_path, timeout_s=timeout_s, row_cap=2_000_000)
 
 
-def _money(x: float) -> str:
-    return f"USD {x:,.0f}" if abs(x) >= 100 else f"USD {x:,.2f}"
+def _money(x: float, currency: str) -> str:
+    return fmt_money(x, currency, cents_below=100)
 
 
 def _uv(x: float) -> str:
@@ -189,10 +193,11 @@ ORDER BY robust_z
 
 
 def unit_value_outliers(
-    runner: SqlRunner, start: date | None = None, end: date | None = None,
-    trader_id: str | None = None,
+    runner: Runner, start: date | None = None, end: date | None = None,
+    trader_id: str | None = None, currency: str | None = None,
 ) -> list[Flag]:
     """Lines whose unit value is far below the median of the same subheading (and origin)."""
+    cur = currency or reporting_currency(runner)
     params = _bounds(start, end) | {
         "min_peers": UV_MIN_PEERS, "min_traders": UV_MIN_TRADERS,
         "max_ratio": UV_MAX_RATIO, "min_z": UV_MIN_ROBUST_Z,
@@ -209,8 +214,8 @@ def unit_value_outliers(
             r["declaration_date"], r["hs6"], r["origin"], r["customs_value"],
             gap * (r["duty_rate_pct"] or 0) / 100,
             _clip(0.5 * (1 - ratio) + 0.5 * min(1.0, -r["robust_z"] / 10)),
-            f"unit value {_uv(r['uv'])} USD/kg is {below:.0f}% below the median "
-            f"{_uv(r['peer_median_uv'])} USD/kg of {r['peers']:,} lines of {peers}",
+            f"unit value {_uv(r['uv'])} {cur}/kg is {below:.0f}% below the median "
+            f"{_uv(r['peer_median_uv'])} {cur}/kg of {r['peers']:,} lines of {peers}",
             f"{r['hs6']} from {r['origin']}",
         ))
     return flags
@@ -270,8 +275,8 @@ ORDER BY l.trader_id, l.declaration_date
 
 
 def origin_switches(
-    runner: SqlRunner, start: date | None = None, end: date | None = None,
-    trader_id: str | None = None,
+    runner: Runner, start: date | None = None, end: date | None = None,
+    trader_id: str | None = None, currency: str | None = None,
 ) -> list[Flag]:
     """Lines of traders whose origin for an HS chapter moved away after the duty on it rose."""
     params = _bounds(start, end) | {
@@ -326,10 +331,11 @@ ORDER BY c.trader_id, c.declaration_date
 
 
 def split_consignments(
-    runner: SqlRunner, start: date | None = None, end: date | None = None,
-    trader_id: str | None = None,
+    runner: Runner, start: date | None = None, end: date | None = None,
+    trader_id: str | None = None, currency: str | None = None,
 ) -> list[Flag]:
     """Lines of declarations just under the low-value threshold, clustered in a few days."""
+    cur = currency or reporting_currency(runner)
     params = _bounds(start, end) | {"low": SPLIT_LOW, "min_cluster": SPLIT_MIN_CLUSTER}
     sql = SPLIT_SQL.replace("{trader}", _trader_filter(trader_id, params, "c.trader_id"))
     flags = []
@@ -339,10 +345,10 @@ def split_consignments(
             r["declaration_date"], r["hs6"], r["origin"], r["customs_value"],
             r["customs_value"] * (r["rate"] or 0) / 100,
             _clip(0.3 + 0.07 * r["cluster"]),
-            f"declaration worth {_money(r['declaration_value'])}, just under the "
-            f"{_money(r['threshold'])} low-value threshold, one of {r['cluster']} such "
+            f"declaration worth {_money(r['declaration_value'], cur)}, just under the "
+            f"{_money(r['threshold'], cur)} low-value threshold, one of {r['cluster']} such "
             f"declarations of {r['hs6']} within {SPLIT_WINDOW_DAYS} days",
-            f"{r['hs6']} split under {_money(r['threshold'])}",
+            f"{r['hs6']} split under {_money(r['threshold'], cur)}",
         ))
     return flags
 
@@ -374,8 +380,8 @@ ORDER BY l.trader_id, l.declaration_date
 
 
 def misclassification_hints(
-    runner: SqlRunner, start: date | None = None, end: date | None = None,
-    trader_id: str | None = None,
+    runner: Runner, start: date | None = None, end: date | None = None,
+    trader_id: str | None = None, currency: str | None = None,
 ) -> list[Flag]:
     """Lines whose description other traders declare under another, higher-duty subheading."""
     params = _bounds(start, end) | {"min_traders": MISC_MIN_TRADERS, "min_gap": MISC_MIN_RATE_GAP}
@@ -419,10 +425,11 @@ ORDER BY v.trader_id, v.declaration_date
 
 
 def related_party_gaps(
-    runner: SqlRunner, start: date | None = None, end: date | None = None,
-    trader_id: str | None = None,
+    runner: Runner, start: date | None = None, end: date | None = None,
+    trader_id: str | None = None, currency: str | None = None,
 ) -> list[Flag]:
     """Related-party lines priced well below unrelated sellers of the same goods and origin."""
+    cur = currency or reporting_currency(runner)
     params = _bounds(start, end) | {
         "min_peers": RP_MIN_PEERS, "min_lines": RP_MIN_LINES, "max_ratio": RP_MAX_RATIO,
     }
@@ -436,10 +443,10 @@ def related_party_gaps(
             r["declaration_date"], r["hs6"], r["origin"], r["customs_value"],
             gap * (r["duty_rate_pct"] or 0) / 100,
             _clip(0.2 + (1 - ratio)),
-            f"bought from related seller {r['seller_id']} at {_uv(r['uv'])} USD/kg; the "
+            f"bought from related seller {r['seller_id']} at {_uv(r['uv'])} {cur}/kg; the "
             f"median of its {r['n']} related-party lines of {r['hs6']} from {r['origin']} "
-            f"({_uv(r['rel_uv'])} USD/kg) is {100 * (1 - ratio):.0f}% below the "
-            f"{_uv(r['arm_uv'])} USD/kg of {r['peers']} lines from unrelated sellers",
+            f"({_uv(r['rel_uv'])} {cur}/kg) is {100 * (1 - ratio):.0f}% below the "
+            f"{_uv(r['arm_uv'])} {cur}/kg of {r['peers']} lines from unrelated sellers",
             f"{r['hs6']} from related seller {r['seller_id']}",
         ))
     return flags
@@ -466,10 +473,11 @@ ORDER BY value / usual DESC
 
 
 def pattern_changes(
-    runner: SqlRunner, start: date | None = None, end: date | None = None,
-    trader_id: str | None = None,
+    runner: Runner, start: date | None = None, end: date | None = None,
+    trader_id: str | None = None, currency: str | None = None,
 ) -> list[Flag]:
     """Trader-months whose import value jumps far above the trader's own trailing median."""
+    cur = currency or reporting_currency(runner)
     params = _bounds(start, end) | {
         "min_months": JUMP_MIN_MONTHS, "min_ratio": JUMP_MIN_RATIO, "min_value": JUMP_MIN_VALUE,
     }
@@ -480,15 +488,15 @@ def pattern_changes(
         flags.append(Flag(
             "pattern_change", r["trader_id"], None, None, r["month_start"], None, None,
             r["value"], 0.0, _clip(0.2 + 0.05 * math.log2(ratio)),
-            f"imports of {_money(r['value'])} in {r['month']} ({r['declarations']} "
-            f"declarations), {ratio:.1f} times its usual monthly {_money(r['usual'])} over the "
-            f"previous {r['months']} months",
+            f"imports of {_money(r['value'], cur)} in {r['month']} ({r['declarations']} "
+            f"declarations), {ratio:.1f} times its usual monthly {_money(r['usual'], cur)} "
+            f"over the previous {r['months']} months",
             f"jump in {r['month']}",
         ))
     return flags
 
 
-IndicatorFn = Callable[["SqlRunner", "date | None", "date | None", "str | None"], list[Flag]]
+IndicatorFn = Callable[..., list[Flag]]
 FUNCTIONS: dict[str, IndicatorFn] = {
     "unit_value": unit_value_outliers,
     "origin_switch": origin_switches,
@@ -500,18 +508,21 @@ FUNCTIONS: dict[str, IndicatorFn] = {
 
 
 def run_indicators(
-    runner: SqlRunner, start: date | None = None, end: date | None = None,
+    runner: Runner, start: date | None = None, end: date | None = None,
     trader_id: str | None = None, which: Sequence[str] = INDICATORS,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | None = None, currency: str | None = None,
 ) -> list[Flag]:
-    """All (or `which`) indicators for lines declared in [start, end), strongest first."""
+    """All (or `which`) indicators for lines declared in [start, end), strongest first.
+
+    Reasons quote money in `currency` (default: the data set's reporting currency)."""
+    currency = currency or reporting_currency(runner)
     flags: list[Flag] = []
     for name in which:
         if name not in FUNCTIONS:
             raise ValueError(f"unknown indicator {name!r}; choose from {', '.join(INDICATORS)}")
         if progress:
             progress(f"Indicator: {LABELS[name]}")
-        flags.extend(FUNCTIONS[name](runner, start, end, trader_id))
+        flags.extend(FUNCTIONS[name](runner, start, end, trader_id, currency=currency))
     flags.sort(key=lambda f: (-f.strength, -f.duty_gap))
     return flags
 
@@ -527,8 +538,6 @@ def indicator_sql() -> dict[str, str]:
 
 def _records(result: QueryResult) -> list[dict[str, Any]]:
     if result.truncated:
-        from assistant.errors import SqlFailed
-
         raise SqlFailed(
             f"An indicator returned more than {len(result.rows):,} rows; use a runner with a "
             "larger row cap (tools.indicators.analysis_runner) or a shorter period."

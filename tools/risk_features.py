@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from assistant.errors import ImportRejected
+from tamga.errors import ImportRejected
 
 # KCS header -> internal name. Order is the order of the published files.
 KCS_COLUMNS: dict[str, str] = {

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from assistant.errors import ImportRejected
+from tamga.errors import ImportRejected
 from tools.risk_features import (
     INFO_PREFIX,
     KCS_COLUMNS,

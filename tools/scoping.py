@@ -29,18 +29,21 @@ wrong therefore fails to run, it never reads unfiltered rows.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import sqlglot
 from sqlglot import exp
 
-from assistant.errors import SqlRefused
-from tools.sql import Params, QueryResult, SqlRunner
+from tamga.errors import SqlRefused
+from tamga.scope import Scope
+from tools.sql import Params, QueryResult
 from tools.sql_guard import DIALECT
 
-__all__ = ["PROTECTED_TABLES", "Scope", "ScopedRunner", "scope_sql"]
+if TYPE_CHECKING:
+    from tools.runner import Runner
+
+__all__ = ["PROTECTED_TABLES", "ScopedRunner", "scope_sql"]
 
 #: The tables whose rows depend on the user's offices.
 PROTECTED_TABLES: tuple[str, ...] = ("declarations", "declaration_items", "traders", "audits")
@@ -48,44 +51,6 @@ PROTECTED_TABLES: tuple[str, ...] = ("declarations", "declaration_items", "trade
 # Table arguments a scoped subquery can carry over; any other (time travel, hints...) is refused.
 _CARRIED_ARGS = ("joins", "laterals", "pivots", "sample")
 _HARMLESS_ARGS = {"this", "db", "catalog", "alias", *_CARRIED_ARGS}
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What one user may see: `offices` None means every office; an empty tuple means none."""
-
-    user: str
-    offices: tuple[str, ...] | None = None
-
-    @classmethod
-    def everything(cls, user: str = "cli") -> Scope:
-        """A scope that sees every office (analysts, supervisors, single-user installs)."""
-        return cls(user=user, offices=None)
-
-    @classmethod
-    def offices_of(cls, user: str, offices: Iterable[str]) -> Scope:
-        """A scope limited to `offices` (duplicates dropped, order kept)."""
-        return cls(user=user, offices=tuple(dict.fromkeys(str(o) for o in offices)))
-
-    @property
-    def unrestricted(self) -> bool:
-        """True when the scope sees every office (no rewrite is needed)."""
-        return self.offices is None
-
-    @property
-    def key(self) -> str:
-        """A stable text key for caches that must not be shared between scopes."""
-        if self.offices is None:
-            return "*"
-        return "offices:" + "\x1f".join(sorted(self.offices))
-
-    def describe(self) -> str:
-        """The scope in words, for messages and the audit log."""
-        if self.offices is None:
-            return "all customs offices"
-        if not self.offices:
-            return "no customs office (sees no declarations)"
-        return "customs offices " + ", ".join(self.offices)
 
 
 # -- the rewrite -------------------------------------------------------------------------------
@@ -242,24 +207,33 @@ def scope_sql(sql: str, scope: Scope) -> str:
     return scope_tree(tree, scope).sql(dialect=DIALECT, comments=False)
 
 
-class ScopedRunner(SqlRunner):
-    """A SqlRunner whose every query is guarded, then scoped to one user's offices.
+class ScopedRunner:
+    """A runner whose every query is guarded, then scoped to one user's offices.
 
-    It shares the wrapped runner's read-only connection (one per database, many users), so
-    creating one per request is cheap; closing it leaves the wrapped runner open.
+    It wraps another runner (normally the database's SqlRunner, whose read-only connection
+    every user shares), so creating one per request is cheap; it holds no connection itself.
     """
 
-    def __init__(self, base: SqlRunner, scope: Scope) -> None:
+    def __init__(self, base: Runner, scope: Scope) -> None:
+        if not base.scope.unrestricted:
+            raise ValueError("a ScopedRunner wraps an unscoped runner")
         self.base = base
-        self.scope = scope
-        self.db_path = base.db_path
-        self.timeout_s = base.timeout_s
-        self.row_cap = base.row_cap
+        self._scope = scope
 
     @property
-    def scope_key(self) -> str:
-        """Key caches built from query results by this (database, scope)."""
-        return f"{self.db_path}|{self.scope.key}"
+    def db_path(self) -> Path:
+        """The wrapped runner's database."""
+        return self.base.db_path
+
+    @property
+    def row_cap(self) -> int:
+        """The wrapped runner's row cap."""
+        return self.base.row_cap
+
+    @property
+    def scope(self) -> Scope:
+        """What this runner's queries may see."""
+        return self._scope
 
     def tables(self) -> list[str]:
         """The trade tables present in the database."""
@@ -267,7 +241,7 @@ class ScopedRunner(SqlRunner):
 
     def check(self, sql: str) -> str:
         """The guarded statement rewritten to the scope (what would run); raises if refused."""
-        return scope_sql(self.base.check(sql), self.scope)
+        return scope_sql(self.base.check(sql), self._scope)
 
     def run(self, sql: str, params: Params = None) -> QueryResult:
         """Guard, scope and run one read-only query (the scoped text is guarded again)."""
@@ -277,14 +251,5 @@ class ScopedRunner(SqlRunner):
         """The schema description of the wrapped runner (tables and columns are not secret)."""
         return self.base.describe_schema()
 
-    def close(self) -> None:
-        """Nothing to close: the wrapped runner owns the connection."""
-
-    def _connection(self) -> Any:
-        raise SqlRefused("Refused: a scoped runner gives no direct access to the connection.")
-
-    def _cursor(self) -> Any:
-        raise SqlRefused("Refused: a scoped runner gives no direct access to a cursor.")
-
-    def __enter__(self) -> ScopedRunner:
-        return self
+    def __repr__(self) -> str:
+        return f"ScopedRunner({self.base!r}, {self._scope.describe()})"

@@ -26,12 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from assistant.errors import SqlFailed, SqlRefused, SqlTimeout, TamgaError
+from tamga.errors import SqlFailed, SqlRefused, SqlTimeout
+from tamga.scope import Scope
 from tools.sql_guard import TRADE_TABLES, check_sql
 from tradedata import db
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from tamga.settings import Settings
 
 __all__ = ["QueryResult", "SqlRunner", "check_sql"]
 
@@ -110,16 +113,18 @@ class SqlRunner:
         self._connection()
 
     @classmethod
-    def from_settings(cls, db_path: Path | None = None) -> SqlRunner:
-        """A runner using TAMGA_SQL_TIMEOUT_S, TAMGA_SQL_ROW_CAP and the default database."""
-        from assistant.settings import get_settings
-
-        settings = get_settings()
+    def from_settings(cls, settings: Settings, db_path: Path | None = None) -> SqlRunner:
+        """A runner with the settings' time limit and row cap, on `db_path` or their database."""
         return cls(
             db_path or settings.database,
             timeout_s=settings.sql_timeout_s,
             row_cap=settings.sql_row_cap,
         )
+
+    @property
+    def scope(self) -> Scope:
+        """A plain runner sees every office (wrap it in a ScopedRunner to restrict it)."""
+        return Scope.everything()
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -244,13 +249,6 @@ class SqlRunner:
         truncated = len(raw) > self.row_cap
         rows = [[to_jsonable(v) for v in row] for row in raw[: self.row_cap]]
         return QueryResult(columns, rows, truncated, elapsed_ms, statement)
-
-    def try_run(self, sql: str, params: Params = None) -> QueryResult | dict[str, str]:
-        """Like run(), but a refusal or failure comes back as {"error": message} for an LLM."""
-        try:
-            return self.run(sql, params)
-        except TamgaError as exc:
-            return {"error": str(exc)}
 
     def describe_schema(self) -> str:
         """The queryable tables with row counts, columns, types and keys, one line per table."""

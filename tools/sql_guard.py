@@ -29,7 +29,8 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import TokenType
 
-from assistant.errors import SqlFailed, SqlRefused
+from tamga.errors import SqlFailed, SqlRefused
+from tradedata.db import TABLES
 
 # sqlglot logs a warning when it falls back to an opaque "Command"; the guard reports instead.
 logging.getLogger("sqlglot").addHandler(logging.NullHandler())
@@ -37,16 +38,8 @@ logging.getLogger("sqlglot").addHandler(logging.NullHandler())
 DIALECT = "duckdb"
 MAX_SQL_CHARS = 100_000
 
-#: The contract tables of the trade data model (DESIGN.md); nothing else can be queried.
-TRADE_TABLES: tuple[str, ...] = (
-    "traders",
-    "declarations",
-    "declaration_items",
-    "audits",
-    "hs_nomenclature",
-    "countries",
-    "dataset_info",
-)
+#: The contract tables of the trade data model (docs/architecture.md); nothing else can be queried.
+TRADE_TABLES: tuple[str, ...] = TABLES
 
 #: Table functions that only generate values (no I/O): allowed in FROM.
 ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tools.sql import QueryResult, SqlRunner
+    from tools.runner import Runner
+    from tools.sql import QueryResult
 
 _FROM = (
     "FROM declarations d JOIN declaration_items i ON i.declaration_id = d.declaration_id "
@@ -52,6 +53,6 @@ HISTORY_SQL = {
 }
 
 
-def trader_history(runner: SqlRunner, trader_id: str) -> dict[str, QueryResult]:
+def trader_history(runner: Runner, trader_id: str) -> dict[str, QueryResult]:
     """Every history query of HISTORY_SQL for one trader, by name."""
     return {name: runner.run(sql, {"trader": trader_id}) for name, sql in HISTORY_SQL.items()}

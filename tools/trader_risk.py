@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from assistant.errors import TamgaError, UnknownTrader
-from tools.dashboard import Period
+from tamga.errors import TamgaError, UnknownTrader
+from tamga.formatting import fmt_money
+from tamga.period import Period
 from tools.indicators import (
     INDICATORS,
     LABELS,
@@ -32,9 +33,11 @@ from tools.indicators import (
     run_indicators,
     unit_value_outliers,
 )
+from tools.runner import reporting_currency
 
 if TYPE_CHECKING:
-    from tools.sql import QueryResult, SqlRunner
+    from tools.runner import Runner
+    from tools.sql import QueryResult
 
 # How much a maximal flag of each kind counts towards the score (pattern changes alone are
 # weak evidence: growth is not an irregularity).
@@ -52,16 +55,12 @@ def parse_period(text: str | None) -> Period | None:
     if m := re.fullmatch(r"(\d{4})-(\d{1,2})", t):
         year, month = int(m[1]), int(m[2])
         if 1 <= month <= 12:
-            start = date(year, month, 1)
-            end = date(year + month // 12, month % 12 + 1, 1)
-            return Period("month", start, end)
+            return Period.of_calendar("month", date(year, month, 1))
     if m := re.fullmatch(r"(\d{4})-?Q([1-4])", t):
         year, q = int(m[1]), int(m[2])
-        start = date(year, 3 * q - 2, 1)
-        end = date(year + 1, 1, 1) if q == 4 else date(year, 3 * q + 1, 1)
-        return Period("quarter", start, end)
+        return Period.of_calendar("quarter", date(year, 3 * q - 2, 1))
     if re.fullmatch(r"\d{4}", t):
-        return Period("year", date(int(t), 1, 1), date(int(t) + 1, 1, 1))
+        return Period.of_calendar("year", date(int(t), 1, 1))
     raise TamgaError(f"Cannot read the period {text!r}: use 2025-10, 2025-Q3 or 2025.")
 
 
@@ -99,15 +98,12 @@ class TraderScore:
         return out
 
 
-def _money(x: float) -> str:
-    return f"USD {x:,.0f}"
-
-
-def _reason(indicator: str, key: str, group: list[Flag]) -> str:
+def _reason(indicator: str, key: str, group: list[Flag], currency: str) -> str:
     """One sentence for a group of flags of one kind about the same goods."""
     top = max(group, key=lambda f: f.strength)
     duty = sum(f.duty_gap for f in group)
-    at_stake = f"; about {_money(duty)} duty at stake" if duty >= 1 else ""
+    money = fmt_money(duty, currency, cents_below=0)
+    at_stake = f"; about {money} duty at stake" if duty >= 1 else ""
     if indicator == "pattern_change":
         return f"Sudden change: {top.reason}"
     decls = len({f.declaration_id for f in group})
@@ -118,8 +114,10 @@ def _reason(indicator: str, key: str, group: list[Flag]) -> str:
     return f"{LABELS[indicator].capitalize()} — {what}, {key}; e.g. {top.reason}{at_stake}"
 
 
-def score_from_flags(trader_id: str, name: str, flags: Sequence[Flag]) -> TraderScore:
-    """Aggregate one trader's flags into a score, duty at stake and reasons (strongest first)."""
+def score_from_flags(trader_id: str, name: str, flags: Sequence[Flag], currency: str
+                     ) -> TraderScore:
+    """Aggregate one trader's flags into a score, duty at stake and reasons (strongest first);
+    the reasons quote money in `currency`."""
     groups: dict[tuple[str, str], list[Flag]] = defaultdict(list)
     best: dict[str, float] = {}
     for f in flags:
@@ -134,12 +132,12 @@ def score_from_flags(trader_id: str, name: str, flags: Sequence[Flag]) -> Trader
     return TraderScore(
         trader_id=trader_id, name=name, score=1 - clean,
         duty_at_stake=sum(f.duty_gap for f in flags),
-        reasons=[_reason(ind, key, group) for (ind, key), group in ranked],
+        reasons=[_reason(ind, key, group, currency) for (ind, key), group in ranked],
         flag_counts={k: v for k, v in counts.items() if v}, flags=list(flags),
     )
 
 
-def _trader_name(runner: SqlRunner, trader_id: str) -> str:
+def _trader_name(runner: Runner, trader_id: str) -> str:
     result = runner.run("SELECT name FROM traders WHERE trader_id = $t", {"t": trader_id})
     if not result.rows:
         raise UnknownTrader(f"No trader with ID {trader_id!r}. Look it up with `tamga ask`.")
@@ -147,21 +145,24 @@ def _trader_name(runner: SqlRunner, trader_id: str) -> str:
 
 
 def trader_score(
-    runner: SqlRunner, trader_id: str, period: Period | None = None,
+    runner: Runner, trader_id: str, period: Period | None = None,
 ) -> TraderScore:
     """The risk score of one trader over `period` (all data when None), with its reasons."""
     name = _trader_name(runner, trader_id)
     start, end = _bounds(period)
-    return score_from_flags(trader_id, name, run_indicators(runner, start, end, trader_id))
+    currency = reporting_currency(runner)
+    flags = run_indicators(runner, start, end, trader_id, currency=currency)
+    return score_from_flags(trader_id, name, flags, currency)
 
 
 def score_traders(
-    runner: SqlRunner, period: Period | None = None, office: str | None = None,
+    runner: Runner, period: Period | None = None, office: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[TraderScore]:
     """Every flagged trader of the period (and office), highest expected revenue first."""
     start, end = _bounds(period)
-    flags = run_indicators(runner, start, end, progress=progress)
+    currency = reporting_currency(runner)
+    flags = run_indicators(runner, start, end, progress=progress, currency=currency)
     if office is not None:
         flags = _in_office(runner, flags, office, start, end)
     by_trader: dict[str, list[Flag]] = defaultdict(list)
@@ -170,24 +171,24 @@ def score_traders(
     if not by_trader:
         return []
     names = _names(runner, sorted(by_trader))
-    scores = [score_from_flags(t, names.get(t, t), fl) for t, fl in by_trader.items()]
+    scores = [score_from_flags(t, names.get(t, t), fl, currency) for t, fl in by_trader.items()]
     scores.sort(key=lambda s: (-s.expected_revenue, -s.score, s.trader_id))
     return scores
 
 
-def _names(runner: SqlRunner, ids: list[str]) -> dict[str, str]:
+def _names(runner: Runner, ids: list[str]) -> dict[str, str]:
     result = runner.run("SELECT trader_id, name FROM traders WHERE list_contains($ids, trader_id)",
                         {"ids": ids})
     return {str(t): str(n) for t, n in result.rows}
 
 
-def offices(runner: SqlRunner) -> list[str]:
+def offices(runner: Runner) -> list[str]:
     """The customs offices that appear in the declarations."""
     result = runner.run("SELECT DISTINCT customs_office FROM declarations ORDER BY 1")
     return [str(r[0]) for r in result.rows if r[0] is not None]
 
 
-def _in_office(runner: SqlRunner, flags: list[Flag], office: str, start: date | None,
+def _in_office(runner: Runner, flags: list[Flag], office: str, start: date | None,
                end: date | None) -> list[Flag]:
     known = offices(runner)
     match = [o for o in known if o.lower() == office.lower()] or \
@@ -230,7 +231,7 @@ class AuditCandidate:
 
 
 def audit_candidates(
-    runner: SqlRunner, period: Period | None = None, office: str | None = None, n: int = 20,
+    runner: Runner, period: Period | None = None, office: str | None = None, n: int = 20,
     progress: Callable[[str], None] | None = None,
 ) -> list[AuditCandidate]:
     """The `n` traders most worth auditing for lines of `period` (and `office`), ranked by
@@ -257,7 +258,7 @@ UNDERVALUED_COLUMNS = [
 
 
 def undervalued_declarations(
-    runner: SqlRunner, trader_id: str, period: Period | None = None,
+    runner: Runner, trader_id: str, period: Period | None = None,
 ) -> tuple[QueryResult, list[str]]:
     """The trader's lines that look undervalued (unit value far below peers, or related-party
     prices below arm's length), as a table, and the reasons in words."""
@@ -265,12 +266,13 @@ def undervalued_declarations(
 
     name = _trader_name(runner, trader_id)
     start, end = _bounds(period)
-    flags = unit_value_outliers(runner, start, end, trader_id)
-    flags += related_party_gaps(runner, start, end, trader_id)
+    currency = reporting_currency(runner)
+    flags = unit_value_outliers(runner, start, end, trader_id, currency=currency)
+    flags += related_party_gaps(runner, start, end, trader_id, currency=currency)
     flags.sort(key=lambda f: (-f.duty_gap, -f.strength))
     rows = [[f.declaration_id, f.item_no, f.declaration_date, f.hs6, f.origin,
              round(f.customs_value, 2), round(f.duty_gap, 2), round(f.strength, 3), f.indicator,
              f.reason] for f in flags]
     table = QueryResult(UNDERVALUED_COLUMNS, rows, False, 0.0, UNIT_VALUE_SQL)
-    reasons = score_from_flags(trader_id, name, flags).reasons
+    reasons = score_from_flags(trader_id, name, flags, currency).reasons
     return table, reasons

@@ -4,7 +4,7 @@ Names are compared folded: accents stripped, lower case, punctuation dropped, le
 ("S.A.", "S. de R.L.", "Corp.", "Inc.", "Ltd" ...) removed for the "core" name, so "Oller and
 Benitez Plastics" finds "Oller & Benítez Plastics, S. de R.L.".
 
-    index = trader_index(runner)
+    index = load_trader_index(runner)
     index.find("oller benitez")          # best matches for a name, TIN or ID
     index.mentions("What did Oller & Benitez import in 2024?")   # a trader named in a question
 """
@@ -12,17 +12,16 @@ Benitez Plastics" finds "Oller & Benítez Plastics, S. de R.L.".
 from __future__ import annotations
 
 import re
-import threading
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assistant.errors import UnknownTrader
+from tamga.errors import UnknownTrader
+from tamga.sqltext import sql_literal
 
 if TYPE_CHECKING:
-    from tools.sql import SqlRunner
+    from tools.runner import Runner
 
 # Legal forms and filler removed from the end of a name to get its core.
 LEGAL_FORMS = frozenset({
@@ -332,32 +331,15 @@ class TraderIndex:
                              [self._match(n, score, "word") for n in hits])
 
 
-# -- indexes per database, shared by every thread -------------------------------------------------
-
-_INDEXES: dict[tuple[str, float, str], TraderIndex] = {}
-_LOCK = threading.Lock()
+# -- loading -------------------------------------------------------------------------------------
 
 
-def trader_index(runner: SqlRunner) -> TraderIndex:
-    """The trader index of the runner's database, built once per scope (rebuilt if the file
-    changes): an officer's index holds only the traders their scoped runner can see."""
-    path = Path(runner.db_path)
-    key = (str(path.resolve()), path.stat().st_mtime if path.exists() else 0.0,
-           str(getattr(runner, "scope_key", "*")))
-    with _LOCK:
-        index = _INDEXES.get(key)
-    if index is not None:
-        return index
+def load_trader_index(runner: Runner) -> TraderIndex:
+    """The index of the traders `runner` can see (an officer's runner: only the traders with
+    declarations in the officer's offices). Build it once per (database, scope) and pass it
+    on; nothing here caches it."""
     result = runner.run("SELECT trader_id, name, tin FROM traders ORDER BY trader_id")
-    index = TraderIndex.build((r[0], r[1], r[2]) for r in result.rows)
-    with _LOCK:
-        _INDEXES[key] = index
-    return index
-
-
-def find_traders(runner: SqlRunner, query: str, limit: int = 5) -> list[TraderMatch]:
-    """Traders matching a name (fuzzy), TIN or trader ID, best first."""
-    return trader_index(runner).find(query, limit=limit)
+    return TraderIndex.build((r[0], r[1], r[2]) for r in result.rows)
 
 
 @dataclass
@@ -389,16 +371,13 @@ class TraderProfile:
         }
 
 
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def trader_profile(runner: SqlRunner, trader_id: str) -> TraderProfile:
-    """The profile of one trader; raises UnknownTrader when the ID does not exist."""
-    match = trader_index(runner).get(trader_id)
+def trader_profile(runner: Runner, trader_id: str, traders: TraderIndex) -> TraderProfile:
+    """The profile of one trader of `traders` (the index of the runner's scope); raises
+    UnknownTrader when the ID is not there."""
+    match = traders.get(trader_id)
     if match is None:
         raise UnknownTrader(f"No trader with ID {trader_id!r}. Use find_trader to look it up.")
-    tid = _quote(match.trader_id)
+    tid = sql_literal(match.trader_id)
     queries = {
         "trader": f"SELECT trader_id, name, tin, country, region, sector, aeo_status, "
                   f"registered_on FROM traders WHERE trader_id = {tid}",

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import duckdb
 
-from assistant.errors import DatabaseMissing
+from tamga.errors import DatabaseMissing
 
-TABLES = (
+#: The tables of the trade data model (schema.sql), the only ones a query may read.
+TABLES: tuple[str, ...] = (
     "traders",
     "declarations",
     "declaration_items",

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from assistant.errors import TamgaError
+from tamga.errors import TamgaError
 from tradedata import demo_vocab as V
 
 Progress = Callable[[str], None]

@@ -25,7 +25,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from assistant.errors import ImportRejected
+from tamga.errors import ImportRejected
 from tradedata import kcs
 
 FORMATS = ("csv", "parquet", "kcs")

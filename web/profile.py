@@ -6,12 +6,16 @@ from typing import Any
 
 import streamlit as st
 
-from assistant.errors import TamgaError
-from assistant.settings import get_settings
-from assistant.web.render import column_config
-from assistant.web.resources import get_analysis_runner, get_runner, reporting_currency
+from tamga.errors import TamgaError
 from tools.trader_history import trader_history
-from tools.traders import find_traders, trader_profile
+from tools.traders import trader_profile
+from web.render import column_config
+from web.resources import (
+    get_analysis_runner,
+    get_assistant,
+    get_context,
+    reporting_currency,
+)
 
 
 def _bar(frame: Any, label: str, value: str, title: str) -> Any:
@@ -43,8 +47,8 @@ def profile_page() -> None:
         st.info("Type a name, TIN or trader ID to open a profile.")
         return
     try:
-        runner = get_runner()
-        matches = find_traders(runner, query, limit=8)
+        context = get_context()
+        matches = context.traders.find(query, limit=8)
     except TamgaError as exc:
         st.error(str(exc))
         return
@@ -56,8 +60,8 @@ def profile_page() -> None:
     match = matches[labels.index(chosen)]
     currency = reporting_currency()
     try:
-        profile = trader_profile(runner, match.trader_id)
-        history = trader_history(runner, match.trader_id)
+        profile = trader_profile(context.runner, match.trader_id, context.traders)
+        history = trader_history(context.runner, match.trader_id)
     except TamgaError as exc:
         st.error(str(exc))
         return
@@ -140,7 +144,9 @@ def _risk_section(trader_id: str, name: str) -> None:
         with st.spinner("Comparing this trader's lines with their peers…"):
             runner = get_analysis_runner()
             score = trader_score(runner, trader_id)
-            briefing = trader_briefing(runner, trader_id, index_dir=get_settings().index)
+            regulations = get_assistant().regulations
+            briefing = trader_briefing(runner, trader_id, None,
+                                       regulations if regulations.exists() else None)
             st.session_state[key] = (score, briefing.markdown(), briefing.pdf())
     if key not in st.session_state:
         st.caption(

@@ -1,4 +1,4 @@
-"""The one answer type both engines return, and its JSON form (DESIGN.md `ask --json`)."""
+"""The one answer type both engines return, and its JSON form (`tamga ask --json`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ class Table:
     truncated: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        """`{"columns": [...], "rows": [[...], ...]}` as in DESIGN.md."""
+        """`{"columns": [...], "rows": [[...], ...]}` as in docs/architecture.md."""
         return {"columns": list(self.columns), "rows": [list(r) for r in self.rows]}
 
 
@@ -31,7 +31,7 @@ class Citation:
     title: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        """`{"source", "locator", "text", "score"}` as in DESIGN.md."""
+        """`{"source", "locator", "text", "score"}` as in docs/architecture.md."""
         return {
             "source": self.source,
             "locator": self.locator,
@@ -70,7 +70,7 @@ class Answer:
         return self.tables[0] if self.tables else None
 
     def to_json(self, question: str) -> dict[str, Any]:
-        """The `tamga ask --json` object of DESIGN.md (plus a few extra keys)."""
+        """The `tamga ask --json` object of docs/architecture.md (plus a few extra keys)."""
         return {
             "question": question,
             "answer": self.text,

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from assistant.errors import TamgaError
+from tamga.errors import TamgaError
+from tamga.scope import Scope
+from tamga.settings import get_settings
 from tools.access import User, UserStore
-from tools.scoping import Scope
 
 TOKEN = "session_token"
 
 
 def _store() -> UserStore:
-    return UserStore.default()
+    return UserStore.from_settings(get_settings())
 
 
 def current_user() -> User | None:

@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from assistant.errors import TamgaError
 from assistant.export import conversation_markdown, conversation_pdf
-from assistant.settings import get_settings
-from assistant.web.login import current_user, logout
-from assistant.web.resources import dataset_info
+from tamga.errors import TamgaError
+from tamga.settings import get_settings
+from web.login import current_user, logout
+from web.resources import dataset_info
 
 if TYPE_CHECKING:
     from streamlit.delta_generator import DeltaGenerator

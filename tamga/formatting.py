@@ -1,21 +1,38 @@
-"""Terminal output helpers shared by the CLI commands: progress lines, tables, errors."""
+"""Numbers and tables as an officer reads them; money always with the data set's currency.
+
+    fmt_money(1234567.8, "KRW")             -> 'KRW 1,234,568'
+    fmt_money(12.5, "USD")                  -> 'USD 12.50' (cents below 1,000 by default)
+    fmt_money(512.0, "USD", cents_below=0)  -> 'USD 512'
+
+The currency is always an argument: it is `dataset_info.reporting_currency` of the database
+the figures come from (USD in the demo, KRW after a KCS import).
+"""
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Sequence
 from typing import Any
 
-
-def progress(message: str) -> None:
-    """Print one progress line to stderr (so --json output on stdout stays clean)."""
-    print(message, file=sys.stderr, flush=True)
+#: The currency assumed when a database does not say (dataset_info.reporting_currency).
+DEFAULT_CURRENCY = "USD"
 
 
-def print_json(obj: Any) -> None:
-    """Print `obj` as indented JSON on stdout; dates and decimals become strings."""
-    print(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+def fmt_money(value: Any, currency: str, *, cents_below: float = 1000.0) -> str:
+    """'USD 1,234,567'; amounts smaller than `cents_below` show cents; None reads 'n/a'."""
+    if value is None:
+        return "n/a"
+    v = float(value)
+    return f"{currency} {v:,.2f}" if abs(v) < cents_below else f"{currency} {v:,.0f}"
+
+
+def fmt_num(value: Any) -> str:
+    """'1,234' or '12.34'."""
+    if value is None:
+        return "n/a"
+    v = float(value)
+    if v == int(v) and abs(v) >= 1:
+        return f"{int(v):,}"
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.2f}"
 
 
 def format_cell(value: Any) -> str:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from assistant.answer import Answer, Table
+from tamga.answer import Answer, Table
 
 if TYPE_CHECKING:
     import altair as alt

@@ -9,54 +9,43 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from assistant.settings import get_settings
+from tamga.settings import get_settings
+from web.login import current_scope
 
 if TYPE_CHECKING:
+    from assistant.context import DataContext
     from assistant.core import Assistant
-    from tools.sql import SqlRunner
-
-
-@st.cache_resource(show_spinner=False)
-def _runner(db_path: str) -> SqlRunner:
-    from tools.sql import SqlRunner
-
-    settings = get_settings()
-    return SqlRunner(Path(db_path), timeout_s=settings.sql_timeout_s, row_cap=settings.sql_row_cap)
-
-
-def get_runner() -> SqlRunner:
-    """The guarded SQL runner on the configured trade database, scoped to the signed-in user."""
-    from assistant.web.login import current_scope
-    from tools.scoping import ScopedRunner
-
-    base = _runner(str(get_settings().database))
-    scope = current_scope()
-    return base if scope.unrestricted else ScopedRunner(base, scope)
-
-
-@st.cache_resource(show_spinner=False)
-def _analysis_runner(db_path: str) -> SqlRunner:
-    from tools.indicators import analysis_runner
-
-    return analysis_runner(Path(db_path))
-
-
-def get_analysis_runner() -> SqlRunner:
-    """A guarded runner with a long time limit and large row cap, for risk indicators
-    (scoped to the signed-in user like get_runner)."""
-    from assistant.web.login import current_scope
-    from tools.scoping import ScopedRunner
-
-    base = _analysis_runner(str(get_settings().database))
-    scope = current_scope()
-    return base if scope.unrestricted else ScopedRunner(base, scope)
+    from tools.runner import Runner
 
 
 @st.cache_resource(show_spinner="Loading the assistant…")
 def _assistant(db_path: str, index_dir: str) -> Assistant:
     from assistant.core import Assistant
 
-    return Assistant(db_path=Path(db_path), index_dir=Path(index_dir))
+    return Assistant(get_settings(), db_path=Path(db_path), index_dir=Path(index_dir))
+
+
+def get_assistant() -> Assistant:
+    """The assistant (engines, intent library, embeddings, data contexts) shared by all
+    sessions; each signed-in user gets the data context of their own scope from it."""
+    settings = get_settings()
+    return _assistant(str(settings.database), str(settings.index))
+
+
+def get_context() -> DataContext:
+    """The data context of the signed-in user: the trade data as their offices see it."""
+    return get_assistant().context_for(current_scope())
+
+
+def get_runner() -> Runner:
+    """The guarded SQL runner on the configured trade database, scoped to the signed-in user."""
+    return get_context().runner
+
+
+def get_analysis_runner() -> Runner:
+    """A guarded runner with a long time limit and large row cap, for risk indicators
+    (scoped to the signed-in user like get_runner)."""
+    return get_context().analysis_runner
 
 
 _WARMING = threading.Lock()
@@ -78,14 +67,13 @@ def warm_up_in_background() -> None:
         import altair  # noqa: F401  (the first answer with a table draws with these)
         import pandas  # noqa: F401
 
+        assistant = _assistant(str(settings.database), str(settings.index))
         try:
-            _assistant(str(settings.database), str(settings.index)).warm()
+            assistant.warm()
         except Exception:  # the first question reports any real problem to the user
             logging.getLogger("tamga.app").warning("warm-up failed", exc_info=True)
         try:  # the regulations searcher: its index, keyword table and a first query
-            from retrieval.search import open_searcher
-
-            open_searcher(settings.index).search("warm up", k=1)
+            assistant.regulations.search("warm up", k=1)
         except Exception:  # no index yet: rule questions will say so
             logging.getLogger("tamga.app").info("regulations index not warmed", exc_info=True)
 
@@ -101,12 +89,6 @@ def wait_for_warm_up(timeout: float = 600) -> None:
     thread = _WARM_THREADS.get(f"{settings.database}|{settings.index}")
     if thread is not None and thread.is_alive() and thread is not threading.current_thread():
         thread.join(timeout)
-
-
-def get_assistant() -> Assistant:
-    """The assistant (engines, intent library, embeddings) shared by all sessions."""
-    settings = get_settings()
-    return _assistant(str(settings.database), str(settings.index))
 
 
 @st.cache_data(show_spinner=False, ttl=300)
@@ -131,8 +113,6 @@ def _dataset_info(db_path: str, scope_key: str) -> dict[str, Any]:
 
 def dataset_info() -> dict[str, Any]:
     """Source, row counts, date range and reporting currency of the trade database."""
-    from assistant.web.login import current_scope
-
     return _dataset_info(str(get_settings().database), current_scope().key)
 
 
@@ -152,8 +132,6 @@ def _largest_importer(db_path: str, scope_key: str) -> str | None:
 
 def largest_importer() -> str | None:
     """The name of the trader with the largest customs value (for the example questions)."""
-    from assistant.web.login import current_scope
-
     return _largest_importer(str(get_settings().database), current_scope().key)
 
 

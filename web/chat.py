@@ -9,18 +9,18 @@ from typing import Any
 
 import streamlit as st
 
-from assistant.answer import Answer
-from assistant.errors import TamgaError
-from assistant.settings import get_settings
-from assistant.web.render import answer_view, render_answer
-from assistant.web.resources import (
+from tamga.answer import Answer
+from tamga.errors import TamgaError
+from tamga.settings import get_settings
+from web.render import answer_view, render_answer
+from web.resources import (
     dataset_info,
     get_assistant,
     largest_importer,
     reporting_currency,
     wait_for_warm_up,
 )
-from assistant.web.timing import section
+from web.timing import section
 
 TURNS = "turns"
 PENDING = "pending_question"

@@ -8,9 +8,10 @@ from typing import Annotated, Any
 
 import typer
 
-from assistant.console import print_json, progress, render_table
-from assistant.errors import TamgaError
-from assistant.settings import get_settings
+from cli.console import print_json, progress
+from tamga.errors import TamgaError
+from tamga.formatting import render_table
+from tamga.settings import get_settings
 
 app = typer.Typer(
     help="Tamga: a conversational assistant for customs officers (trade data + regulations).",
@@ -81,7 +82,9 @@ def _build_guidance_index(index_dir: Path, if_missing: bool) -> None:
     if if_missing and index_exists(index_dir):
         progress(f"Guidance index already at {index_dir}; keeping it.")
         return
-    summary = ingest_paths([REPO_GUIDANCE], index_dir=index_dir, progress=progress)
+    settings = get_settings()
+    summary = ingest_paths([REPO_GUIDANCE], index_dir=index_dir, progress=progress,
+                           max_file_mb=settings.max_document_mb, chroma_url=settings.chroma_url)
     print(summary.describe())
 
 
@@ -112,16 +115,14 @@ def sql(
     ] = None,
 ) -> None:
     """Run one guarded, read-only SELECT on the trade data."""
-    from tools.sql import SqlRunner
+    from assistant.context import DataContexts
+    from tamga.scope import Scope
+    from tools.access import resolve_scope
 
     settings = get_settings()
     try:
-        runner = SqlRunner(_db(db), timeout_s=settings.sql_timeout_s, row_cap=settings.sql_row_cap)
-        if user is not None:
-            from tools.access import resolve_scope
-            from tools.scoping import ScopedRunner
-
-            runner = ScopedRunner(runner, resolve_scope(user))
+        scope = Scope.everything() if user is None else resolve_scope(user, _user_store(None))
+        runner = DataContexts(_db(db), settings).get(scope).runner
         result = runner.run(query)
     except TamgaError as exc:
         _fail(str(exc), as_json)
@@ -146,7 +147,10 @@ def ingest(
     from retrieval.ingest import ingest_paths
 
     try:
-        summary = ingest_paths(paths, index_dir=_index(index), prune=prune, progress=progress)
+        settings = get_settings()
+        summary = ingest_paths(paths, index_dir=_index(index), prune=prune, progress=progress,
+                               max_file_mb=settings.max_document_mb,
+                               chroma_url=settings.chroma_url)
     except TamgaError as exc:
         _fail(str(exc))
     print(summary.describe())
@@ -166,7 +170,7 @@ def search(
     from retrieval.search import open_searcher
 
     try:
-        searcher = open_searcher(_index(index))
+        searcher = open_searcher(_index(index), chroma_url=get_settings().chroma_url)
         passages = searcher.search(query, k=k, source_filter=source)
     except TamgaError as exc:
         _fail(str(exc), as_json)
@@ -486,12 +490,15 @@ def risk_score(
     as_json: JsonOption = False,
 ) -> None:
     """A trader's risk score from the label-free indicators, with reasons and duty at stake."""
+    from tamga.formatting import fmt_money
     from tools.indicators import analysis_runner
+    from tools.runner import reporting_currency
     from tools.trader_risk import parse_period, trader_score
 
     try:
         runner = analysis_runner(_db(db))
         score = trader_score(runner, trader, parse_period(period))
+        currency = reporting_currency(runner)
     except TamgaError as exc:
         _fail(str(exc), as_json)
         return
@@ -499,7 +506,8 @@ def risk_score(
         print_json(score.to_json())
         return
     print(f"{score.name} ({score.trader_id}): risk score {score.score:.2f}, duty at stake "
-          f"USD {score.duty_at_stake:,.0f}, expected revenue USD {score.expected_revenue:,.0f}")
+          f"{fmt_money(score.duty_at_stake, currency, cents_below=0)}, expected revenue "
+          f"{fmt_money(score.expected_revenue, currency, cents_below=0)}")
     for reason in score.reasons or ["No indicator flags this trader."]:
         print(f"- {reason}")
 
@@ -545,6 +553,7 @@ def brief(
     index: IndexOption = None,
 ) -> None:
     """Briefing for audit planning (TRADER) or for supervisors (--period only)."""
+    from retrieval.search import RegulationsIndex
     from tools.briefing import period_briefing, trader_briefing
     from tools.indicators import analysis_runner
     from tools.trader_risk import parse_period
@@ -556,7 +565,10 @@ def brief(
         parsed = parse_period(period)
         runner = analysis_runner(_db(db))
         if trader:
-            briefing = trader_briefing(runner, trader, parsed, _index(index), progress=progress)
+            regulations = RegulationsIndex(_index(index), chroma_url=get_settings().chroma_url)
+            briefing = trader_briefing(runner, trader, parsed,
+                                       regulations if regulations.exists() else None,
+                                       progress=progress)
         elif parsed is not None:
             briefing = period_briefing(runner, parsed, progress=progress)
         else:
@@ -593,7 +605,7 @@ def _user_store(users_db: Path | None) -> Any:
     from tools.access import UserStore
 
     if users_db is None:
-        return UserStore.default()
+        return UserStore.from_settings(get_settings())
     return UserStore(users_db, session_hours=get_settings().session_hours)
 
 
@@ -681,7 +693,7 @@ def users_list(users_db: UsersDbOption = None, as_json: JsonOption = False) -> N
 
 
 def main() -> None:
-    """Entry point of `tamga` and `python -m assistant.cli`: run the command, then exit at once.
+    """Entry point of `tamga` and `python -m cli.main`: run the command, then exit at once.
 
     Once a command has finished and its output is flushed, the process ends with `os._exit`
     rather than a normal interpreter shutdown. The native libraries loaded by a question

@@ -6,10 +6,11 @@ from typing import Any, Literal, cast
 
 import streamlit as st
 
-from assistant.errors import TamgaError
-from assistant.web.render import column_config
-from assistant.web.resources import get_analysis_runner, get_runner, reporting_currency
+from tamga.errors import TamgaError
+from tamga.period import CalendarKind, Period, recent_periods
 from tools import dashboard
+from web.render import column_config
+from web.resources import get_analysis_runner, get_runner, reporting_currency
 
 
 def _delta(current: float, previous: float) -> str | None:
@@ -34,18 +35,18 @@ def dashboard_page() -> None:
     currency = reporting_currency()
     left, right = st.columns([1, 3])
     kind = left.selectbox("Period type", ["month", "quarter", "year"], index=0, key="dash_kind")
-    periods = dashboard.recent_periods(
-        span[1], cast(dashboard.PeriodKind, kind), 36 if kind == "month" else 12
+    periods = recent_periods(
+        span[1], cast(CalendarKind, kind), 36 if kind == "month" else 12
     )
     periods = [p for p in periods if p.end > span[0]]
-    labels = [p.label for p in periods]
+    labels = [p.name for p in periods]
     chosen = right.selectbox("Period", labels, index=0, key="dash_period")
     period = periods[labels.index(chosen)]
     previous = period.previous()
 
     current_figures, _ = dashboard.key_figures(runner, period)
     previous_figures, _ = dashboard.key_figures(runner, previous)
-    st.caption(f"Imports in {period.label}, compared with {previous.label}. Amounts in {currency}.")
+    st.caption(f"Imports in {period.name}, compared with {previous.name}. Amounts in {currency}.")
     c1, c2, c3, c4 = st.columns(4)
     c1.metric(
         "Declarations",
@@ -71,7 +72,7 @@ def dashboard_page() -> None:
     )
 
     st.subheader("Trend")
-    trend_start = dashboard.recent_periods(period.start, "month", 24)[-1].start
+    trend_start = recent_periods(period.start, "month", 24)[-1].start
     trend = dashboard.monthly_trend(runner, trend_start, period.end).to_dataframe()
     if not trend.empty:
         chart = (
@@ -104,7 +105,7 @@ def dashboard_page() -> None:
     _audit_section(period, currency)
 
 
-def _audit_section(period: dashboard.Period, currency: str) -> None:
+def _audit_section(period: Period, currency: str) -> None:
     """Who to audit next for the period, and the period briefing, computed on request."""
     import pandas as pd
 
@@ -112,7 +113,7 @@ def _audit_section(period: dashboard.Period, currency: str) -> None:
     from tools.trader_risk import audit_candidates
 
     st.subheader("Audit selection")
-    key = f"audit-{period.label}"
+    key = f"audit-{period.name}"
     if st.button("Rank audit candidates and build the period briefing", key=f"btn-{key}"):
         with st.spinner("Scoring traders…"):
             runner = get_analysis_runner()
@@ -144,14 +145,14 @@ def _audit_section(period: dashboard.Period, currency: str) -> None:
     left.download_button(
         "Period briefing (PDF)",
         pdf,
-        file_name=f"briefing-{period.label}.pdf",
+        file_name=f"briefing-{period.name}.pdf",
         mime="application/pdf",
         key=f"pdf-{key}",
     )
     right.download_button(
         "Period briefing (Markdown)",
         markdown,
-        file_name=f"briefing-{period.label}.md",
+        file_name=f"briefing-{period.name}.md",
         mime="text/markdown",
         key=f"md-{key}",
     )

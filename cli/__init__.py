@@ -1,0 +1,1 @@
+"""The `tamga` command line (an edge of the application, like the web app)."""

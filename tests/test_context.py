@@ -1,0 +1,156 @@
+"""Data contexts: what one officer's questions derive from the data stays in that officer's scope.
+
+Reproduces the hint leak of issue 12: the LLM prompt hints were read from a slot extractor
+cached by database path only, so after one unscoped call an officer's hints could name a
+trader of another office. Now every look-up lives on the data context of one (database, scope)
+pair; these tests ask in both orders, in one process, and check hints, the LLM data card, slot
+matches, suggestions and the verified examples shown to a model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from assistant.context import DataContext, DataContexts
+from assistant.core import Assistant
+from assistant.llm import DirectSqlEngine
+from assistant.prompts import IntentExamples, hints_for
+from tamga.scope import Scope
+from tamga.settings import Settings
+from tools.access import UserStore
+from tradedata.db import connect
+
+PASSWORD = "a long enough password"
+
+
+@dataclass(frozen=True)
+class Office:
+    """One customs office, a trader that only declares there, and its officer."""
+
+    name: str
+    trader_id: str
+    trader_name: str
+    user: str
+
+
+def _only_at(db: Path, office: str, other: str) -> tuple[str, str]:
+    """The largest importer that declares at `office` and never at `other`."""
+    with connect(db, read_only=True) as con:
+        row = con.execute(
+            "SELECT t.trader_id, t.name FROM traders t JOIN declarations d USING (trader_id) "
+            "GROUP BY ALL HAVING bool_or(d.customs_office = ?) AND NOT bool_or("
+            "d.customs_office = ?) AND count(DISTINCT d.customs_office) = 1 "
+            "ORDER BY count(*) DESC LIMIT 1", [office, other]).fetchone()
+    assert row is not None, f"no trader declares only at {office}"
+    return str(row[0]), str(row[1])
+
+
+@pytest.fixture(scope="module")
+def offices(demo_db: Path) -> tuple[Office, Office]:
+    with connect(demo_db, read_only=True) as con:
+        busiest = [r[0] for r in con.execute(
+            "SELECT customs_office FROM declarations GROUP BY 1 ORDER BY count(*) DESC LIMIT 2"
+        ).fetchall()]
+    a, b = busiest
+    return (Office(a, *_only_at(demo_db, a, b), "ana"), Office(b, *_only_at(demo_db, b, a), "ben"))
+
+
+@pytest.fixture()
+def assistant(demo_db: Path, offices: tuple[Office, Office], tmp_path: Path) -> Assistant:
+    settings = Settings(home=tmp_path / "home")
+    store = UserStore.from_settings(settings)
+    for office in offices:
+        store.add(office.user, PASSWORD, "officer", [office.name])
+    store.add("sam", PASSWORD, "supervisor")
+    return Assistant(settings, db_path=demo_db, index_dir=tmp_path / "no-index", audit=False,
+                     load_llm=False, users=store)
+
+
+def _question(office: Office) -> str:
+    return f"What did {office.trader_name} import in 2024, by HS chapter?"
+
+
+def _names_in(text: str, office: Office) -> bool:
+    return office.trader_id in text or office.trader_name in text
+
+
+def test_hints_after_an_unscoped_call_name_only_the_officers_traders(
+        assistant: Assistant, offices: tuple[Office, Office]) -> None:
+    mine, theirs = offices
+    everything = assistant.context_for(assistant.scope_of("sam"))
+    unscoped = " ".join(hints_for(_question(theirs), everything))
+    assert theirs.trader_id in unscoped  # the supervisor's hints do name it ...
+
+    officer = assistant.context_for(assistant.scope_of(mine.user))
+    hints = " ".join(hints_for(_question(theirs), officer))
+    assert not _names_in(hints, theirs)  # ... the officer's, asked next, must not
+    assert mine.trader_id in " ".join(hints_for(_question(mine), officer))
+
+
+@pytest.mark.parametrize("order", ["ana first", "ben first"])
+def test_two_officers_in_one_process_see_only_their_own(
+        assistant: Assistant, offices: tuple[Office, Office], order: str) -> None:
+    pair = offices if order == "ana first" else offices[::-1]
+    for mine, theirs in (pair, pair[::-1]):
+        scope = assistant.scope_of(mine.user)
+        context = assistant.context_for(scope)
+        assert context.scope.offices == (mine.name,)
+
+        # slot matches: the other office's trader is unknown here
+        slots = context.extractor.extract(_question(theirs))
+        assert slots.trader is None
+        assert all(m.trader_id != theirs.trader_id for m in slots.trader_candidates)
+        found = context.extractor.extract(_question(mine)).trader
+        assert found is not None and found.trader_id == mine.trader_id
+
+        # the LLM data card lists only the officer's office
+        card = context.data_card
+        assert card.typical[("declarations", "customs_office")] == [mine.name]
+        assert theirs.name not in card.schema_text()
+
+        # hints and the whole prompt a model would be sent (schema, examples, hints)
+        offline = assistant.offline_for(scope)
+        def hints(question: str, c: DataContext = context) -> list[str]:
+            return hints_for(question, c)
+
+        engine = DirectSqlEngine(lambda *_a: "", context, examples=IntentExamples(offline),
+                                 hints=hints)
+        messages = engine.messages(_question(theirs))
+        assert messages[-1]["content"].endswith(_question(theirs))
+        prompt = " ".join(m["content"] for m in messages).replace(_question(theirs), "")
+        assert not _names_in(prompt, theirs) and theirs.name not in prompt
+        mine_prompt = " ".join(m["content"] for m in engine.messages(_question(mine)))
+        assert mine.trader_id in mine_prompt
+
+        # suggestions and the answer itself
+        answer = assistant.ask(_question(theirs), user=mine.user, engine="offline")
+        shown = " ".join([answer.text, *answer.suggestions, *answer.warnings, *answer.sql])
+        assert theirs.trader_id not in shown  # the name may only be echoed from the question
+        assert not any(_names_in(s, theirs) for s in answer.suggestions)
+        for table in answer.tables:
+            assert not any(_names_in(str(row), theirs) for row in table.rows)
+
+
+def test_contexts_are_built_once_per_scope_and_never_shared(
+        demo_db: Path, offices: tuple[Office, Office]) -> None:
+    contexts = DataContexts(demo_db)
+    a, b = (Scope.offices_of(o.user, [o.name]) for o in offices)
+    first = contexts.get(a)
+    assert contexts.get(Scope.offices_of("another officer", [offices[0].name])) is first
+    assert contexts.get(b) is not first
+    assert contexts.get(Scope.everything()) is not first
+    # the look-ups hang off the context, so they follow it
+    assert contexts.get(b).traders is not first.traders
+    assert {t.trader_id for t in first.traders.rows} < {
+        t.trader_id for t in contexts.get(Scope.everything()).traders.rows}
+
+
+def test_a_context_refuses_runners_of_another_scope(demo_db: Path, offices: tuple[Office, Office]
+                                                    ) -> None:
+    contexts = DataContexts(demo_db)
+    officer = contexts.get(Scope.offices_of("ana", [offices[0].name]))
+    with pytest.raises(ValueError, match="scope"):
+        DataContext(demo_db, Scope.everything(), officer.runner, officer.analysis_runner)
