@@ -2,7 +2,8 @@
 
     assistant = Assistant()                      # settings from TAMGA_* / ~/.tamga
     chat = assistant.new_conversation(user="officer7")
-    answer = assistant.ask("What did Puma Moda import in 2024?", chat, user="officer7")
+    answer = assistant.ask("What did Jefferson Food Distributors import in 2024?", chat,
+                           user="officer7")
     answer = assistant.ask("and in 2023?", chat, user="officer7")
 
 Routing (`engine`): "offline" always uses the verified intents; "llm" uses the language model
@@ -96,8 +97,7 @@ class Assistant:
         self._load_llm = load_llm and llm_engine is None
         self._llm_error: str | None = None
         self.library = offline.library if offline is not None else load_intents()
-        self.matcher = offline.matcher if offline is not None else \
-            Matcher(self.library, settings.resolved_home() / "cache")
+        self.matcher = offline.matcher if offline is not None else Matcher(self.library)
         self.regulations = RegulationsIndex(self.index_dir, chroma_url=settings.chroma_url)
         self.contexts = DataContexts(self.db_path, settings, regulations=self.regulations,
                                      vocabulary=frozenset(self.library.vocabulary()))

@@ -293,7 +293,8 @@ def parse_intent(raw: dict[str, Any]) -> Intent:
 
 def parse_library(text: str) -> IntentLibrary:
     """Parse and validate a whole library from YAML text."""
-    data = yaml.safe_load(text)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it
+    data = yaml.load(text, Loader=loader)
     if not isinstance(data, list):
         raise IntentLibraryError("the intent library must be a YAML list of intents")
     intents = [parse_intent(item) for item in data]

@@ -1,8 +1,9 @@
 """Intent matching: which verified intent a question asks for, and how sure we are.
 
 A question is compared with every intent's example phrasings by meaning (sentence embeddings
-of the question with its slot values masked, so "What did Puma Moda import in 2024?" reads
-"What did Acme import in 2024?") and by keywords (each intent's keyword patterns that occur).
+of the question with its slot values masked, so "What did Jefferson Food Distributors import
+in 2024?" reads "What did Acme import in 2024?") and by keywords (each intent's keyword
+patterns that occur).
 The score of an intent is the similarity of the question to the centroid of its examples plus
 a bonus per keyword hit (keywords are the intent's distinctive words, so they weigh a lot).
 The example embeddings are computed once per Matcher (one serves every scope of an Assistant)
@@ -114,8 +115,12 @@ class Matcher:
     """Scores intents for questions; build once, share between threads."""
 
     def __init__(self, library: IntentLibrary, cache_dir: Path | None = None) -> None:
+        """`cache_dir`: where the example vectors are kept on disk (default: the Python
+        environment's Tamga folder, where `make install` computes them once)."""
+        from retrieval.embedding import environment_dir
+
         self.library = library
-        self.cache_dir = cache_dir
+        self.cache_dir = cache_dir if cache_dir is not None else environment_dir()
         self._examples: list[tuple[Intent, str]] = [
             (intent, text)
             for intent in library
@@ -128,9 +133,9 @@ class Matcher:
     # -- example embeddings, computed once --------------------------------------------------------
 
     def _key(self) -> str:
-        from retrieval.embedding import embedding_model_path
+        from retrieval.embedding import model_version
 
-        digest = hashlib.sha256(embedding_model_path().encode())
+        digest = hashlib.sha256(model_version().encode())
         for _, text in self._examples:
             digest.update(text.encode() + b"\n")
         return digest.hexdigest()[:16]
@@ -142,13 +147,20 @@ class Matcher:
                 self._matrix = self._load_or_embed()
             return self._matrix
 
+    def _cache_path(self) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        return Path(self.cache_dir) / f"intent-examples-{self._key()}.npy"
+
+    def cached(self) -> bool:
+        """True when the example vectors are already on disk (no encoder needed to load them)."""
+        path = self._cache_path()
+        return path is not None and path.exists()
+
     def _load_or_embed(self) -> np.ndarray:
         import numpy as np
 
-        key = self._key()
-        path = None
-        if self.cache_dir is not None:
-            path = Path(self.cache_dir) / f"intent-examples-{key}.npy"
+        path = self._cache_path()
         matrix = None
         if path is not None and path.exists():
             try:
@@ -166,7 +178,7 @@ class Matcher:
                 np.save(tmp, matrix)
                 tmp.replace(path)
             except OSError:
-                pass  # a read-only home only costs a few seconds next time
+                pass  # a read-only environment only costs a second or two next time
         return matrix
 
     # -- scoring ----------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The offline engine: verified intents over guarded SQL, and quoted regulation passages.
 
     engine = OfflineEngine(db_path, index_dir)
-    answer = engine.answer("What did Puma Moda import in 2024, by HS chapter?")
+    answer = engine.answer("What did Jefferson Food Distributors import in 2024, by HS chapter?")
 
 For a question it (1) refuses requests to change data, (2) fills slots from the question and
 the database, (3) picks the intent by meaning and keywords (or keeps the previous one for a
@@ -333,7 +333,8 @@ class OfflineEngine:
                 return Plan("need_trader", q, slots=slots, ranked=ranked_all)
         if slots.trader is None and slots.unknown_name and ranked_all:
             best = ranked_all[0]
-            if best.intent.scope == "trader" or best.intent.id == "trader_profile":
+            if best.intent.scope == "trader" or best.intent.id == "trader_profile" \
+                    or slots.unknown_is_trader:
                 return Plan("unknown_trader", q, slots=slots, ranked=ranked_all)
         ranked = [m for m in ranked_all if self._allowed(m.intent, slots)]
         if not ranked or ranked[0].score < LOW_CONFIDENCE \
@@ -470,9 +471,11 @@ class OfflineEngine:
                           "ID.", engine="offline", suggestions=self._closest(plan, 3))
         if plan.kind == "unknown_trader" and slots is not None:
             close = self.extractor.traders.find(slots.unknown_name or "", limit=3)
-            text = f'I found no trader called "{slots.unknown_name}" in the data.'
+            text = f'No trader named "{slots.unknown_name}" in the data'
             if close:
-                text += " Did you mean one of these?"
+                text += " (did you mean " + " or ".join(f"{m.name} ({m.trader_id})"
+                                                        for m in close) + "?)"
+            text += ". I did not answer without it, so that no figure is about the wrong company."
             suggestions = [self._replace_span(plan.question, slots.unknown_name or "", m.name)
                            for m in close]
             return Answer(text, engine="offline", suggestions=suggestions)

@@ -189,6 +189,7 @@ class Slots:
     trader_candidates: list[TraderMatch] = field(default_factory=list)
     trader_text: str | None = None
     unknown_name: str | None = None
+    unknown_is_trader: bool = False  # the name stands where a question names a trader
     periods: list[Period] = field(default_factory=list)
     range_period: Period | None = None
     flow: str | None = None  # "import" | "export" | "both"
@@ -942,7 +943,8 @@ class SlotExtractor:
             slots.pronoun = True
 
     def _unknown_name(self, text: _Text, slots: Slots) -> None:
-        """Capitalised words that look like a company name no trader has ("Acme Corp")."""
+        """Capitalised words that look like a company name no trader has ("Acme Corp"), or
+        that stand where a question names a trader ("What did Zenith Paper import?")."""
         if slots.trader or slots.trader_candidates:
             return
         original = self._unclaimed(text)
@@ -958,7 +960,49 @@ class SlotExtractor:
             name = m.group(1).strip()
             if any(w.lower() not in self.common_words for w in re.findall(r"[A-Za-z]+", name)):
                 slots.unknown_name = name
+                slots.unknown_is_trader = True
                 text.claim_orig(m.start(1), m.start(1) + len(name), "name")
+                return
+        self._name_in_trader_position(text, slots)
+
+    def _name_in_trader_position(self, text: _Text, slots: Slots) -> None:
+        """A capitalised name where questions put a trader ("What did X import", "Brief me on
+        X", "X's imports", "profile of X") that no trader of this scope has. Goods words
+        inside it ("Zenith Paper") belong to the name, not to an HS filter."""
+        for pattern in _TRADER_POSITIONS:
+            for m in pattern.finditer(text.original):
+                start, end = m.span("name")
+                name = text.original[start:end].strip()
+                words = re.findall(r"[A-Za-z]+", name)
+                if not words or not name[:1].isupper():
+                    continue
+                blocked = [k for cs, ce, k in text.claimed if cs < end and ce > start
+                           and k not in ("hs", "name")]
+                if blocked:
+                    continue
+                if all(w.lower() in self.common_words or w.lower() in self.country_names
+                       for w in words):
+                    continue
+                slots.unknown_name = name
+                slots.unknown_is_trader = True
+                goods = [(cs, ce) for cs, ce, k in text.claimed
+                         if k == "hs" and cs < end and ce > start]
+                if goods:
+                    slots.hs = None
+                    text.claimed = [c for c in text.claimed if (c[0], c[1]) not in goods]
+                text.claim_orig(start, start + len(name), "name")
+                return
+
+
+# Where a question names a trader: the name is group "name" (capitalised words).
+_NAME = r"(?P<name>[A-Z][\w&'.-]*(?:\s+(?:[A-Z][\w&'.-]*|&|and|de|del|y)){0,4})"
+_TRADER_POSITIONS = tuple(re.compile(p) for p in (
+    rf"\b(?i:did|does|has|have|do)\s+{_NAME}\s+"
+    rf"(?i:import|export|declare|bring|ship|pay|trade)",
+    rf"\b(?i:brief(?:ing)?\s+(?:me\s+)?on|profile\s+of|history\s+of|score\s+of|risk\s+of|"
+    rf"audits?\s+of|declarations\s+of|imports\s+of|exports\s+of)\s+{_NAME}",
+    rf"{_NAME}['’]s\s+(?i:imports|exports|declarations|audits?|risk|profile|trade|suppliers)",
+))
 
 
 def _number(word: str | None) -> int | None:
@@ -969,6 +1013,16 @@ def _number(word: str | None) -> int | None:
     return NUMBER_WORDS.get(word)
 
 
+_POSSESSIVE = re.compile(r"'[sS](?![A-Za-z0-9])")
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+
+
 def fold_plain(text: str) -> str:
-    """Folded text with single spaces: 'Colón Free Zone' -> 'colon free zone'."""
+    """Folded text with single spaces: 'Colón Free Zone' -> 'colon free zone'.
+
+    Same result as tools.traders.fold_text; ASCII text (most HS descriptions) takes a fast
+    path with regular expressions instead of a loop over characters."""
+    if text.isascii():
+        plain = _POSSESSIVE.sub("", text).replace(".", "").lower()
+        return " ".join(_NOT_ALNUM.sub(" ", plain).split())
     return " ".join(fold_text(text)[0].split())

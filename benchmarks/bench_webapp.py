@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -80,14 +81,25 @@ def main() -> None:
     parser.add_argument("--index", type=Path, default=settings.index)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--verbose", action="store_true", help="one line per question")
+    parser.add_argument("--load", type=int, default=0, metavar="N",
+                        help="run N busy processes (one CPU each) during the measurement")
+    parser.add_argument("--first-only", action="store_true",
+                        help="stop after the first answer (server start to first answer)")
     args = parser.parse_args()
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+               for _ in range(args.load)]
+    if burners:
+        time.sleep(3)  # let the load settle
     home = Path(tempfile.mkdtemp(prefix="tamga-bench-web-"))
     runs_file = home / "script-runs.jsonl"
     load_before = load_average()
-    started = time.monotonic()
+    pw_manager = sync_playwright()
+    pw = pw_manager.__enter__()
+    browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    started = time.monotonic()  # the officer's browser is open: from here on it is the app
     process, url = start_app(
         args.db, args.index, home, extra_env={ENV: str(runs_file)}, log=home / "server.log"
     )
@@ -97,41 +109,43 @@ def main() -> None:
     failed: list[str] = []  # questions with no answer drawn within ask()'s time limit
     browser_cpu: list[float] = []  # seconds the page's main thread was busy per question
     try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-            )
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            load_started, load_wall = time.monotonic(), time.time()
-            page.goto(url)
-            page.get_by_test_id("stChatInputTextArea").wait_for(timeout=120_000)
-            page.get_by_text("Audit officer").wait_for(timeout=120_000)
-            first_load = time.monotonic() - load_started
-            navigation = page.evaluate(
-                "() => { const n = performance.getEntriesByType('navigation')[0];"
-                " return [n.domContentLoadedEventEnd, n.loadEventEnd]; }"
-            )
-            load_end = time.time()
-            first_wall = time.time()
-            warm = ask(page, "Top 5 importers in 2024")  # lets the warm-up finish
-            first_end = time.time()
-            cdp = page.context.new_cdp_session(page)
-            cdp.send("Performance.enable")
-            for _ in range(args.rounds):
-                for question in QUESTIONS:
-                    busy = browser_busy(cdp)
-                    enter = time.time()
-                    try:
-                        elapsed = ask(page, question)
-                    except PlaywrightTimeout:
-                        failed.append(question)
-                        continue
-                    windows.append((enter, enter + elapsed + 0.05, elapsed))
-                    asked.append(question)
-                    browser_cpu.append(browser_busy(cdp) - busy)
-            browser.close()
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        load_started, load_wall = time.monotonic(), time.time()
+        page.goto(url)
+        page.get_by_test_id("stChatInputTextArea").wait_for(timeout=120_000)
+        page.get_by_text("Audit officer").wait_for(timeout=120_000)
+        first_load = time.monotonic() - load_started
+        navigation = page.evaluate(
+            "() => { const n = performance.getEntriesByType('navigation')[0];"
+            " return [n.domContentLoadedEventEnd, n.loadEventEnd]; }"
+        )
+        load_end = time.time()
+        first_wall = time.time()
+        asked_at = time.monotonic()
+        warm = ask(page, "Top 5 importers in 2024")  # lets the warm-up finish
+        first_end = time.time()
+        start_to_answer = asked_at - started + warm  # until the answer is drawn
+        rounds = 0 if args.first_only else args.rounds
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Performance.enable")
+        for _ in range(rounds):
+            for question in QUESTIONS:
+                busy = browser_busy(cdp)
+                enter = time.time()
+                try:
+                    elapsed = ask(page, question)
+                except PlaywrightTimeout:
+                    failed.append(question)
+                    continue
+                windows.append((enter, enter + elapsed + 0.05, elapsed))
+                asked.append(question)
+                browser_cpu.append(browser_busy(cdp) - busy)
     finally:
+        browser.close()
+        pw_manager.__exit__(None, None, None)
         stop_app(process)
+        for burner in burners:
+            burner.kill()
     runs = read_runs(runs_file)
     load_script, _ = server_part(runs, load_wall, load_end)
     first_run_at = min((float(r["start"]) for r in runs), default=load_wall) - load_wall
@@ -150,6 +164,12 @@ def main() -> None:
         f"first question (includes model warm-up): {warm:.2f} s "
         f"(script runs {warm_script:.2f} s, engine {warm_engine:.2f} s)"
     )
+    print(f"server start to first data answer in the browser: {start_to_answer:.2f} s "
+          f"({args.load} busy processes)")
+    print(f"SUMMARY-FIRST start->first answer {start_to_answer:.2f} s | load {args.load} busy "
+          f"| {load_average()}")
+    if not timings:
+        return
     print(f"offline questions, Enter to rendered answer (n={len(timings)}): {stats(timings)}")
     print(f"  of which server script runs: {stats(scripts)}")
     print(f"  of which the engine answering: {stats(engines)}")

@@ -64,6 +64,8 @@ def demo(
     from tradedata.demo import generate_demo
 
     db_path, index_dir = _db(db), _index(index)
+    _export_encoder_if_missing()
+    _embed_intent_examples()
     try:
         if if_missing and db_path.exists():
             progress(f"Demo database already at {db_path}; keeping it.")
@@ -73,6 +75,19 @@ def demo(
         _build_guidance_index(index_dir, if_missing)
     except TamgaError as exc:
         _fail(str(exc))
+
+
+def _export_encoder_if_missing() -> None:
+    """The fast-starting ONNX encoder, exported once per environment (torch stays the
+    fallback when the export is impossible)."""
+    from retrieval.embedding import export_onnx, onnx_path
+
+    if onnx_path().exists():
+        return
+    try:
+        export_onnx(onnx_path(), progress=progress)
+    except (ImportError, RuntimeError, OSError) as exc:
+        progress(f"Could not export the encoder to ONNX ({exc}); using torch.")
 
 
 def _build_guidance_index(index_dir: Path, if_missing: bool) -> None:
@@ -209,7 +224,7 @@ def serve(
         _fail(f"No trade database at {env['TAMGA_DB_PATH']}. Build one with `tamga demo`.")
     progress(f"Tamga web app on http://{host}:{port}  (Ctrl+C to stop)")
     command = [
-        sys.executable, "-m", "streamlit", "run", spec.origin,
+        sys.executable, "-m", "web.serve", spec.origin,
         "--server.address", host, "--server.port", str(port), "--server.headless", "true",
         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
         "--client.toolbarMode", "viewer",
@@ -293,6 +308,40 @@ def model_install(
               "tamga ask --engine llm QUESTION")
 
 
+@model_app.command("export-encoder")
+def model_export_encoder(
+    if_missing: Annotated[
+        bool, typer.Option("--if-missing", help="Do nothing when the file already exists.")
+    ] = False,
+) -> None:
+    """Export the packaged sentence encoder to ONNX (fast start, no torch at run time) and
+    embed the intent library's example questions once, into the environment's Tamga folder."""
+    from retrieval.embedding import export_onnx, onnx_path
+
+    path = onnx_path()
+    if if_missing and path.exists():
+        progress(f"ONNX sentence encoder already at {path}; keeping it.")
+    else:
+        try:
+            export_onnx(path, progress=progress)
+        except (ImportError, RuntimeError, OSError) as exc:
+            _fail(f"Could not export the encoder to ONNX ({exc}); Tamga still works with "
+                  "torch, only slower to start.")
+        print(f"ONNX sentence encoder ready: {path}")
+    _embed_intent_examples()
+
+
+def _embed_intent_examples() -> None:
+    """The intent library's example vectors, computed once and kept on disk."""
+    from assistant.intents import load_intents
+    from assistant.matcher import Matcher
+
+    matcher = Matcher(load_intents())
+    if not matcher.cached():
+        progress("Embedding the verified example questions (once)")
+        matcher.matrix()
+
+
 @model_app.command("status")
 def model_status(as_json: JsonOption = False) -> None:
     """Show whether the local model's runtime and parts are installed and the file verified."""
@@ -368,6 +417,9 @@ def ask(
     user: UserOption = "cli",
 ) -> None:
     """Answer one question from the trade data or the regulations (logged in the audit log)."""
+    from retrieval.embedding import preload_encoder
+
+    preload_encoder()  # loads while the database look-ups are read
     try:
         answer = _assistant(db, index, engine).ask(question, None, user=user, engine=engine)
     except TamgaError as exc:

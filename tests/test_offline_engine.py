@@ -441,7 +441,7 @@ def test_ambiguous_trader_asks_which_one(engine: OfflineEngine) -> None:
 
 def test_unknown_trader_is_said_so(engine: OfflineEngine) -> None:
     answer = engine.answer("What did Zyxwv Quantum Holdings Corp import in 2024?")
-    assert not answer.sql and "no trader called" in answer.text
+    assert not answer.sql and "No trader named" in answer.text
 
 
 def test_rule_question_quotes_and_cites_passages(engine: OfflineEngine) -> None:

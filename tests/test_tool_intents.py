@@ -321,4 +321,4 @@ def test_period_briefing_needs_a_month_quarter_or_year(engine: OfflineEngine,
 def test_unknown_trader_briefing_says_so(engine: OfflineEngine) -> None:
     answer = engine.answer("Brief me on Zyxwvut Holdings Ltd")
     assert not answer.sql and answer.table is None
-    assert "no trader called" in answer.text
+    assert "No trader named" in answer.text

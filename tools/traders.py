@@ -15,6 +15,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from tamga.errors import UnknownTrader
@@ -45,6 +46,18 @@ _TOKEN = re.compile(r"[a-z0-9]+")
 MAX_CANDIDATES = 8
 
 
+@lru_cache(maxsize=8192)
+def _fold_char(ch: str) -> tuple[str, ...]:
+    """The folded pieces of one character: accents dropped, lower case, others a space."""
+    pieces = []
+    for part in unicodedata.normalize("NFKD", ch):
+        if unicodedata.combining(part):
+            continue
+        low = part.lower()
+        pieces.append(low if low.isalnum() else " ")
+    return tuple(pieces)
+
+
 def fold_text(text: str) -> tuple[str, list[int]]:
     """Lower-cased, accent-free text plus, for each of its characters, the index in `text`."""
     out: list[str] = []
@@ -56,12 +69,9 @@ def fold_text(text: str) -> tuple[str, list[int]]:
         if ch in "'’" and text[i + 1:i + 2].lower() == "s" and not text[i + 2:i + 3].isalnum():
             skip = i + 1  # possessive: "Puma's" -> "puma"
             continue
-        for part in unicodedata.normalize("NFKD", ch):
-            if unicodedata.combining(part):
-                continue
-            low = part.lower()
-            out.append(low if low.isalnum() else " ")
-            where.append(i)
+        pieces = _fold_char(ch)
+        out.extend(pieces)
+        where.extend([i] * len(pieces))
     return "".join(out), where
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +51,9 @@ def get_analysis_runner() -> Runner:
 
 _WARMING = threading.Lock()
 _WARMED: set[str] = set()
-_WARM_THREADS: dict[str, threading.Thread] = {}
+# Set once the assistant itself is warm (encoder, intent vectors, data look-ups): a data
+# question waits for this only, not for the regulations index, which warms afterwards.
+_ASSISTANT_READY: dict[str, threading.Event] = {}
 
 
 def warm_up_in_background() -> None:
@@ -63,32 +66,39 @@ def warm_up_in_background() -> None:
             return
         _WARMED.add(key)
 
+    ready = _ASSISTANT_READY.setdefault(key, threading.Event())
+
     def warm() -> None:
+        started = time.perf_counter()
+        try:
+            assistant = _assistant(str(settings.database), str(settings.index))
+            assistant.warm()
+            logging.getLogger("tamga.app").info(
+                "assistant warm in %.2f s", time.perf_counter() - started)
+        except Exception:  # the first question reports any real problem to the user
+            logging.getLogger("tamga.app").warning("warm-up failed", exc_info=True)
+            return
+        finally:
+            ready.set()
         import altair  # noqa: F401  (the first answer with a table draws with these)
         import pandas  # noqa: F401
 
-        assistant = _assistant(str(settings.database), str(settings.index))
-        try:
-            assistant.warm()
-        except Exception:  # the first question reports any real problem to the user
-            logging.getLogger("tamga.app").warning("warm-up failed", exc_info=True)
         try:  # the regulations searcher: its index, keyword table and a first query
             assistant.regulations.search("warm up", k=1)
         except Exception:  # no index yet: rule questions will say so
             logging.getLogger("tamga.app").info("regulations index not warmed", exc_info=True)
 
-    thread = threading.Thread(target=warm, name="tamga-warm-up", daemon=True)
-    _WARM_THREADS[key] = thread
-    thread.start()
+    threading.Thread(target=warm, name="tamga-warm-up", daemon=True).start()
 
 
 def wait_for_warm_up(timeout: float = 600) -> None:
-    """Wait for the background warm-up, when it is still running, so that a question does not
-    compete with it for the CPU and the embedding model (both slow each other down badly)."""
+    """Wait until the assistant has warmed up (when that is still running), so that a question
+    does not compete with it for the CPU and the encoder. The regulations index may still be
+    warming: a data question does not wait for it."""
     settings = get_settings()
-    thread = _WARM_THREADS.get(f"{settings.database}|{settings.index}")
-    if thread is not None and thread.is_alive() and thread is not threading.current_thread():
-        thread.join(timeout)
+    ready = _ASSISTANT_READY.get(f"{settings.database}|{settings.index}")
+    if ready is not None:
+        ready.wait(timeout)
 
 
 @st.cache_data(show_spinner=False, ttl=300)
