@@ -45,3 +45,21 @@ def guidance_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     index_dir = tmp_path_factory.mktemp("guidance-index")
     ingest_paths([repo / "retrieval" / "guidance"], index_dir=index_dir)
     return index_dir
+
+
+#: The shared reference data next to the repository (not part of a user's clone).
+SHARED_DATA = (Path(__file__).resolve().parents[1].parent / "shared" / "data").resolve()
+SHARED_REGULATIONS = SHARED_DATA / "regulations"
+#: For tests that read the shared regulation texts: skipped, with the reason, in a clone.
+needs_shared_regulations = pytest.mark.skipif(
+    not SHARED_REGULATIONS.is_dir(),
+    reason=f"needs the shared regulation texts at {SHARED_REGULATIONS} (not part of a clone)",
+)
+
+
+def require_shared_regulations() -> Path:
+    """The shared regulations folder, or skip the calling test or fixture with the reason."""
+    if not SHARED_REGULATIONS.is_dir():
+        pytest.skip(f"needs the shared regulation texts at {SHARED_REGULATIONS} "
+                    "(not part of a clone)")
+    return SHARED_REGULATIONS

@@ -10,6 +10,7 @@ import pytest
 from retrieval.chunking import ChunkingConfig, chunk_document, short_name
 from retrieval.loaders import load_document
 from retrieval.search import locator_matches
+from tests.conftest import needs_shared_regulations, require_shared_regulations
 
 REPO = Path(__file__).resolve().parents[1]
 REGULATIONS = REPO.parent / "shared" / "data" / "regulations"
@@ -27,19 +28,23 @@ def by_locator(chunks):
 
 @pytest.fixture(scope="module")
 def valuation():
+    require_shared_regulations()
     return chunks_of("wto/wto_customs_valuation_agreement.md")
 
 
 @pytest.fixture(scope="module")
 def kyoto():
+    require_shared_regulations()
     return chunks_of("wco/revised_kyoto_convention.md")
 
 
 @pytest.fixture(scope="module")
 def hs():
+    require_shared_regulations()
     return chunks_of("wco/hs_convention.md")
 
 
+@needs_shared_regulations
 def test_us_code_locators_normalise_the_narrow_no_break_space():
     raw = (REGULATIONS / "us-19-usc/chunck-634.md").read_text(encoding="utf-8")
     assert "§\u202f1592" in raw  # the data really has U+202F after the section sign
@@ -60,11 +65,13 @@ def test_us_code_locators_normalise_the_narrow_no_break_space():
     assert prior and "discloses the circumstances of a violation" in prior[0].text
 
 
+@needs_shared_regulations
 def test_us_code_heading_only_file_gives_no_chunk():
     # chunck-104.md holds only division headings ("Administrative Provisions / part 1")
     assert chunks_of("us-19-usc/chunck-104.md") == []
 
 
+@needs_shared_regulations
 def test_us_code_short_subsection_is_one_chunk():
     chunks = chunks_of("us-19-usc/chunck-493.md")
     assert [c.locator for c in chunks] == ["19 U.S.C. § 1508(a)"]
@@ -77,6 +84,7 @@ def test_us_code_short_subsection_is_one_chunk():
     assert not chunk.text.startswith("19 U.S.C.")
 
 
+@needs_shared_regulations
 def test_us_code_section_without_subsections_splits_on_numbered_paragraphs():
     chunks = chunks_of("us-19-usc/chunck-887.md")  # § 1677 definitions, about 9,000 words
     assert len(chunks) > 20
@@ -148,6 +156,7 @@ def test_hs_convention_rules_and_notes(hs):
     ("wto/wto_import_licensing_agreement.md", 1.0),
     ("wco/revised_kyoto_convention.md", 0.47),  # the second half of the file is in Dutch
 ])
+@needs_shared_regulations
 def test_real_treaties_respect_size_limits(relative, english_share):
     chunks = chunks_of(relative)
     assert chunks
@@ -253,6 +262,7 @@ def test_treaty_provisions_are_embedded_without_their_header(kyoto, valuation):
     assert all(c.embed_text == c.text for c in valuation)
 
 
+@needs_shared_regulations
 def test_us_code_and_generic_chunks_embed_their_index_text(tmp_path):
     [record] = chunks_of("us-19-usc/chunck-495.md")
     assert record.embed_text == ""  # the section caption ("Recordkeeping") stays in the vector

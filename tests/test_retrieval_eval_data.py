@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import needs_shared_regulations
+
 REPO = Path(__file__).resolve().parents[1]
 QUESTIONS_FILE = REPO / "benchmarks" / "retrieval_questions.yaml"
 CORPUS = (REPO / ".." / "shared" / "data" / "regulations").resolve()
@@ -166,6 +168,7 @@ def test_no_duplicates() -> None:
     assert [t for t, n in texts.items() if n > 1] == []
 
 
+@needs_shared_regulations
 def test_sources_exist() -> None:
     assert CORPUS.is_dir(), f"shared corpus missing at {CORPUS}"
     for q in questions():
@@ -174,6 +177,7 @@ def test_sources_exist() -> None:
             assert (CORPUS / source).is_file(), f"{q['id']}: {source} not in {CORPUS}"
 
 
+@needs_shared_regulations
 def test_locators_name_real_parts() -> None:
     for q in questions():
         for source, locator in targets(q):
@@ -193,6 +197,7 @@ def test_spread_over_the_texts() -> None:
     assert len(spanning) >= 5
 
 
+@needs_shared_regulations
 def test_questions_are_paraphrased() -> None:
     """No question repeats six consecutive words of the passage it should find."""
 

@@ -28,6 +28,7 @@ from retrieval.search import (
 )
 from retrieval.synonyms import expand_query
 from tamga.errors import TamgaError
+from tests.conftest import require_shared_regulations
 
 pytestmark = pytest.mark.slow
 
@@ -47,6 +48,7 @@ US_CODE_FILES = sorted({
 
 @pytest.fixture(scope="session")
 def regulations_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    require_shared_regulations()
     corpus = tmp_path_factory.mktemp("regulations")
     (corpus / "wto").mkdir()
     (corpus / "wco").mkdir()
