@@ -98,3 +98,32 @@ def test_stopping_tamga_serve_stops_the_server(demo_db: Path, guidance_index: Pa
     time.sleep(1)
     with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
         urllib.request.urlopen(f"{url}/_stcore/health", timeout=5)
+
+
+def test_first_data_answer_soon_after_the_server_starts(
+    demo_db: Path, guidance_index: Path, tmp_path: Path
+) -> None:
+    """From `tamga serve` to the first data answer drawn in the browser: the warm-up runs from
+    the server's start (ONNX encoder, intent vectors computed at install), so the officer's
+    first question does not wait for the regulations index or for torch. The bound is generous
+    (shared CI machines); benchmarks/bench_webapp.py --first-only measures it."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        started = time.monotonic()
+        process, url = start_app(demo_db, guidance_index, tmp_path)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            page.get_by_test_id("stChatInputTextArea").wait_for(timeout=60_000)
+            asked = time.monotonic()
+            answer_s = ask(page, "Top 5 importers in 2024")
+            first_answer_s = asked - started + answer_s
+            last = page.locator('[data-testid="stChatMessage"]').last
+            assert "Top importers" in last.inner_text()
+        finally:
+            browser.close()
+            stop_app(process)
+    print(f"[browser] server start to first data answer: {first_answer_s:.1f} s")
+    assert first_answer_s < 30, first_answer_s
