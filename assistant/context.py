@@ -24,7 +24,7 @@ from assistant.slots import DataFacts, SlotExtractor, load_facts
 from tamga.errors import TamgaError
 from tamga.scope import Scope
 from tools.indicators import analysis_runner
-from tools.runner import Runner
+from tools.runner import Runner, try_run
 from tools.scoping import ScopedRunner
 from tools.sql import SqlRunner
 from tools.traders import TraderIndex, load_trader_index
@@ -59,6 +59,7 @@ class DataContext:
         self._facts: DataFacts | None = None
         self._extractor: SlotExtractor | None = None
         self._card: DataCard | None = None
+        self._coded: dict[str, list[str]] | None = None
 
     @classmethod
     def open(cls, database: Path, scope: Scope | None = None, *,
@@ -119,6 +120,15 @@ class DataContext:
                 self._card = read_data_card(self.runner)
             return self._card
 
+    @property
+    def coded_values(self) -> dict[str, list[str]]:
+        """The values of coded columns this scope's data holds (transport modes, incoterms,
+        sectors...), by query-plan dimension: the planner filters only on values that exist."""
+        with self._lock:
+            if self._coded is None:
+                self._coded = load_coded_values(self.runner)
+            return self._coded
+
     def searcher(self) -> Searcher:
         """The regulations searcher (TamgaError when no index is configured or built)."""
         if self.regulations is None:
@@ -131,6 +141,30 @@ class DataContext:
 
     def __repr__(self) -> str:
         return f"DataContext({str(self.database)!r}, {self.scope.describe()})"
+
+
+CODED_COLUMNS = {
+    "transport_mode": ("declarations", "transport_mode"),
+    "incoterm": ("declarations", "incoterm"),
+    "procedure": ("declarations", "procedure_code"),
+    "channel": ("declarations", "control_channel"),
+    "preference": ("declaration_items", "preference_code"),
+    "sector": ("traders", "sector"),
+    "region": ("traders", "region"),
+    "aeo_status": ("traders", "aeo_status"),
+    "audit_outcome": ("audits", "outcome"),
+    "audit_type": ("audits", "audit_type"),
+}
+
+
+def load_coded_values(runner: Runner) -> dict[str, list[str]]:
+    """Distinct values of the coded columns (at most 200 each) that `runner` can see."""
+    out: dict[str, list[str]] = {}
+    for dim, (table, column) in CODED_COLUMNS.items():
+        found = try_run(runner, f"SELECT DISTINCT {column} FROM {table} WHERE {column} IS NOT "
+                                f"NULL ORDER BY 1 LIMIT 200")
+        out[dim] = [] if isinstance(found, dict) else [str(r[0]) for r in found.rows]
+    return out
 
 
 class DataContexts:

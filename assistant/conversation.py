@@ -111,6 +111,7 @@ class TurnState:
 
     intent_id: str | None
     slots: Slots | None
+    query: Any = None  # the QueryPlan answered (tamga.plan), for follow-ups that change it
 
 
 @dataclass

@@ -37,7 +37,7 @@ from tamga.settings import Settings, get_settings
 from tools.access import UserStore, resolve_scope
 
 ENGINES = ("auto", "offline", "llm")
-NEVER_TO_LLM = ("refuse", "empty", "too_long", "foreign")
+NEVER_TO_LLM = ("refuse", "empty", "too_long", "foreign", "impossible")
 
 
 @runtime_checkable

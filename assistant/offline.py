@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from assistant import plan_render
 from assistant.context import DataContext
 from assistant.conversation import (
     METRIC_ONLY,
@@ -34,6 +35,7 @@ from assistant.conversation import (
 )
 from assistant.intents import Intent, IntentLibrary, load_intents
 from assistant.matcher import Match, Matcher, unexplained_words
+from assistant.planner import Planner
 from assistant.slots import MASKS, SlotExtractor, Slots, clean_question
 from assistant.tool_intents import TOOLS, ToolRequest
 from retrieval.search import RegulationsIndex
@@ -41,7 +43,9 @@ from tamga.answer import Answer, Table
 from tamga.errors import SqlFailed, TamgaError
 from tamga.formatting import fmt_money, fmt_num
 from tamga.period import Period
+from tamga.plan import Filter, PeriodSpec, QueryPlan
 from tamga.sqltext import bind
+from tools.plan_sql import compile_plan
 from tools.regulations import best_excerpt, search_regulations
 from tools.runner import RecordingRunner
 
@@ -56,6 +60,98 @@ LOW_CONFIDENCE = 0.40  # below: "I can't answer that"
 MIN_SIMILARITY = 0.20  # ... and so is a keyword hit in a question that means something else
 HIGH_CONFIDENCE = 0.55  # at or above: confident enough that `auto` needs no LLM
 SEARCH_K = 4
+# Below this intent score, a question with a shape no intent has (growth ranking, share,
+# peers, new traders, set difference, threshold, coded filters) is answered from its plan.
+SPECIFIC_OVERRIDE = 0.75
+def intent_covers(intent_id: str, query: QueryPlan) -> bool:
+    """True when the verified intent answers what the query plan asks (then the intent,
+    with its richer answer, is kept): same shape, groupings, measures and kinds of filter."""
+    found = INTENT_COVERS.get(intent_id)
+    if found is None:
+        return False
+    shapes, dims, measures, filters = found
+    return (query.shape in shapes and set(query.dimensions) <= dims
+            and set(query.measures) <= measures
+            and {f.dimension for f in query.filters} <= filters
+            and query.related_party is None and query.flow != "both")
+
+
+_SLOT_FILTERS = frozenset({"trader", "origin", "hs_chapter", "hs_heading", "hs_subheading",
+                           "office", "channel"})
+_MONEY = frozenset({"customs_value", "duty", "vat", "declarations"})
+_TOTALS = frozenset({"customs_value", "duty", "vat", "declarations", "items", "traders",
+                     "net_mass"})
+# What each verified analytical intent answers, as plan shapes, groupings, measures and filter
+# kinds. An intent not listed never stands in for a plan that leaves no word unexplained.
+INTENT_COVERS: dict[str, tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str]]] = {
+    "national_total": (frozenset({"total"}), frozenset(), _TOTALS, _SLOT_FILTERS),
+    "trader_total": (frozenset({"total"}), frozenset(), _TOTALS, _SLOT_FILTERS),
+    "duty_revenue": (frozenset({"total"}), frozenset(), frozenset({"duty", "vat"}),
+                     _SLOT_FILTERS),
+    "trader_duty": (frozenset({"total"}), frozenset(), frozenset({"duty", "vat"}),
+                    _SLOT_FILTERS),
+    "compare_periods": (frozenset({"compare"}), frozenset(), _MONEY, _SLOT_FILTERS),
+    "trader_compare": (frozenset({"compare"}), frozenset(), _MONEY, _SLOT_FILTERS),
+    "national_trend": (frozenset({"breakdown"}), frozenset({"month", "quarter", "year"}),
+                       _MONEY | {"net_mass"}, _SLOT_FILTERS),
+    "trader_trend": (frozenset({"breakdown"}), frozenset({"month", "quarter", "year"}),
+                     _MONEY | {"net_mass"}, _SLOT_FILTERS),
+    "top_traders": (frozenset({"top", "breakdown", "argmax"}), frozenset({"trader"}),
+                    _MONEY | {"net_mass"}, _SLOT_FILTERS),
+    "top_chapters": (frozenset({"top", "breakdown", "argmax"}), frozenset({"hs_chapter"}),
+                     _MONEY | {"net_mass"}, _SLOT_FILTERS),
+    "trader_by_chapter": (frozenset({"top", "breakdown", "argmax"}), frozenset({"hs_chapter"}),
+                          _MONEY | {"net_mass"}, _SLOT_FILTERS),
+    "top_headings": (frozenset({"top", "breakdown", "argmax"}), frozenset({"hs_heading"}),
+                     _MONEY | {"net_mass"}, _SLOT_FILTERS),
+    "trader_by_heading": (frozenset({"top", "breakdown", "argmax"}), frozenset({"hs_heading"}),
+                          _MONEY | {"net_mass"}, _SLOT_FILTERS),
+    "top_subheadings": (frozenset({"top", "breakdown", "argmax"}),
+                        frozenset({"hs_subheading"}), _MONEY | {"net_mass"}, _SLOT_FILTERS),
+    "top_origins": (frozenset({"top", "breakdown", "argmax"}), frozenset({"origin"}),
+                    _MONEY | {"net_mass"}, _SLOT_FILTERS),
+    "trader_by_origin": (frozenset({"top", "breakdown", "argmax"}), frozenset({"origin"}),
+                         _MONEY | {"net_mass"}, _SLOT_FILTERS),
+    "top_sellers": (frozenset({"top", "breakdown", "argmax"}), frozenset({"seller"}),
+                    _MONEY, _SLOT_FILTERS),
+    "trader_by_supplier": (frozenset({"top", "breakdown", "argmax"}), frozenset({"seller"}),
+                           _MONEY, _SLOT_FILTERS),
+    "trader_by_office": (frozenset({"top", "breakdown", "argmax"}), frozenset({"office"}),
+                         _MONEY, _SLOT_FILTERS),
+    "office_workload": (frozenset({"top", "breakdown", "argmax"}), frozenset({"office"}),
+                        _MONEY, _SLOT_FILTERS),
+    "channel_stats": (frozenset({"breakdown", "total"}), frozenset({"channel"}),
+                      _MONEY | {"red_share", "yellow_share"}, _SLOT_FILTERS),
+    "audit_outcomes": (frozenset({"total", "breakdown"}), frozenset({"audit_outcome"}),
+                       frozenset({"audits", "audit_recoveries"}), _SLOT_FILTERS),
+    "trader_audits": (frozenset({"total", "breakdown"}), frozenset({"audit_outcome"}),
+                      frozenset({"audits", "audit_recoveries"}), _SLOT_FILTERS),
+    "trader_channels": (frozenset({"breakdown"}), frozenset({"channel"}), _MONEY,
+                        _SLOT_FILTERS),
+    "red_share_by_office": (frozenset({"breakdown", "top", "argmax"}), frozenset({"office"}),
+                            frozenset({"red_share", "declarations"}), _SLOT_FILTERS),
+    "by_sector": (frozenset({"breakdown", "top"}), frozenset({"sector"}), _MONEY,
+                  _SLOT_FILTERS),
+    "by_region": (frozenset({"breakdown", "top"}), frozenset({"region"}), _MONEY,
+                  _SLOT_FILTERS),
+    "by_transport": (frozenset({"breakdown", "top"}), frozenset({"transport_mode"}), _MONEY,
+                     _SLOT_FILTERS),
+    "by_procedure": (frozenset({"breakdown", "top"}), frozenset({"procedure"}), _MONEY,
+                     _SLOT_FILTERS),
+    "by_incoterm": (frozenset({"breakdown", "top"}), frozenset({"incoterm"}), _MONEY,
+                    _SLOT_FILTERS),
+    "new_traders": (frozenset({"first_seen"}), frozenset({"trader"}), _MONEY, _SLOT_FILTERS),
+    "trader_unit_values": (frozenset({"vs_peers", "breakdown"}),
+                           frozenset({"hs_subheading"}), frozenset({"value_per_kg"}),
+                           _SLOT_FILTERS),
+    "trader_related_party": (frozenset({"total", "breakdown"}), frozenset({"seller"}),
+                             frozenset({"related_party_share", "customs_value"}),
+                             _SLOT_FILTERS),
+}
+
+# Problems of a plan that no verified intent could get right either (shown instead).
+_IMPOSSIBLE = re.compile(r"data ends on|data starts on|between 1 and|ends before it starts|"
+                         r"overlap", re.IGNORECASE)
 
 METRICS = {
     "value": ("sum(i.customs_value)", "value", "customs value"),
@@ -174,8 +270,8 @@ class _Row:
 class Plan:
     """What the engine decided to do with a question, before running anything."""
 
-    kind: str  # intent | search | refuse | empty | too_long | foreign | clarify | need_trader
-    #            | unknown_trader | problem | fallback
+    kind: str  # intent | query | search | refuse | empty | too_long | foreign | clarify
+    #            | need_trader | unknown_trader | problem | impossible | fallback
     question: str
     intent: Intent | None = None
     slots: Slots | None = None
@@ -187,11 +283,14 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     unexplained: list[str] = field(default_factory=list)
+    query: QueryPlan | None = None  # kind "query": the analytical plan to compile and run
 
     @property
     def confident(self) -> bool:
         """True when the offline engine should answer even if an LLM is available: a
         follow-up, or a strong match whose words the intent accounts for."""
+        if self.kind == "query":
+            return not self.unexplained
         if self.kind in ("intent", "search"):
             return self.follow_up or (self.score >= HIGH_CONFIDENCE and not self.unexplained)
         return self.kind != "fallback"
@@ -230,6 +329,7 @@ class OfflineEngine:
         self._matcher = matcher
         self._defaults: dict[str, str] | None = None
         self._lock = threading.RLock()
+        self.planner = Planner(context)
 
     @classmethod
     def open(cls, db_path: Path, index_dir: Path | None = None, *, scope: Scope | None = None,
@@ -305,6 +405,7 @@ class OfflineEngine:
         vector = self.matcher.question_vector(slots.masked)
         ranked_all = self.matcher.rank(slots.masked, None, vector)
         plan = self._decide(q, slots, ranked_all, vector, conversation)
+        plan = self._consider_query_plan(plan, q, slots, conversation)
         t2 = time.perf_counter()
         plan.timings.update({"slots_ms": (t1 - t0) * 1000, "match_ms": (t2 - t1) * 1000,
                              "plan_ms": (t2 - started) * 1000})
@@ -318,7 +419,11 @@ class OfflineEngine:
             return Plan("clarify", q, slots=slots)
         if (state is not None and state.slots is not None and state.intent_id is not None
                 and looks_like_follow_up(q, slots.masked, slots)):
-            return self._follow_up(q, slots, state, vector)
+            if state.query is not None:
+                if not content_words(slots.masked):  # "and in 2023?": change the last plan
+                    return Plan("fallback", q, slots=slots, follow_up=True)
+            else:
+                return self._follow_up(q, slots, state, vector)
         if slots.problems:
             return Plan("problem", q, slots=slots, message=" ".join(slots.problems))
         if slots.trader is None and slots.pronoun:
@@ -347,6 +452,73 @@ class OfflineEngine:
                         ranked=ranked)
         return Plan("intent", q, intent=top.intent, slots=slots, score=top.score, ranked=ranked,
                     unexplained=unexplained_words(slots.masked, top.intent))
+
+    def _consider_query_plan(self, plan: Plan, q: str, slots: Slots,
+                             conversation: Conversation | None) -> Plan:
+        """Answer from a query plan when the verified intents do not cover the question: no
+        intent fits, the best one leaves words unexplained that the plan accounts for, or the
+        question has a shape no intent has (growth ranking, share, peers, new traders...)."""
+        state = conversation.state if conversation is not None else None
+        if plan.follow_up and state is not None and state.query is not None:
+            return self._query_follow_up(plan, q, slots, state)
+        if plan.kind not in ("intent", "fallback", "problem") or plan.follow_up:
+            return plan
+        if plan.intent is not None and plan.intent.kind != "sql":
+            return plan
+        planned = self.planner.plan(q, slots)
+        if planned.problem is not None:
+            if plan.kind == "fallback" or _IMPOSSIBLE.search(planned.problem):
+                return Plan("impossible", q, slots=slots, message=planned.problem,
+                            ranked=plan.ranked)
+            return plan
+        if planned.plan is None:
+            return plan
+        covers_more = len(planned.unexplained) < len(plan.unexplained)
+        query = planned.plan
+        use = (plan.kind == "fallback" and not planned.unexplained) or (
+            plan.kind == "intent" and plan.intent is not None and planned.specific
+            and (covers_more or not planned.unexplained)
+            and not intent_covers(plan.intent.id, query))
+        if not use:
+            return plan
+        return Plan("query", q, slots=slots, score=plan.score, ranked=plan.ranked,
+                    unexplained=planned.unexplained, query=planned.plan)
+
+    def _query_follow_up(self, plan: Plan, q: str, slots: Slots, state: TurnState) -> Plan:
+        """'and in 2023?', 'only from China', 'by month': the previous plan, changed."""
+        previous: QueryPlan = state.query
+        changes: dict[str, Any] = {}
+        new = slots
+        if new.periods:
+            changes["period"] = PeriodSpec(start=new.periods[-1].start,
+                                           end=new.periods[-1].end, name=new.periods[-1].name)
+        filters = list(previous.filters)
+        if new.countries:
+            filters = [f for f in filters if f.dimension != "origin"] + [Filter(
+                dimension="origin", values=[c.code for c in new.countries],
+                labels=[c.name for c in new.countries])]
+        if new.trader is not None:
+            filters = [f for f in filters if f.dimension != "trader"] + [Filter(
+                dimension="trader", values=[new.trader.trader_id], labels=[new.trader.name])]
+        if new.office is not None:
+            filters = [f for f in filters if f.dimension != "office"] + [Filter(
+                dimension="office", values=[new.office])]
+        changes["filters"] = filters
+        if new.grain in ("month", "quarter", "year"):
+            changes["dimensions"] = [new.grain]
+            if previous.shape in ("total", "top", "bottom"):
+                changes["shape"] = "breakdown"
+        if new.top_n:
+            changes["n"] = new.top_n
+        try:
+            if changes.get("period") is not None and previous.compare_to is not None and \
+                    previous.shape in ("compare", "change_ranking", "set_difference"):
+                changes["compare_to"] = None
+                changes["shape"] = "breakdown" if previous.dimensions else "total"
+            query = previous.with_changes(**changes)
+        except (ValueError, TypeError) as exc:
+            return Plan("impossible", q, slots=slots, message=str(exc))
+        return Plan("query", q, slots=slots, score=1.0, follow_up=True, query=query)
 
     def _trader_from_table(self, q: str, slots: Slots, last: Answer) -> None:
         """'the first one', 'the second trader': a row of the previous answer's table."""
@@ -414,7 +586,9 @@ class OfflineEngine:
     def execute(self, plan: Plan) -> Answer:
         """Run a plan and write the answer (engine 'offline', or 'refused' for write requests)."""
         started = time.perf_counter()
-        if plan.kind == "intent" and plan.intent is not None and plan.intent.kind == "tool":
+        if plan.kind == "query" and plan.query is not None:
+            answer = self.run_query(plan.query, plan.unexplained)
+        elif plan.kind == "intent" and plan.intent is not None and plan.intent.kind == "tool":
             answer = self._run_tool(plan)
         elif plan.kind == "intent":
             answer = self._run_intent(plan)
@@ -434,7 +608,43 @@ class OfflineEngine:
         """What a conversation should remember of an answered plan (None: nothing new)."""
         if plan.kind in ("intent", "search") and plan.intent is not None:
             return TurnState(plan.intent.id, plan.slots)
+        if plan.kind == "query" and plan.query is not None:
+            return TurnState("query", plan.slots, plan.query)
         return None
+
+    def run_query(self, query: QueryPlan, unexplained: list[str] | None = None) -> Answer:
+        """Compile a query plan, run it through the user's scoped runner, write the answer."""
+        understood = plan_render.understood(query)
+        try:
+            sql = compile_plan(query)
+            result = self.runner.run(sql)
+        except TamgaError as exc:
+            return Answer(f"I could not run the query for this question: {exc}",
+                          engine="offline", intent=f"plan:{query.shape}", warnings=[str(exc)],
+                          plan=query.model_dump(mode="json"), understood=understood)
+        currency = self.extractor.facts.currency
+        warnings = []
+        if result.truncated:
+            warnings.append(f"Only the first {len(result.rows):,} rows are shown.")
+        if "invoice_value" in query.measures:
+            warnings.append("Invoice values are in each declaration's invoice currency; their "
+                            "sum mixes currencies. Customs value is in "
+                            f"{currency}.")
+        if unexplained:
+            words = ", ".join(f'"{w}"' for w in unexplained)
+            warnings.append(f"I answered the closest question I can verify ({understood[14:-1]}"
+                            f"); it does not take {words} into account.")
+        text = plan_render.answer_text(query, result.columns, result.rows, currency)
+        table = Table(list(result.columns), [list(r) for r in result.rows],
+                      title=understood[14:-1][:1].upper() + understood[15:-1],
+                      truncated=result.truncated)
+        return Answer(f"{text}\n\n{understood}", engine="offline", sql=[result.sql],
+                      tables=[table], chart=plan_render.chart_for(query, result.columns,
+                                                                   result.rows),
+                      warnings=warnings, timings={"sql_ms": result.elapsed_ms},
+                      intent=f"plan:{query.shape}", plan=query.model_dump(mode="json"),
+                      understood=understood,
+                      suggestions=plan_render.suggestions(query))
 
     def _say(self, plan: Plan) -> Answer:
         """Answers that run no SQL: refusals, odd input, clarifications, honest fallbacks."""
@@ -482,6 +692,8 @@ class OfflineEngine:
         if plan.kind == "problem":
             return Answer(plan.message + " Check the code, or name the goods in words.",
                           engine="offline", suggestions=self._suggest_default(3))
+        if plan.kind == "impossible":
+            return Answer(plan.message, engine="offline", suggestions=self._suggest_default(3))
         text = ("I can't answer that from the trade data or the indexed regulations. "
                 "Here are the closest questions I can answer.")
         return Answer(text, engine="offline", suggestions=self._closest(plan, 3))

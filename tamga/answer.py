@@ -63,6 +63,10 @@ class Answer:
     # What was handed to a language model (tools.egress.egress_summary): destination, policy,
     # counts and every payload. None when no model was asked (the offline engine).
     egress: dict[str, Any] | None = None
+    # The typed query plan the answer came from (tamga.plan.QueryPlan as JSON data) and its
+    # reading in one sentence ("I understood: ..."); None when no plan was used.
+    plan: dict[str, Any] | None = None
+    understood: str | None = None
 
     @property
     def table(self) -> Table | None:
@@ -83,6 +87,8 @@ class Answer:
             "warnings": list(self.warnings),
             "intent": self.intent,
             "suggestions": list(self.suggestions),
+            "plan": self.plan,
+            "understood": self.understood,
             **({"egress": self.egress} if self.egress is not None else {}),
         }
 

@@ -1,4 +1,4 @@
--- Tamga trade data model: the one DDL source (see ../shared/DESIGN.md, "Trade data model").
+-- Tamga trade data model: the one DDL source (docs/architecture.md, "Contracts").
 -- Money columns customs_value, duty_amount, vat_amount, additional_duty and penalty_amount are
 -- in the reporting currency (dataset_info.reporting_currency); invoice_value is in the
 -- declaration's invoice currency.

@@ -1,0 +1,818 @@
+"""The offline planner: rules that turn an analytical question into a QueryPlan.
+
+It reuses the slot extractor (trader, periods, countries, goods, office, top-N, flow, channel:
+all checked against the data of the user's scope) and reads the rest from the words: the
+measure ("duty", "unit value per kg", "red-channel share"...), the grouping ("by office",
+"which traders", "per month"), the shape ("compared with the previous quarter", "biggest
+increase", "share of", "new importers", "but not in", "above USD 1M", "peak month",
+"versus other importers") and the coded filters the data knows (transport mode, incoterm,
+sector, region, AEO status, related parties).
+
+    planned = Planner(context).plan(question, slots)
+    planned.plan          # a validated QueryPlan, or None
+    planned.problem       # why the question cannot be answered as asked (impossible plans)
+    planned.unexplained   # words of the question the plan does not account for
+
+The planner never guesses a value: a word becomes a filter only when the data holds it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import ValidationError
+
+from assistant.slots import MASKS, STOPWORDS, Slots, fold_plain
+from tamga.period import Period
+from tamga.plan import (
+    AUDIT_MEASURES,
+    Filter,
+    PeriodSpec,
+    PlanError,
+    QueryPlan,
+    Threshold,
+)
+
+if TYPE_CHECKING:
+    from assistant.context import DataContext
+
+# -- measures -----------------------------------------------------------------------------------
+
+_MEASURE_RULES: tuple[tuple[str, str], ...] = (
+    (r"\b(?:average |mean )?unit values?\b|\bvalue (?:per|a|/) ?(?:kg|kilo(?:gram)?)\b|"
+     r"\bprice (?:per|a|/) ?(?:kg|kilo(?:gram)?)\b|\bper[- ]kilo(?:gram)?\b|\bper kg\b|"
+     r"\b(?:usd|\$) ?(?:per|/) ?kg\b", "value_per_kg"),
+    (r"\bper unit\b|\bunit prices?\b|\bvalue (?:per|a) (?:unit|piece|item)\b|"
+     r"\bprice per (?:unit|piece|item)\b", "value_per_unit"),
+    (r"\b(?:effective|average|mean|implied) (?:duty|tariff) rates?\b|\bduty rates?\b|"
+     r"\bduty as a (?:share|percentage|percent|proportion)\b|\bduty burden\b",
+     "effective_duty_rate"),
+    (r"\bred[- ]channel (?:share|rate|ratio|percentage|proportion)\b|"
+     r"\b(?:share|percentage|proportion|rate|fraction|%) of (?:all )?(?:declarations )?(?:that )?"
+     r"(?:were |was |are |is |go(?:es)? |went |sent |routed |get |got )*(?:sent |routed )?"
+     r"(?:to |in(?:to)? )?(?:the )?red\b|\bred(?:[- ]channel)? (?:rate|share|ratio)\b|"
+     r"\bhow often\b.*\bred\b", "red_share"),
+    (r"\byellow[- ]channel (?:share|rate|ratio|percentage|proportion)\b|"
+     r"\b(?:share|percentage|proportion|rate|fraction|%) of (?:all )?(?:declarations )?(?:that )?"
+     r"(?:were |was |are |is |go(?:es)? |went |sent |routed )*(?:sent |routed )?(?:to |in(?:to)? )?"
+     r"(?:the )?yellow\b|\byellow(?:[- ]channel)? (?:rate|share|ratio)\b", "yellow_share"),
+    (r"\b(?:share|percentage|proportion|fraction|%|part) (?:of [\w ]{0,30})?(?:from|with|bought "
+     r"from|sourced from|paid to|involving) related[- ]part(?:y|ies)\b|\brelated[- ]part(?:y|ies)"
+     r" (?:share|ratio|percentage|proportion)\b", "related_party_share"),
+    (r"\b(?:recover(?:ed|ies|y)|clawed back|additional dut(?:y|ies)(?: and penalt(?:y|ies))?|"
+     r"penalt(?:y|ies)(?: and additional duty)?|amounts? assessed)\b", "audit_recoveries"),
+    (r"\b(?:how many|number of|count of|count the) (?:\w+ ){0,2}audits?\b|\baudits? "
+     r"(?:per|by|each|a) \w+|\baudits?\b(?= (?:were |have been |did we )?(?:opened|carried|done|"
+     r"run|conducted|performed|started))|\baudits? count\b", "audits"),
+    (r"\bvat\b|\bvalue[- ]added tax\b|\bimport vat\b", "vat"),
+    (r"\binvoice(?:d)? values?\b|\binvoice amounts?\b", "invoice_value"),
+    (r"\bdut(?:y|ies)(?: paid| collected| revenue)?\b|\btariffs? (?:paid|collected)\b|"
+     r"\bcustoms revenue\b|\brevenue\b|\bduty take\b", "duty"),
+    (r"\bnet mass\b|\bnet weight\b|\bweight\b|\btonn(?:e|age)s?\b|\btons\b|\bkilo(?:gram)?s\b|"
+     r"\bkg\b|\bhow heavy\b", "net_mass"),
+    (r"\bquantit(?:y|ies)\b|\bnumber of units\b|\bunits (?:imported|exported|declared)\b|"
+     r"\bhow many units\b", "quantity"),
+    (r"\b(?:how many|number of|count of|count the) (?:different |distinct |unique |individual |"
+     r"active |separate )?(?:traders|importers|exporters|companies|firms|businesses)\b|"
+     r"\b(?:distinct|unique|different) (?:traders|importers|exporters|companies)\b|"
+     r"\b(?:traders|importers|companies) count\b", "traders"),
+    (r"\b(?:how many|number of|count of) (?:different |distinct |unique )?(?:sellers|suppliers|"
+     r"vendors|foreign sellers)\b|\b(?:distinct|unique|different) (?:sellers|suppliers|vendors)\b",
+     "sellers"),
+    (r"\b(?:how many|number of|count of) (?:different |distinct |unique )?(?:origin |source )?"
+     r"(?:countries|origins)(?: of origin)?\b|\b(?:distinct|unique|different) (?:origin "
+     r"countries|origins|countries of origin|source countries)\b", "origins"),
+    (r"\b(?:how many|number of|count of|count the) (?:\w+ ){0,2}(?:items|lines|item lines|"
+     r"declaration lines|goods items)\b|\bitem count\b", "items"),
+    (r"\b(?:how many|number of|count of|count the|total) (?:\w+ ){0,2}(?:declarations|entries|"
+     r"filings|shipments|consignments)\b|\b(?:in|of|by) (?:the )?(?:number of )?"
+     r"(?:declarations|entries|filings)\b(?! (?:above|over|worth|valued|of more))|"
+     r"\bdeclarations? count\b|\bvolume of declarations\b|"
+     r"\bmost declarations\b|\bfewest declarations\b|\b(?:declarations|shipments|entries) "
+     r"(?:by|per|each|a) (?!declaration)\w+", "declarations"),
+    (r"\bcustoms value\b|\bvalue\b|\bworth\b|\bhow much\b|\bspend(?:ing)?\b|\bturnover\b|"
+     r"\bimports?\b|\bexports?\b|\btrade\b", "customs_value"),
+)
+_MEASURES = tuple((re.compile(p), m) for p, m in _MEASURE_RULES)
+
+# -- dimensions -----------------------------------------------------------------------------------
+
+_DIM_WORDS: tuple[tuple[str, str], ...] = (
+    (r"hs[- ]?6|six[- ]digit (?:codes?|subheadings?)|subheadings?|tariff lines?", "hs_subheading"),
+    (r"hs[- ]?4|four[- ]digit (?:codes?|headings?)|headings?", "hs_heading"),
+    (r"hs chapters?|chapters?|hs[- ]?2|two[- ]digit codes?|product (?:groups|categories)|"
+     r"goods categories|categories of goods|commodit(?:y|ies)(?: groups?)?|hs codes?|"
+     r"tariff chapters?", "hs_chapter"),
+    (r"countr(?:y|ies) of dispatch|dispatch countr(?:y|ies)|countr(?:y|ies) (?:goods )?"
+     r"(?:were |was )?(?:shipped|dispatched|sent) from|shipping countr(?:y|ies)",
+     "dispatch_country"),
+    (r"countr(?:y|ies) of origin|origin countr(?:y|ies)|origins?|source countr(?:y|ies)|"
+     r"supplying countr(?:y|ies)|countr(?:y|ies)", "origin"),
+    (r"customs offices?|offices?|ports?(?: of entry)?|border posts?|entry points?|posts?|"
+     r"stations?|terminals?|airports?|seaports?", "office"),
+    (r"transport modes?|modes? of transport|transport(?:ation)?|modes?|shipping methods?|"
+     r"means of transport", "transport_mode"),
+    (r"incoterms?|delivery terms?|terms of delivery|trade terms", "incoterm"),
+    (r"procedures?(?: codes?)?|customs procedures?|regimes?|customs regimes?", "procedure"),
+    (r"control channels?|inspection channels?|channels?|lanes?", "channel"),
+    (r"preference codes?|preferences?|preferential treatments?|tariff preferences?", "preference"),
+    (r"aeo status(?:es)?|aeo certification|aeo (?:and|vs\.?|versus) non[- ]aeo|"
+     r"aeo (?:or|versus|vs\.?) not|certified and uncertified", "aeo_status"),
+    (r"sectors?|industr(?:y|ies)|lines of business|business sectors?", "sector"),
+    (r"regions?|provinces?", "region"),
+    (r"flows?|directions?|imports? (?:and|vs\.?|versus) exports?", "flow"),
+    (r"sellers?|suppliers?|vendors?|foreign sellers?", "seller"),
+    (r"traders?|importers?|exporters?|compan(?:y|ies)|firms?|businesses|declarants?", "trader"),
+    (r"months?|monthly|month[- ]by[- ]month", "month"),
+    (r"quarters?|quarterly", "quarter"),
+    (r"years?|yearly|annual(?:ly)?|year[- ]by[- ]year", "year"),
+    (r"audit outcomes?|outcomes?|results? of (?:the )?audits?", "audit_outcome"),
+    (r"audit types?|types? of audits?|kinds? of audits?", "audit_type"),
+    (r"declarations?|entries|entry|shipments?|consignments?|filings?", "declaration"),
+)
+_DIM_ALTERNATION = "|".join(f"(?:{p})" for p, _ in _DIM_WORDS)
+_DIM_ONLY = tuple((re.compile(rf"^(?:{p})$"), d) for p, d in _DIM_WORDS)
+_BY = re.compile(
+    rf"\b(?:by|per|for each|for every|each|across|broken down by|split by|grouped by|"
+    rf"breakdown by|break(?:ing)? it down by|according to|in each|for all)\s+(?:the\s+)?"
+    rf"(?:hs\s+)?({_DIM_ALTERNATION})\b")
+_WHICH = re.compile(
+    rf"\b(?:which|what|name the|list(?: the)?|show(?: me)?(?: the)?|give me(?: the)?|rank(?: the)?|"
+    rf"top\s+\d*\s*|the\s+\d+\s+|bottom\s+\d*\s*|biggest|largest|smallest|busiest|quietest|"
+    rf"leading|main|major|most active|least active)\s+(?:\w+\s+){{0,2}}?"
+    rf"({_DIM_ALTERNATION})\b")
+_PEAK = re.compile(
+    rf"\b(?P<word>peak|busiest|highest|largest|biggest|record|best|top|strongest|heaviest|"
+    rf"most valuable|quietest|lowest|smallest|slowest|weakest|worst|least)\s+(?:single\s+)?"
+    rf"(?P<dim>{_DIM_ALTERNATION})\b")
+_MIN_WORDS = ("quietest", "lowest", "smallest", "slowest", "weakest", "worst", "least",
+              "fewest")
+_WHICH_PEAK = re.compile(
+    rf"\b(?:which|what)\s+(?:single\s+)?(?P<dim>{_DIM_ALTERNATION})\s+(?:\w+\s+){{0,3}}?"
+    rf"(?:had|saw|was|were|has|have|did|recorded|showed|brought|got|handled|paid|received)\s+"
+    rf"(?:the\s+)?(?P<word>most|highest|largest|biggest|lowest|least|fewest|smallest|"
+    rf"strongest|weakest|top)\b")
+_BAD_N = re.compile(r"\b(?:top|bottom|first|best|largest|biggest)\s*(?P<n>-\s*\d+|0+)\b")
+
+# -- shapes ---------------------------------------------------------------------------------------
+
+_COMPARE = re.compile(
+    r"\bcompar(?:e|ed|ing|ison)\b|\bversus\b|\bvs\.?\b|\bagainst\b|\brelative to\b|"
+    r"\bchange(?:d)? (?:from|between|since|over|on)\b|\b(?:growth|grew|grow|increase|decrease|"
+    r"rise|fall|drop|decline|change)\b|\bdifference between\b|\byear[- ]on[- ]year\b|"
+    r"\byear[- ]over[- ]year\b|\byoy\b|\bfrom \S+ to \S+|\bhow did .* (?:do|develop|evolve|move)\b")
+_CHANGE = re.compile(r"\b(?:growth|grew|grow|increase[ds]?|decrease[ds]?|rise|rose|fall|fell|"
+                     r"drop(?:ped)?|decline[ds]?|change[ds]?|evolve[ds]?|develop(?:ed)?)\b")
+_PREVIOUS = re.compile(
+    r"\b(?:the )?(?:previous|prior|preceding|last|same) (?:quarter|year|month|period|half)\b|"
+    r"\bthe one before\b|\bbefore that\b|\ba year (?:earlier|before|ago)\b|\byear[- ]on[- ]year\b|"
+    r"\byear[- ]over[- ]year\b|\byoy\b|\bsame period\b")
+_YOY = re.compile(r"\bsame (?:quarter|month|period|half)\b|\ba year (?:earlier|before|ago)\b|"
+                  r"\byear[- ]on[- ]year\b|\byear[- ]over[- ]year\b|\byoy\b|\blast year'?s same\b")
+_UP = re.compile(
+    r"\b(?:biggest|largest|highest|greatest|most|top|strongest|fastest|sharpest|steepest)\s+"
+    r"(?:\w+\s+){0,3}?(?:increases?|growth|rises?|jumps?|gains?|growers?|climbs?|surges?)\b|"
+    r"\b(?:grew|increased|rose|jumped|climbed|surged|gained|grown)\b(?:\s+\w+){0,4}\s+"
+    r"(?:the\s+)?(?:most|fastest|strongest|the most)\b|\bgrown the most\b|\bmost growth\b|"
+    r"\bfastest[- ]growing\b")
+_DOWN = re.compile(
+    r"\b(?:biggest|largest|greatest|sharpest|steepest|most)\s+(?:\w+\s+){0,3}?"
+    r"(?:drops?|declines?|decreases?|falls?|fall-offs?|reductions?|losses?|shrinkage)\b|"
+    r"\b(?:fell|dropped|declined|decreased|shrank|shrunk|fallen|slumped)\b(?:\s+\w+){0,4}\s+"
+    r"(?:the\s+)?(?:most|fastest|the most)\b|\bfastest[- ]shrinking\b|\bmost decline\b")
+_SHARE = re.compile(
+    r"\bshares?\b|\bproportion\b|\bpercentage\b|\bpercent\b|\bfraction\b|\bportion\b|%|"
+    r"\bhow much of\b|\bwhat part of\b")
+_PEERS = re.compile(
+    r"\bpeers?\b|\bother (?:importers|traders|companies|firms|exporters|buyers)\b|"
+    r"\b(?:the )?(?:market|sector|industry) (?:average|median|norm)\b|"
+    r"\b(?:compared?|relative|vs\.?|versus|against) (?:to |with )?(?:the )?"
+    r"(?:average|market|others|rest|everyone else|typical)\b|\bthe rest of the market\b|"
+    r"\beveryone else\b|\bthe average (?:importer|trader)\b")
+_NOT_IN = re.compile(
+    r"\bbut not\b|\bbut (?:did not|didn'?t|never|no)\b|\bnot (?:again )?in\b|\bstopped\b|"
+    r"\bno longer\b|\bdropped out\b|\bdisappeared\b|\blost\b|\bceased\b|\bquit\b|"
+    r"\bnothing in\b|\bwithout any\b|\bwent quiet\b|\binactive in\b|\bsilent in\b")
+_NEW = re.compile(
+    r"\bnew (?:importers?|traders?|exporters?|compan(?:y|ies)|firms?|sellers?|suppliers?|"
+    r"origins?|countr(?:y|ies)|source countr(?:y|ies)|businesses|players|entrants|names|"
+    r"customers|declarants)\b|\bfirst[- ]time\b|\bfirst (?:declaration|import|appearance|"
+    r"ever)\b|\bstarted (?:importing|trading|declaring|exporting)\b|\bnewcomers?\b|"
+    r"\bnew entrants?\b|\bnever (?:imported|traded|declared) before\b|\bappeared for the first\b")
+_THRESHOLD = re.compile(
+    r"\b(?P<op>above|over|more than|greater than|larger than|higher than|exceeding|exceeds?|"
+    r"in excess of|at least|upwards of|bigger than|below|under|less than|fewer than|"
+    r"lower than|smaller than|at most|no more than)\s+(?:an?\s+)?(?:usd|us\$|\$|krw|eur|€)?\s*"
+    r"(?P<num>\d[\d,]*(?:\.\d+)?)\s*(?P<scale>k|m|mn|mm|million|millions|thousand|"
+    r"thousands|bn|billion|billions)?\b(?:\s*(?P<unit>usd|dollars|declarations|entries|"
+    r"shipments|items|lines|kg|kilos|tonnes|tons|%|percent|per ?cent|audits))?")
+_SCALES = {"k": 1e3, "thousand": 1e3, "thousands": 1e3, "m": 1e6, "mn": 1e6, "mm": 1e6,
+           "million": 1e6, "millions": 1e6, "bn": 1e9, "billion": 1e9, "billions": 1e9}
+_HOW_MANY = re.compile(r"\bhow many\b|\bnumber of\b|\bcount (?:of|the)\b|\bhow much of\b")
+_TOP = re.compile(r"\btop\b|\blargest\b|\bbiggest\b|\bleading\b|\bhighest\b|\bmost\b|"
+                  r"\bmain\b|\bmajor\b|\bheaviest\b|\bbusiest\b|\bstrongest\b|\brank")
+_BOTTOM = re.compile(r"\bbottom\b|\bsmallest\b|\blowest\b|\bleast\b|\bfewest\b|\bweakest\b|"
+                     r"\bquietest\b|\bslowest\b")
+_TRANSPORT = re.compile(
+    r"\b(?:by|via|through|per)\s+(?P<a>air|sea|road|rail|truck|lorry|ship|vessel|plane|train)"
+    r"(?:\s*(?:freight|cargo|transport|mode))?\b|\b(?P<b>air|sea|road|rail|ocean|maritime)"
+    r"[- ](?:freight|cargo|transport|shipments?|imports?|declarations?|mode)\b|"
+    r"\b(?P<c>air|sea|road|rail)borne\b|\bshipped by (?P<d>air|sea|road|rail)\b|"
+    r"\bcame by (?P<e>air|sea|road|rail)\b|\b(?:arriving|arrived|coming|came) by (?P<f>air|sea|"
+    r"road|rail)\b")
+_TRANSPORT_WORD = {"truck": "road", "lorry": "road", "ship": "sea", "vessel": "sea",
+                   "plane": "air", "train": "rail", "ocean": "sea", "maritime": "sea"}
+_INCOTERM = re.compile(r"\b(EXW|FCA|FAS|FOB|CFR|CIF|CPT|CIP|DAP|DPU|DDP|DAT)\b")
+_PROCEDURE = re.compile(r"\bprocedure(?: code)?\s+(\d{4})\b|\bunder (\d{4})\b")
+_AEO_SPLIT = re.compile(r"\baeo\b.*\b(?:vs\.?|versus|compared|and|or|against)\b.*"
+                        r"\b(?:non[- ]?aeo|non[- ]certified|uncertified|without|other|others|"
+                        r"rest|not)\b|\bby aeo\b|\baeo status\b")
+_NON_AEO = re.compile(r"\bnon[- ]?aeo\b|\bwithout (?:an? )?aeo\b|\bnot aeo\b|\buncertified\b")
+_AEO = re.compile(r"\baeo\b|\bauthori[sz]ed economic operators?\b|\btrusted traders?\b")
+_RELATED = re.compile(r"\brelated[- ]part(?:y|ies)\b|\baffiliated (?:sellers|suppliers)\b|"
+                      r"\bintra[- ]group\b")
+_UNRELATED = re.compile(r"\bunrelated\b|\bnon[- ]related\b|\barm'?s[- ]length\b")
+_EXPORT_WORDS = re.compile(r"\bexport(?:s|ed|ers?|ing)?\b")
+_IMPORT_WORDS = re.compile(r"\bimport(?:s|ed|ers?|ing)?\b")
+_BOTH = re.compile(r"\bimports? and exports?\b|\bexports? and imports?\b|\bboth flows\b|"
+                   r"\ball trade\b|\btotal trade\b|\btwo[- ]way\b")
+_DISPATCH = re.compile(r"\b(?:shipped|dispatched|sent|consigned)\s+from\b|\bdispatch(?:ed)?\b")
+_LARGEST_DECL = re.compile(r"\b(?:largest|biggest|most valuable|highest[- ]value|priciest|"
+                           r"smallest|cheapest|lowest[- ]value)\s+(?:single\s+)?(?:import\s+)?"
+                           r"(?:declarations?|entr(?:y|ies)|shipments?|consignments?)\b")
+_WORD = re.compile(r"[a-z]+")
+
+# Words that any analytical question may use without asking for anything of its own.
+_GENERIC_TEXT = """
+customs value values valued worth much many total totals number numbers count amount amounts
+show list give tell me please what which who whose where when how did does do was were is are be
+been being the a an of in on at to for from by with per each every all any our their its it this
+that these those there here than then also only just and or but not no vs versus compared
+compare comparison against between over under above below more less most least top bottom
+largest biggest smallest lowest highest leading main major rank ranked ranking order year years
+month months quarter quarters period periods annual monthly quarterly yearly import imports
+imported importer importers importing export exports exported exporter exporters exporting trade
+trades traded trader traders company companies firm firms business businesses goods declaration
+declarations item items line lines shipment shipments entry entries consignment consignments
+duty duties vat tax taxes paid collected revenue share shares percentage percent proportion
+fraction portion part rate rates ratio average mean median growth grew grow grown increase
+increased decrease decreased rise rose fall fell drop dropped decline declined change changed
+changes difference new first time ever since before after during within across broken down split
+breakdown break grouped according country countries origin origins office offices channel
+channels sector sectors region regions mode modes transport seller sellers supplier suppliers
+audit audits data overall so far date far yet now current latest recent recently previous prior
+last same next this that single peak busiest quietest distinct different unique kg per unit
+units weight mass net value price prices declared paid pay came come coming arrive arrived bring
+brought get got see know need want could would should can may might will shall us we they them
+you i my mine ours summary summarise summarize overview picture figures figure stats statistics
+opened conducted carried performed run done started closed had have has saw see seen recorded
+handled received
+"""
+_GENERIC = frozenset(_GENERIC_TEXT.split())
+
+
+@dataclass
+class Planned:
+    """What the planner made of a question."""
+
+    plan: QueryPlan | None = None
+    problem: str | None = None
+    unexplained: list[str] = field(default_factory=list)
+    specific: bool = False  # a shape the verified intents do not have (compare by group, ...)
+
+
+class Planner:
+    """Builds QueryPlans for the questions of one data context (one database and scope)."""
+
+    def __init__(self, context: DataContext) -> None:
+        self.context = context
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def plan(self, question: str, slots: Slots) -> Planned:
+        """The plan of one (cleaned) question, with its slots already extracted."""
+        q = " ".join(question.lower().replace("’", "'").split())
+        masked_q = self._without_slot_text(question, slots).lower()
+        try:
+            return self._plan(q, masked_q, question, slots)
+        except PlanError as exc:
+            return Planned(problem=str(exc))
+        except ValidationError as exc:
+            return Planned(problem=_validation_message(exc))
+
+    # -- the rules ------------------------------------------------------------------------------
+
+    def _plan(self, q: str, masked: str, original: str, slots: Slots) -> Planned:
+        if _LISTING.search(masked):
+            return Planned()
+        explained: set[str] = set()
+        facts = self.context.facts
+        measures = self._measures(masked, explained)
+        filters, dims_from_filters = self._filters(q, slots, explained)
+        flow = self._flow(q, slots, measures)
+        related = self._related(q, measures, explained)
+        shape = "total"
+        n: int | None = slots.top_n if slots.top_n else None
+        dims = self._dimensions(masked, explained)
+        for d in dims_from_filters:
+            if d not in dims:
+                dims.insert(0, d)
+        threshold = None
+        count_only = bool(_HOW_MANY.search(masked))
+        share_of: Filter | None = None
+        entity: Filter | None = None
+        order = "desc"
+        periods = sorted({(p.start, p.end): p for p in slots.periods}.values(),
+                         key=lambda p: (p.start, p.end))
+        period: PeriodSpec | None = _spec(periods[-1]) if periods else None
+        compare_to: PeriodSpec | None = None
+        latest = facts.latest_date
+
+        bad_n = _BAD_N.search(q)
+        if bad_n is not None:
+            raise PlanError(f"I can list between 1 and 100 rows; "
+                            f"{bad_n.group('n').replace(' ', '')} is not possible.")
+        peak = _PEAK.search(masked) or _WHICH_PEAK.search(masked)
+        largest_decl = _LARGEST_DECL.search(masked)
+        thr = _THRESHOLD.search(q)
+        if thr is not None and thr.group("num") and _is_year(thr.group("num"), thr.group("scale")):
+            thr = None
+
+        if _NEW.search(masked):
+            shape = "first_seen"
+            dims = dims or [self._entity_dim(masked)]
+            dims = [d for d in dims if d not in ("year", "month", "quarter")] or ["trader"]
+            if dims[0] == "origin" and "origins" in measures:
+                measures = ["customs_value"]
+            measures = [m for m in measures if m not in ("traders", "sellers", "origins")] \
+                or ["customs_value"]
+            if period is None:
+                period = _spec(self._year(latest.year))
+        elif _NOT_IN.search(masked) and (len(periods) >= 2 or "stopped" in masked
+                                          or "no longer" in masked):
+            shape = "set_difference"
+            dims = [d for d in dims if d not in ("year", "month", "quarter")] or \
+                [self._entity_dim(masked)]
+            measures = [m for m in measures if m not in ("traders", "sellers", "origins")] \
+                or ["customs_value"]
+            if len(periods) >= 2:
+                active, absent = self._active_absent(q, periods)
+            elif periods:
+                absent = periods[-1]
+                active = self._previous(absent, yoy=False)
+            else:
+                absent = self._year(latest.year)
+                active = self._year(latest.year - 1)
+            period, compare_to = _spec(active), _spec(absent)
+        elif thr is not None:
+            shape = "threshold"
+            threshold, tdims, tmeasure = self._threshold(thr, masked, dims, measures)
+            dims = tdims
+            if tmeasure not in measures:
+                measures = [tmeasure] + [m for m in measures if m != tmeasure]
+            measures = [m for m in measures if m not in ("traders", "sellers", "origins")] \
+                or [tmeasure]
+            explained.update(_WORD.findall(thr.group(0)))
+        elif slots.trader is not None and _PEERS.search(masked):
+            shape = "vs_peers"
+            entity = next(f for f in filters if f.dimension == "trader")
+            filters = [f for f in filters if f.dimension != "trader"]
+            dims = []
+            if measures == ["customs_value"] and "unit" in masked:
+                measures = ["value_per_kg"]
+        elif (_UP.search(masked) or _DOWN.search(masked)) and dims and \
+                dims[0] not in ("month", "quarter", "year"):
+            shape = "change_ranking"
+            order = "asc" if _DOWN.search(masked) and not _UP.search(masked) else "desc"
+            period, compare_to = self._two_periods(q, periods, latest, default_ytd=True)
+            n = n or 10
+        elif _COMPARE.search(masked) and (len(periods) >= 2 or _PREVIOUS.search(masked)
+                                          or (_CHANGE.search(masked) and not dims)):
+            shape = "compare"
+            period, compare_to = self._two_periods(q, periods, latest, default_ytd=False)
+            dims = [d for d in dims if d not in ("year",)]
+        elif _COMPARE.search(masked) and re.search(r"\b(?:this|so far this) year\b", q):
+            shape = "compare"
+            period, compare_to = self._two_periods(q, periods, latest, default_ytd=True)
+        elif _SHARE.search(masked) and not any(m in ("red_share", "yellow_share",
+                                                      "related_party_share") for m in measures):
+            shape = "share"
+            share_of = self._share_part(filters, masked)
+            if share_of is not None:
+                filters = [f for f in filters if f is not share_of]
+                dims = [d for d in dims if d != share_of.dimension]
+            elif not dims:
+                return Planned()
+        elif largest_decl is not None:
+            shape = "argmin" if any(w in largest_decl.group(0) for w in
+                                    ("smallest", "cheapest", "lowest")) else "argmax"
+            dims = ["declaration"]
+            n = n or 1
+        elif peak is not None and self._dim_of(peak.group("dim")) is not None and (
+                not peak.group("dim").endswith(("s", "ies")) or slots.top_n):
+            dim = self._dim_of(peak.group("dim"))
+            assert dim is not None
+            shape = "argmin" if peak.group("word") in _MIN_WORDS else "argmax"
+            dims = [dim]
+            n = n if slots.top_n else 1
+            if slots.top_n:
+                shape = "bottom" if shape == "argmin" else "top"
+            if dim in ("month", "quarter", "year") and measures == ["customs_value"] and \
+                    re.search(r"\bbusiest\b|\bquietest\b", masked):
+                measures = ["declarations"]
+        elif dims and (slots.top_n or (_TOP.search(masked) and dims[0] not in ("month", "quarter",
+                                                                               "year"))
+                       or _BOTTOM.search(masked)):
+            shape = "bottom" if _BOTTOM.search(masked) and not _TOP.search(masked) else "top"
+            n = n or (1 if re.search(r"\bwhich (?!\w+s\b)\w+\b", masked) and not
+                      dims[0].endswith("s") else 10)
+            if re.search(r"\b(?:the|which)\s+(?:single\s+)?(?:\w+\s+)?(?:trader|importer|"
+                         r"company|country|office|chapter|heading|month|year|quarter|sector|"
+                         r"seller|supplier)\b(?!s)", masked) and not slots.top_n:
+                n = 1
+        elif dims:
+            shape = "breakdown"
+
+        if shape in ("compare", "change_ranking", "set_difference", "first_seen"):
+            pass
+        if any(m in AUDIT_MEASURES for m in measures):
+            measures = [m for m in measures if m in AUDIT_MEASURES]
+            filters = [f for f in filters if f.dimension in ("trader", "aeo_status", "sector",
+                                                             "region")]
+            dims = [d for d in dims if d in ("trader", "aeo_status", "sector", "region", "month",
+                                             "quarter", "year", "audit_outcome", "audit_type")]
+            if shape in ("share", "threshold", "first_seen", "set_difference", "vs_peers"):
+                shape = "breakdown" if dims else "total"
+            if shape in ("top", "bottom", "argmax", "argmin", "breakdown") and not dims:
+                shape = "total"
+        if shape == "total" and count_only and measures == ["customs_value"]:
+            measures = ["declarations"]
+        self._check_period(period, latest, facts.first_date)
+        self._check_period(compare_to, latest, facts.first_date)
+        if n is not None and n < 1:
+            raise PlanError(f"I can list between 1 and 100 rows; {n} is not possible.")
+        plan = QueryPlan(
+            shape=shape, measures=measures[:3], dimensions=dims[:2], filters=filters,  # type: ignore[arg-type]
+            period=period, compare_to=compare_to, flow=flow, related_party=related, n=n,
+            order=order, threshold=threshold,  # type: ignore[arg-type]
+            count_only=count_only and shape in ("threshold", "first_seen", "set_difference"),
+            share_of=share_of, entity=entity)
+        unexplained = self._unexplained((slots.masked or masked).lower(), explained, plan)
+        specific = (shape not in ("total", "breakdown", "top", "bottom")
+                    or related is not None or len(plan.dimensions) > 1
+                    or any(f.dimension in _CODED_FILTERS for f in filters)
+                    or bool(set(plan.measures) & _SPECIAL_MEASURES))
+        return Planned(plan, None, unexplained, specific)
+
+    # -- pieces ---------------------------------------------------------------------------------
+
+    def _without_slot_text(self, question: str, slots: Slots) -> str:
+        """The question with the text of traders, offices and countries blanked (so a
+        company called 'Pacific Logistics' does not read as a transport word)."""
+        chars = list(question)
+        for s, e, kind in slots.spans:
+            if kind in ("trader", "office", "name", "declaration"):
+                for k in range(s, min(e, len(chars))):
+                    chars[k] = " "
+        return " ".join("".join(chars).split())
+
+    def _measures(self, q: str, explained: set[str]) -> list[str]:
+        found: list[str] = []
+        for pattern, measure in _MEASURES:
+            m = pattern.search(q)
+            if m and measure not in found:
+                if measure == "customs_value" and found:
+                    continue
+                found.append(measure)
+                explained.update(_WORD.findall(m.group(0)))
+                q = q[:m.start()] + " " * (m.end() - m.start()) + q[m.end():]
+            if len(found) >= 2 and measure != "customs_value":
+                break
+        if "value_per_kg" in found or "value_per_unit" in found:
+            found = [m for m in found if m not in ("net_mass", "quantity")]
+        if "red_share" in found or "yellow_share" in found:
+            found = [m for m in found if m not in ("declarations", "customs_value")] or found
+        if "audit_recoveries" in found and "audits" not in found and not re.search(
+                r"\baudit", q):
+            found.remove("audit_recoveries")
+        if not found:
+            found = ["customs_value"]
+        if len(found) > 1 and found[-1] == "customs_value":
+            found.pop()
+        return found
+
+    def _dimensions(self, q: str, explained: set[str]) -> list[str]:
+        dims: list[str] = []
+        for pattern in (_BY, _WHICH):
+            for m in pattern.finditer(q):
+                dim = self._dim_of(m.group(1))
+                if dim is not None and dim not in dims:
+                    if pattern is _WHICH and dim == "declaration" and not re.search(
+                            r"\b(?:which|list|show|name)\s+(?:\w+\s+)?declarations?\b", q):
+                        continue
+                    dims.append(dim)
+                    explained.update(_WORD.findall(m.group(0)))
+        if re.search(r"\bmonth[- ]by[- ]month\b|\bmonthly\b|\beach month\b|\bper month\b", q) \
+                and "month" not in dims:
+            dims.append("month")
+        if re.search(r"\bquarterly\b|\beach quarter\b|\bper quarter\b", q) and \
+                "quarter" not in dims:
+            dims.append("quarter")
+        if re.search(r"\b(?:yearly|annual(?:ly)?|each year|per year|year by year)\b", q) and \
+                "year" not in dims:
+            dims.append("year")
+        if _AEO_SPLIT.search(q) and "aeo_status" not in dims:
+            dims.insert(0, "aeo_status")
+            explained.update({"aeo", "non", "certified", "uncertified", "without", "other",
+                              "others", "rest", "status"})
+        if re.search(r"\bimports? (?:and|vs\.?|versus) exports?\b", q) and "flow" not in dims and \
+                re.search(r"\b(?:split|compare|vs|versus|each|by)\b", q):
+            dims.append("flow")
+        return dims
+
+    @staticmethod
+    def _dim_of(words: str) -> str | None:
+        text = " ".join(words.split())
+        for pattern, dim in _DIM_ONLY:
+            if pattern.match(text):
+                return dim
+        return None
+
+    def _entity_dim(self, q: str) -> str:
+        for word, dim in (("seller", "seller"), ("supplier", "seller"), ("origin", "origin"),
+                          ("countr", "origin"), ("office", "office"), ("chapter", "hs_chapter"),
+                          ("heading", "hs_heading"), ("subheading", "hs_subheading")):
+            if word in q:
+                return dim
+        return "trader"
+
+    def _filters(self, q: str, slots: Slots, explained: set[str]) -> tuple[list[Filter],
+                                                                            list[str]]:
+        filters: list[Filter] = []
+        dims: list[str] = []
+        if slots.trader is not None:
+            filters.append(Filter(dimension="trader", values=[slots.trader.trader_id],
+                                  labels=[slots.trader.name]))
+        if slots.countries:
+            dim = "dispatch_country" if _DISPATCH.search(q) else "origin"
+            filters.append(Filter(dimension=dim, values=[c.code for c in slots.countries],  # type: ignore[arg-type]
+                                  labels=[c.name for c in slots.countries]))
+        if slots.hs is not None:
+            code = slots.hs.code
+            hs_dim = {2: "hs_chapter", 4: "hs_heading", 6: "hs_subheading"}.get(len(code))
+            if hs_dim is not None:
+                filters.append(Filter(dimension=hs_dim, values=[code],  # type: ignore[arg-type]
+                                      labels=[f"{code} ({slots.hs.label})"
+                                              if slots.hs.label else code]))
+            else:
+                filters.append(Filter(dimension="hs_subheading", op="prefix", values=[code]))
+        if slots.office is not None:
+            filters.append(Filter(dimension="office", values=[slots.office]))
+        if slots.channel is not None and not re.search(
+                r"\b(?:share|percentage|proportion|rate|ratio|how often|%)\b", q):
+            filters.append(Filter(dimension="channel", values=[slots.channel]))
+        values = self.values()
+        transport = _TRANSPORT.search(q)
+        if transport is not None:
+            word = next(g for g in transport.groups() if g)
+            mode = _TRANSPORT_WORD.get(word, word)
+            if mode in values.get("transport_mode", []):
+                filters.append(Filter(dimension="transport_mode", values=[mode]))
+                explained.update(_WORD.findall(transport.group(0)))
+        incoterms = [t for t in _INCOTERM.findall(q.upper()) if t in values.get("incoterm", [])]
+        if incoterms and re.search(r"\b(?:incoterms?|under|on|with|terms?)\b", q) and \
+                not re.search(r"\bby incoterms?\b", q):
+            filters.append(Filter(dimension="incoterm", values=sorted(set(incoterms))))
+            explained.update(t.lower() for t in incoterms)
+        procedure = _PROCEDURE.search(q)
+        if procedure is not None:
+            code = procedure.group(1) or procedure.group(2)
+            if code in values.get("procedure", []):
+                filters.append(Filter(dimension="procedure", values=[code]))
+                explained.add(code)
+        for dim in ("sector", "region"):
+            for value in values.get(dim, []):
+                folded = fold_plain(value)
+                if len(folded) >= 4 and re.search(rf"\b{re.escape(folded)}\b", fold_plain(q)):
+                    filters.append(Filter(dimension=dim, values=[value]))  # type: ignore[arg-type]
+                    explained.update(folded.split())
+                    break
+        if not _AEO_SPLIT.search(q):
+            aeo = values.get("aeo_status", [])
+            if _NON_AEO.search(q) and "none" in aeo:
+                filters.append(Filter(dimension="aeo_status", values=["none"],
+                                      labels=["none (not AEO)"]))
+                explained.update({"non", "aeo", "uncertified", "without"})
+            elif _AEO.search(q):
+                certified = [a for a in aeo if a != "none"]
+                if certified:
+                    filters.append(Filter(dimension="aeo_status", values=certified,
+                                          labels=["any AEO status"]))
+                    explained.update({"aeo", "authorised", "authorized", "economic",
+                                      "operator", "operators", "trusted"})
+        return filters, dims
+
+    def values(self) -> dict[str, list[str]]:
+        """The coded values this scope's data holds, by plan dimension (loaded once)."""
+        return self.context.coded_values
+
+    @staticmethod
+    def _flow(q: str, slots: Slots, measures: list[str]) -> Literal["import", "export", "both"]:
+        if _BOTH.search(q) or slots.flow == "both":
+            return "both"
+        if slots.flow == "export" or (_EXPORT_WORDS.search(q) and not _IMPORT_WORDS.search(q)):
+            return "export"
+        return "import"
+
+    @staticmethod
+    def _related(q: str, measures: list[str], explained: set[str]) -> bool | None:
+        if "related_party_share" in measures:
+            return None
+        if _UNRELATED.search(q):
+            explained.update({"unrelated", "non", "related", "arm", "length", "sellers"})
+            return False
+        if _RELATED.search(q):
+            explained.update({"related", "party", "parties", "affiliated", "intra", "group"})
+            return True
+        return None
+
+    def _threshold(self, m: re.Match[str], q: str, dims: list[str], measures: list[str]
+                   ) -> tuple[Threshold, list[str], str]:
+        op_word = m.group("op")
+        op = "lt" if op_word in ("below", "under", "less than", "fewer than", "lower than",
+                                 "smaller than") else "le" if op_word in (
+            "at most", "no more than") else "ge" if op_word in ("at least", "upwards of") else "gt"
+        value = float(m.group("num").replace(",", "")) * _SCALES.get(
+            (m.group("scale") or "").lower(), 1.0)
+        unit = (m.group("unit") or "").lower()
+        counted = {"declarations": "declarations", "entries": "declarations",
+                   "shipments": "declarations", "items": "items", "lines": "items",
+                   "audits": "audits"}.get(unit)
+        if unit in ("kg", "kilos", "tonnes", "tons"):
+            measure = "net_mass"
+            value *= 1000 if unit in ("tonnes", "tons") else 1
+        elif unit in ("%", "percent", "per cent", "percent"):
+            measure = next((x for x in measures if x in ("effective_duty_rate", "red_share",
+                                                        "yellow_share", "related_party_share")),
+                           "effective_duty_rate")
+        elif counted:
+            measure = counted
+        else:
+            measure = next((x for x in measures if x not in ("declarations", "items", "traders",
+                                                            "sellers", "origins")),
+                           "customs_value")
+        # What is compared: declarations ("declarations above USD 1M") or a group ("traders
+        # with more than 100 declarations").
+        before = q[:m.start()]
+        subject = None
+        for word, dim in (("declaration", "declaration"), ("entr", "declaration"),
+                          ("shipment", "declaration"), ("consignment", "declaration"),
+                          ("trader", "trader"), ("importer", "trader"), ("compan", "trader"),
+                          ("firm", "trader"), ("exporter", "trader"), ("supplier", "seller"),
+                          ("seller", "seller"), ("countr", "origin"), ("origin", "origin"),
+                          ("office", "office"), ("chapter", "hs_chapter"),
+                          ("heading", "hs_heading"), ("month", "month")):
+            if re.search(rf"\b{word}", before):
+                subject = dim
+                break
+        if subject is None:
+            subject = next((d for d in dims if d not in ("year",)), "declaration")
+        if counted == "declarations" and subject == "declaration":
+            subject = next((d for d in dims if d != "declaration"), "trader")
+        if measure in ("declarations",) and subject == "declaration":
+            measure = "customs_value"
+        return Threshold(measure=measure, op=op, value=value), [subject], measure  # type: ignore[arg-type]
+
+    def _share_part(self, filters: list[Filter], q: str) -> Filter | None:
+        """The filter whose share is asked ("what share of imports comes from China")."""
+        preferred = ("origin", "dispatch_country", "transport_mode", "office", "hs_chapter",
+                     "hs_heading", "hs_subheading", "incoterm", "aeo_status", "sector", "region",
+                     "trader", "channel", "procedure")
+        for dim in preferred:
+            for flt in filters:
+                if flt.dimension == dim:
+                    return flt
+        return None
+
+    def _two_periods(self, q: str, periods: list[Period], latest: date, *,
+                     default_ytd: bool) -> tuple[PeriodSpec, PeriodSpec]:
+        ex = self.context.extractor
+        yoy = bool(_YOY.search(q))
+        if len(periods) >= 2:
+            earlier, later = periods[0], periods[-1]
+            return _pair(later, ex.like_for_like(earlier, later))
+        if periods:
+            later = periods[0]
+            earlier = ex.previous(later, yoy=yoy)
+            return _pair(later, ex.like_for_like(earlier, later))
+        if re.search(r"\blast quarter\b", q) or re.search(r"\bthis quarter\b", q):
+            later = ex.extract("this quarter" if "this quarter" in q else "last quarter").periods[0]
+        elif re.search(r"\blast month\b|\bthis month\b", q):
+            later = ex.extract("this month" if "this month" in q else "last month").periods[0]
+        elif default_ytd or re.search(r"\bthis year\b|\bso far\b|\byear to date\b|\bytd\b", q):
+            found = ex.extract("this year").periods
+            later = found[0] if found else self._year(latest.year)
+        else:
+            later = self._year(latest.year)
+        earlier = ex.previous(later, yoy=yoy)
+        return _pair(later, ex.like_for_like(earlier, later))
+
+    def _active_absent(self, q: str, periods: list[Period]) -> tuple[Period, Period]:
+        """("imported in 2024 but not in 2025") -> (2024, 2025), by the order in the text."""
+        first, second = sorted(periods[:2], key=lambda p: _position(q, p))
+        return first, second
+
+    def _previous(self, period: Period, yoy: bool) -> Period:
+        return self.context.extractor.previous(period, yoy=yoy)
+
+    def _year(self, year: int) -> Period:
+        return self.context.extractor.year_period(year)
+
+    @staticmethod
+    def _check_period(period: PeriodSpec | None, latest: date, first: date) -> None:
+        if period is None:
+            return
+        if period.start > latest:
+            raise PlanError(f"The data ends on {latest.isoformat()}: there is nothing yet for "
+                            f"{period.label()} (it is in the future for this data).")
+        if period.end <= first:
+            raise PlanError(f"The data starts on {first.isoformat()}: there is nothing for "
+                            f"{period.label()}, which ends before it.")
+
+    def _unexplained(self, q: str, explained: set[str], plan: QueryPlan) -> list[str]:
+        masks = {w for m in MASKS.values() for w in _WORD.findall(m.lower())}
+        out = []
+        for word in _WORD.findall(q):
+            if len(word) < 3 or word in _GENERIC or word in STOPWORDS or word in explained \
+                    or word in masks:
+                continue
+            if word.rstrip("s") in _GENERIC or word + "s" in _GENERIC:
+                continue
+            if word not in out:
+                out.append(word)
+        return out
+
+
+# Measures the verified intents mostly do not compute: a plan with one is worth answering.
+_SPECIAL_MEASURES = frozenset({
+    "value_per_kg", "value_per_unit", "effective_duty_rate", "red_share", "yellow_share",
+    "related_party_share", "traders", "sellers", "origins", "audits", "audit_recoveries",
+    "items", "quantity", "invoice_value"})
+# Questions that ask for records, not figures: the verified intents list them.
+_LISTING = re.compile(
+    r"(?:latest|most recent(?:ly)?|recent|newest|last \d+)\b(?:\s+\w+){0,3}\s+"
+    r"(?:declarations|audits|entries|shipments)\b|\b(?:show|list)\s+(?:me\s+)?(?:all\s+)?"
+    r"(?:the\s+)?(?:\w+\s+){0,3}(?:declarations|audits)\b(?!\s+(?:by|per|above|over|with))")
+_CODED_FILTERS = frozenset({"transport_mode", "incoterm", "procedure", "sector", "region",
+                            "aeo_status"})
+
+
+def _spec(period: Period) -> PeriodSpec:
+    return PeriodSpec(start=period.start, end=period.end, name=period.name)
+
+
+def _pair(later: Period, earlier: Period) -> tuple[PeriodSpec, PeriodSpec]:
+    """Two periods to compare, named by their dates when the data cuts the later one short
+    ("1 Jan-30 Nov 2026" against "1 Jan-30 Nov 2025")."""
+    if later.partial or later.kind == "ytd":
+        return (PeriodSpec(start=later.start, end=later.end, name=_dates(later)),
+                PeriodSpec(start=earlier.start, end=earlier.end, name=_dates(earlier)))
+    return _spec(later), _spec(earlier)
+
+
+def _dates(period: Period) -> str:
+    last = period.last_day
+    if period.start.year == last.year:
+        return f"{period.start.day} {period.start:%b}-{last.day} {last:%b %Y}"
+    return f"{period.start.day} {period.start:%b %Y}-{last.day} {last:%b %Y}"
+
+
+def _is_year(num: str, scale: str | None) -> bool:
+    return not scale and re.fullmatch(r"(?:19|20)\d\d", num.replace(",", "")) is not None
+
+
+def _position(q: str, period: Period) -> int:
+    for probe in (period.name.lower(), str(period.start.year)):
+        k = q.find(probe)
+        if k >= 0:
+            return k
+    return len(q)
+
+
+def _validation_message(exc: ValidationError) -> str:
+    for error in exc.errors():
+        message = str(error.get("msg", ""))
+        if message:
+            return message.removeprefix("Value error, ")
+    return "The question asks for something I cannot put together."
+
+
+def plan_of_dict(data: dict[str, Any]) -> QueryPlan:
+    """A plan from plain data (a language model's JSON), validated; PlanError when invalid."""
+    try:
+        return QueryPlan.model_validate(data)
+    except ValidationError as exc:
+        raise PlanError(_validation_message(exc)) from exc
