@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from assistant.audit_log import AuditLog, answer_record
 from assistant.context import DataContext, DataContexts
@@ -32,6 +32,7 @@ from assistant.offline import OfflineEngine, Plan
 from retrieval.search import RegulationsIndex
 from tamga.answer import Answer
 from tamga.errors import LLMUnavailable, TamgaError
+from tamga.plan import QueryPlan
 from tamga.scope import Scope
 from tamga.settings import Settings, get_settings
 from tools.access import UserStore, resolve_scope
@@ -206,6 +207,34 @@ class Assistant:
             except TamgaError as exc:
                 answer = Answer(str(exc), engine="error", warnings=[str(exc)])
                 state = None
+            answer.elapsed_ms = (time.perf_counter() - started) * 1000
+            answer.timings["total_ms"] = answer.elapsed_ms
+            if conversation is not None:
+                conversation.record(question, answer, state)
+        if self.audit is not None:
+            self.audit.append(answer_record(
+                question, answer, user, conversation.id if conversation is not None else None))
+        return answer
+
+    def ask_plan(self, plan: QueryPlan | dict[str, Any], conversation: Conversation | None = None,
+                 user: str = "cli") -> Answer:
+        """Answer a query plan directly (the app's one-click changes of an answered plan): it
+        is validated, compiled and run through the user's scoped runner, and logged."""
+        started = time.perf_counter()
+        lock = conversation.lock if conversation is not None else contextlib.nullcontext()
+        with lock:
+            try:
+                query = plan if isinstance(plan, QueryPlan) else QueryPlan.model_validate(plan)
+                offline, _llm, scope = self.engines_for(user)
+                answer = offline.run_query(query)
+                if not scope.unrestricted:
+                    answer.warnings.append(f"Scope: {scope.describe()}.")
+                state: TurnState | None = TurnState("query", None, query)
+                question = answer.understood or "plan"
+            except (TamgaError, ValueError) as exc:
+                message = str(exc).splitlines()[0]
+                answer, state, question = Answer(message, engine="error",
+                                                 warnings=[message]), None, "plan"
             answer.elapsed_ms = (time.perf_counter() - started) * 1000
             answer.timings["total_ms"] = answer.elapsed_ms
             if conversation is not None:

@@ -804,6 +804,7 @@ class LocalLlama:
         self.template = env.from_string(template)
         self.lock = threading.Lock()
         self.last_stats: dict[str, float] = {}
+        self._grammars: dict[str, Any] = {}
 
     def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
                ) -> str:
@@ -839,6 +840,18 @@ class LocalLlama:
              cancelled: threading.Event | None = None) -> str:
         """Reply to chat `messages` (the ChatFn the direct strategy uses)."""
         return self.complete(self.render(list(messages)), max_tokens, cancelled)
+
+    def chat_schema(self, messages: list[ChatMessage], max_tokens: int,
+                    cancelled: threading.Event | None, schema: dict[str, Any]) -> str:
+        """Reply constrained by a grammar made from a JSON schema (the plan draft)."""
+        key = json.dumps(schema, sort_keys=True)
+        grammar = self._grammars.get(key)
+        if grammar is None:
+            from llama_cpp import LlamaGrammar
+
+            grammar = self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
+        return self.complete(self.render(list(messages)), max_tokens, cancelled,
+                             grammar=grammar)
 
     def chat_json(self, messages: list[ChatMessage], max_tokens: int,
                   cancelled: threading.Event | None = None) -> str:
@@ -1011,12 +1024,23 @@ def build_engine(
     def hints(question: str) -> list[str]:
         return hints_for(question, context)
 
+    from assistant.plan_llm import PlanFillEngine, endpoint_json_chat
+
     if which == "endpoint":
-        return AgentEngine(endpoint_model(settings), context, name="llm",
-                           timeout_s=settings.llm_timeout_s, examples=examples, hints=hints,
-                           destination=Destination.from_settings(settings))
+        destination = Destination.from_settings(settings)
+        agent = AgentEngine(endpoint_model(settings), context, name="llm",
+                            timeout_s=settings.llm_timeout_s, examples=examples, hints=hints,
+                            destination=destination)
+        assert settings.llm_base_url is not None
+        chat = endpoint_json_chat(settings.llm_base_url, settings.llm_api_key,
+                                  settings.llm_model, settings.llm_timeout_s)
+        return PlanFillEngine(chat, offline, name="llm", timeout_s=settings.llm_timeout_s,
+                              fallback=agent, destination=destination)
     if which == "local":
         llama = local_llama(settings.resolved_home(), progress=progress)
-        return DirectSqlEngine(llama.chat, context, name="local",
-                               timeout_s=settings.llm_timeout_s, examples=examples, hints=hints)
+        direct = DirectSqlEngine(llama.chat, context, name="local",
+                                 timeout_s=settings.llm_timeout_s, examples=examples,
+                                 hints=hints)
+        return PlanFillEngine(llama.chat_schema, offline, name="local",
+                              timeout_s=settings.llm_timeout_s, fallback=direct)
     raise ValueError(f"unknown engine {which!r}")

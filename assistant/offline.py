@@ -638,7 +638,7 @@ class OfflineEngine:
         table = Table(list(result.columns), [list(r) for r in result.rows],
                       title=understood[14:-1][:1].upper() + understood[15:-1],
                       truncated=result.truncated)
-        return Answer(f"{text}\n\n{understood}", engine="offline", sql=[result.sql],
+        return Answer(text, engine="offline", sql=[result.sql],
                       tables=[table], chart=plan_render.chart_for(query, result.columns,
                                                                    result.rows),
                       warnings=warnings, timings={"sql_ms": result.elapsed_ms},

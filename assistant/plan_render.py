@@ -6,6 +6,7 @@ currency; nothing is computed here that the SQL did not compute.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from tamga.formatting import fmt_money, fmt_num
@@ -304,3 +305,40 @@ def suggestions(plan: QueryPlan) -> list[str]:
     if plan.shape in ("top", "bottom", "change_ranking"):
         out.append("only the top 5")
     return out[:3]
+
+
+def plan_variants(plan: QueryPlan) -> list[tuple[str, QueryPlan]]:
+    """One-click changes of an answered plan: another period, measure or grouping (each one
+    validated; those that would not hold are left out)."""
+    from datetime import date
+
+    out: list[tuple[str, QueryPlan]] = []
+
+    def add(label: str, **changes: Any) -> None:
+        with contextlib.suppress(ValueError):  # a change that would not hold is not offered
+            out.append((label, plan.with_changes(**changes)))
+
+    if plan.period is not None and plan.shape not in ("compare", "change_ranking",
+                                                      "set_difference"):
+        p = plan.period
+        try:
+            start = date(p.start.year - 1, p.start.month, p.start.day)
+            end = date(p.end.year - 1, p.end.month, p.end.day)
+        except ValueError:  # 29 February
+            start = end = None  # type: ignore[assignment]
+        if start is not None:
+            name = p.name.replace(str(p.start.year), str(p.start.year - 1)) \
+                if str(p.start.year) in p.name else f"{start} to {end}"
+            add(f"Same for {name}", period={"start": start, "end": end, "name": name})
+    if plan.shape not in ("threshold", "vs_peers") and plan.measures[0] not in (
+            "audits", "audit_recoveries"):
+        for m in ("customs_value", "duty", "declarations"):
+            if m not in plan.measures:
+                add(f"Show {MEASURE_WORDS[m]}", measures=[m])
+    if plan.shape in ("total", "breakdown") and plan.measures[0] not in ("audits",
+                                                                         "audit_recoveries"):
+        for grain in ("month", "quarter", "year"):
+            if grain not in plan.dimensions:
+                others = [d for d in plan.dimensions if d not in TIME_DIMENSIONS]
+                add(f"By {grain}", shape="breakdown", dimensions=[grain, *others][:2])
+    return out[:6]

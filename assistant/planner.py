@@ -303,6 +303,19 @@ class Planner:
         except ValidationError as exc:
             return Planned(problem=_validation_message(exc))
 
+    def filters_for(self, question: str, slots: Slots, measures: list[str]
+                    ) -> tuple[list[Filter], bool | None, Literal["import", "export", "both"]]:
+        """The filters, related-party choice and flow a question states (for a plan whose
+        shape and measure a language model chose)."""
+        q = " ".join(question.lower().replace("’", "'").split())
+        explained: set[str] = set()
+        filters, _dims = self._filters(q, slots, explained)
+        return filters, self._related(q, measures, explained), self._flow(q, slots, measures)
+
+    def share_part(self, filters: list[Filter]) -> Filter | None:
+        """The filter whose share of the whole a share question asks for."""
+        return self._share_part(filters, "")
+
     # -- the rules ------------------------------------------------------------------------------
 
     def _plan(self, q: str, masked: str, original: str, slots: Slots) -> Planned:

@@ -384,6 +384,8 @@ def _pretty_sql(sql: str) -> str:
 def _print_answer(answer: Any, show_sql: bool = True) -> None:
     """An answer as an officer reads it: text, tables, SQL, sources, warnings, suggestions."""
     print(answer.text)
+    if answer.understood:
+        print(f"\n{answer.understood}")
     for table in answer.tables:
         print()
         if table.title:

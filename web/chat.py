@@ -9,8 +9,10 @@ from typing import Any
 
 import streamlit as st
 
+from assistant.plan_render import plan_variants
 from tamga.answer import Answer
 from tamga.errors import TamgaError
+from tamga.plan import QueryPlan
 from tamga.settings import get_settings
 from web.render import answer_view, render_answer
 from web.resources import (
@@ -24,6 +26,7 @@ from web.timing import section
 
 TURNS = "turns"
 PENDING = "pending_question"
+PENDING_PLAN = "pending_plan"  # (label, plan): a one-click change of an answered plan
 FULL_TURNS = 3  # the latest answers drawn in full; earlier ones in short unless opened
 
 
@@ -58,6 +61,10 @@ def example_questions() -> dict[str, list[str]]:
 
 def _ask_later(question: str) -> None:
     st.session_state[PENDING] = question
+
+
+def _change_later(label: str, plan: dict[str, Any]) -> None:
+    st.session_state[PENDING_PLAN] = (label, plan)
 
 
 def _store_feedback(index: int) -> None:
@@ -148,6 +155,13 @@ def _render_reply(index: int, turn: dict[str, Any], currency: str) -> None:
     with left:
         st.feedback("thumbs", key=f"fb-{turn['id']}", on_change=_store_feedback, args=(index,))
     with right:
+        if answer.plan is not None:
+            variants = plan_variants(QueryPlan.model_validate(answer.plan))
+            if variants:
+                cols = st.columns(len(variants))
+                for n, (label, changed) in enumerate(variants):
+                    cols[n].button(label, key=f"plan-{turn['id']}-{n}", on_click=_change_later,
+                                   args=(label, changed.model_dump(mode="json")))
         if answer.suggestions:
             cols = st.columns(min(len(answer.suggestions), 3))
             for n, suggestion in enumerate(answer.suggestions[:3]):
@@ -157,6 +171,17 @@ def _render_reply(index: int, turn: dict[str, Any], currency: str) -> None:
                     on_click=_ask_later,
                     args=(suggestion,),
                 )
+
+
+def _answer_plan(plan: dict[str, Any]) -> Answer:
+    """Run a changed plan (no retyping): validated, compiled and run in the user's scope."""
+    assistant = get_assistant()
+    conversation = st.session_state.get("conversation")
+    if conversation is None:
+        conversation = assistant.new_conversation()
+        st.session_state["conversation"] = conversation
+    with section("engine"):
+        return assistant.ask_plan(plan, conversation, user=st.session_state.get("user", "web"))
 
 
 def _answer(question: str) -> Answer:
@@ -196,6 +221,9 @@ def chat_page() -> None:
     currency = reporting_currency()
     typed = st.chat_input("Ask about a trader, a rule or a period…")
     question = typed or st.session_state.pop(PENDING, None)
+    changed = None if question else st.session_state.pop(PENDING_PLAN, None)
+    if changed is not None:
+        question = changed[0]
     if not turns and not question:
         st.markdown(
             "Ask about a trader's history, a rule, or a period. Every figure comes "
@@ -226,7 +254,7 @@ def chat_page() -> None:
         st.markdown(question)
     with st.chat_message("assistant"):
         try:
-            answer = _answer(question)
+            answer = _answer_plan(changed[1]) if changed is not None else _answer(question)
         except TamgaError as exc:
             st.error(str(exc))
             return

@@ -106,6 +106,8 @@ def render_answer(
 
     Pass the answer's `view` (answer_view) when drawing it again, so nothing is rebuilt."""
     st.markdown(answer.text)
+    if answer.understood:
+        st.caption(answer.understood)
     for warning in answer.warnings:
         st.warning(warning, icon="⚠️")
     view = view or answer_view(answer, currency)
