@@ -141,9 +141,13 @@ INTENT_COVERS: dict[str, tuple[frozenset[str], frozenset[str], frozenset[str], f
     "by_incoterm": (frozenset({"breakdown", "top"}), frozenset({"incoterm"}), _MONEY,
                     _SLOT_FILTERS),
     "new_traders": (frozenset({"first_seen"}), frozenset({"trader"}), _MONEY, _SLOT_FILTERS),
-    "trader_unit_values": (frozenset({"vs_peers", "breakdown"}),
-                           frozenset({"hs_subheading"}), frozenset({"value_per_kg"}),
-                           _SLOT_FILTERS),
+    "trader_unit_values": (frozenset({"vs_peers", "breakdown", "total"}),
+                           frozenset({"hs_subheading", "hs_heading", "hs_chapter"}),
+                           frozenset({"value_per_kg"}), _SLOT_FILTERS),
+    "aeo_summary": (frozenset({"total", "breakdown"}), frozenset({"aeo_status"}),
+                    _TOTALS, _SLOT_FILTERS | {"aeo_status"}),
+    "aeo_traders": (frozenset({"top", "breakdown"}), frozenset({"trader"}), _TOTALS,
+                    _SLOT_FILTERS | {"aeo_status"}),
     "trader_related_party": (frozenset({"total", "breakdown"}), frozenset({"seller"}),
                              frozenset({"related_party_share", "customs_value"}),
                              _SLOT_FILTERS),
@@ -951,8 +955,11 @@ class OfflineEngine:
         assert plan.intent is not None and plan.slots is not None
         intent = plan.intent
         recorder = RecordingRunner(self.analysis_runner)
+        regulations = self.context.regulations
         request = ToolRequest(plan.question, intent, plan.slots, recorder, self.extractor,
-                              self.extractor.facts.currency, self.context.regulations)
+                              self.extractor.facts.currency,
+                              regulations if regulations is not None and regulations.exists()
+                              else None)
         started = time.perf_counter()
         try:
             answer = TOOLS[intent.tool](request)

@@ -134,8 +134,9 @@ class PlanFillEngine:
     # -- answering ------------------------------------------------------------------------------
 
     def draft(self, question: str, cancelled: threading.Event | None = None,
-              session: EgressSession | None = None) -> PlanDraft:
-        """The model's draft for `question` (LLMUnavailable when the reply is not a draft).
+              session: EgressSession | None = None) -> PlanDraft | None:
+        """The model's draft for `question`, or None when the reply is not a usable draft;
+        LLMUnavailable when the model cannot be reached or fails.
 
         With an egress `session` (remote model), the prompt goes out masked and recorded, and
         the pseudonyms in the draft are mapped back."""
@@ -163,14 +164,13 @@ class PlanFillEngine:
         if session is not None and self.destination is not None and \
                 self.destination.effective != "rows":
             reply = session.masker.unmask(reply)
-        match = re.search(r"\{.*\}", reply, re.DOTALL)
+        match = re.search(r"\{.*\}", reply or "", re.DOTALL)
         if match is None:
-            raise LLMUnavailable("The language model did not answer with a plan.")
+            return None
         try:
             return PlanDraft.model_validate_json(match.group(0))
-        except ValidationError as exc:
-            raise LLMUnavailable(f"The language model's plan is malformed: "
-                                 f"{exc.errors()[0].get('msg', '')}") from exc
+        except ValidationError:
+            return None
 
     def to_plan(self, draft: PlanDraft, question: str) -> QueryPlan:
         """The draft as a validated plan: filters read from the question by the slot
@@ -257,20 +257,13 @@ class PlanFillEngine:
         remote = self.destination is not None and self.destination.remote
         session = session_for(conversation) if remote else None
         mark = session.log.mark() if session is not None else 0
-        try:
-            draft = run_with_deadline(lambda: self.draft(question, cancelled, session),
-                                      self.timeout_s, cancelled)
-        except LLMUnavailable as exc:
-            if self.fallback is None or "did not answer within" in str(exc):
-                raise
-            draft = PlanDraft(fits=False, shape="total", measure="customs_value", by=[],
-                              period=None, vs=None, n=None, low=False, count=False,
-                              above=None)  # no usable plan: the next strategy tries
+        draft = run_with_deadline(lambda: self.draft(question, cancelled, session),
+                                  self.timeout_s, cancelled)
         llm_ms = (time.perf_counter() - started) * 1000
         egress = egress_summary(self.destination, session.log.records_since(mark)) \
             if session is not None else None
-        problem = None
-        if draft.fits:
+        problem = None if draft is not None else "the reply was not a plan"
+        if draft is not None and draft.fits:
             try:
                 plan = self.to_plan(draft, question)
             except (PlanError, TamgaError) as exc:

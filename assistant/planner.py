@@ -59,9 +59,9 @@ _MEASURE_RULES: tuple[tuple[str, str], ...] = (
      r"\b(?:share|percentage|proportion|rate|fraction|%) of (?:all )?(?:declarations )?(?:that )?"
      r"(?:were |was |are |is |go(?:es)? |went |sent |routed )*(?:sent |routed )?(?:to |in(?:to)? )?"
      r"(?:the )?yellow\b|\byellow(?:[- ]channel)? (?:rate|share|ratio)\b", "yellow_share"),
-    (r"\b(?:share|percentage|proportion|fraction|%|part) (?:of [\w ]{0,30})?(?:from|with|bought "
-     r"from|sourced from|paid to|involving) related[- ]part(?:y|ies)\b|\brelated[- ]part(?:y|ies)"
-     r" (?:share|ratio|percentage|proportion)\b", "related_party_share"),
+    (r"\b(?:share|percentage|proportion|fraction|%|part|how much)\b[^?!]{0,80}?"
+     r"\brelated[- ]part(?:y|ies)\b|\brelated[- ]part(?:y|ies) (?:share|ratio|percentage|"
+     r"proportion)\b", "related_party_share"),
     (r"\b(?:recover(?:ed|ies|y)|clawed back|additional dut(?:y|ies)(?: and penalt(?:y|ies))?|"
      r"penalt(?:y|ies)(?: and additional duty)?|amounts? assessed)\b", "audit_recoveries"),
     (r"\b(?:how many|number of|count of|count the) (?:\w+ ){0,2}audits?\b|\baudits? "
@@ -473,6 +473,9 @@ class Planner:
             order=order, threshold=threshold,  # type: ignore[arg-type]
             count_only=count_only and shape in ("threshold", "first_seen", "set_difference"),
             share_of=share_of, entity=entity)
+        if shape == "total" and not explained and not filters and period is None and \
+                related is None:
+            return Planned()  # nothing analytical in the question ("?!?!")
         unexplained = self._unexplained((slots.masked or masked).lower(), explained, plan)
         specific = (shape not in ("total", "breakdown", "top", "bottom")
                     or related is not None or len(plan.dimensions) > 1
@@ -487,7 +490,7 @@ class Planner:
         company called 'Pacific Logistics' does not read as a transport word)."""
         chars = list(question)
         for s, e, kind in slots.spans:
-            if kind in ("trader", "office", "name", "declaration"):
+            if kind in ("trader", "office", "name", "declaration", "country"):
                 for k in range(s, min(e, len(chars))):
                     chars[k] = " "
         return " ".join("".join(chars).split())
@@ -606,10 +609,13 @@ class Planner:
             if code in values.get("procedure", []):
                 filters.append(Filter(dimension="procedure", values=[code]))
                 explained.add(code)
+        free = fold_plain(self._without_slot_text(q, slots)) if slots.spans else fold_plain(q)
         for dim in ("sector", "region"):
+            if dim == "region" and not re.search(r"\bregions?\b|\bprovinces?\b", q):
+                continue  # place names are countries or offices unless called a region
             for value in values.get(dim, []):
                 folded = fold_plain(value)
-                if len(folded) >= 4 and re.search(rf"\b{re.escape(folded)}\b", fold_plain(q)):
+                if len(folded) >= 4 and re.search(rf"\b{re.escape(folded)}\b", free):
                     filters.append(Filter(dimension=dim, values=[value]))  # type: ignore[arg-type]
                     explained.update(folded.split())
                     break

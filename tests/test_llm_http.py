@@ -17,6 +17,7 @@ import pytest
 
 from assistant.llm import AgentEngine, build_engine
 from assistant.offline import OfflineEngine
+from assistant.plan_llm import PlanFillEngine
 from tamga.errors import LLMUnavailable
 from tamga.settings import Settings
 from tools.runner import Runner
@@ -106,7 +107,9 @@ def runner(offline: OfflineEngine) -> Runner:
 def engine_for(url: str, offline: OfflineEngine, timeout_s: float = 10.0) -> AgentEngine:
     settings = Settings(llm_base_url=url, llm_api_key="sk-test", llm_model="tiny",
                         llm_timeout_s=timeout_s, home=Path("/nonexistent"))
-    engine = build_engine(offline, settings)
+    first = build_engine(offline, settings)
+    assert isinstance(first, PlanFillEngine)  # the plan first; the agent for the rest
+    engine = first.fallback
     assert isinstance(engine, AgentEngine)
     engine.examples = None  # keep these tests on the HTTP path (examples are tested elsewhere)
     return engine
@@ -181,3 +184,90 @@ def test_endpoint_down_is_llm_unavailable(offline: OfflineEngine) -> None:
     with pytest.raises(LLMUnavailable, match="Cannot reach"):
         engine_for(f"http://127.0.0.1:{port}/v1", offline).answer("Anything?")
     assert time.perf_counter() - started < 5
+
+
+def plan_engine(url: str, offline: OfflineEngine) -> PlanFillEngine:
+    settings = Settings(llm_base_url=url, llm_api_key="sk-test", llm_model="tiny",
+                        llm_timeout_s=10.0, home=Path("/nonexistent"))
+    engine = build_engine(offline, settings)
+    assert isinstance(engine, PlanFillEngine)
+    return engine
+
+
+def draft(**fields: Any) -> str:
+    """A plan draft as the model writes it (every key, as the schema asks)."""
+    base = {"fits": True, "shape": "total", "measure": "customs_value", "by": [],
+            "period": None, "vs": None, "n": None, "low": False, "count": False, "above": None}
+    return json.dumps({**base, **fields})
+
+
+def test_the_model_fills_a_plan_over_http(server: ScriptedServer, runner: Runner,
+                                          offline: OfflineEngine) -> None:
+    """Structured output: the request carries the draft's JSON schema, the reply's plan is
+    compiled by code and run through the guarded runner (the model writes no SQL)."""
+    latest = runner.run("SELECT max(declaration_date) FROM declarations").rows[0][0]
+    year = int(str(latest)[:4]) - 1
+    server.script = [{"json": completion(draft(shape="top", measure="duty", by=["origin"],
+                                               period=str(year), n=3))}]
+    answer = plan_engine(server.base_url, offline).answer(
+        f"Which three origin countries paid the most duty in {year}?")
+
+    assert len(server.requests) == 1
+    request = server.requests[0]
+    assert request["response_format"]["type"] == "json_schema"
+    schema = request["response_format"]["json_schema"]["schema"]
+    assert set(schema["properties"]) >= {"fits", "shape", "measure", "by", "period"}
+    assert request["messages"][0]["role"] == "system"
+    assert request["messages"][-1]["content"].startswith("Which three origin countries")
+    expected = runner.run(
+        "SELECT i.origin_country, round(sum(i.duty_amount), 2) FROM declarations d "
+        "JOIN declaration_items i ON i.declaration_id = d.declaration_id "
+        f"WHERE d.flow = 'import' AND year(d.declaration_date) = {year} "
+        "GROUP BY 1 ORDER BY 2 DESC LIMIT 3").rows
+    assert answer.engine == "llm" and answer.intent == "plan:top"
+    assert answer.table is not None
+    got = [[r[answer.table.columns.index("origin")], r[answer.table.columns.index("duty")]]
+           for r in answer.table.rows]
+    assert got == expected
+    assert answer.understood is not None and "duty" in answer.understood
+    assert answer.plan is not None and answer.plan["shape"] == "top"
+    assert "duty_amount" in answer.sql[0]
+
+
+def test_json_mode_when_the_server_refuses_schemas(server: ScriptedServer,
+                                                   offline: OfflineEngine) -> None:
+    server.script = [
+        {"status": 400, "json": {"error": {"message": "response_format json_schema "
+                                           "is not supported"}}},
+        {"json": completion(draft(measure="declarations"))},
+    ]
+    answer = plan_engine(server.base_url, offline).answer("How many import declarations?")
+    assert [r["response_format"]["type"] for r in server.requests] == ["json_schema",
+                                                                        "json_object"]
+    assert answer.engine == "llm" and answer.intent == "plan:total"
+    assert answer.table is not None and answer.table.rows[0][0] > 0
+
+
+def test_a_question_the_plan_cannot_hold_goes_to_the_agent(server: ScriptedServer,
+                                                           runner: Runner,
+                                                           offline: OfflineEngine) -> None:
+    red = runner.run(SQL).rows[0][0]
+    server.script = [
+        {"json": completion(draft(fits=False))},
+        {"json": completion(calls=[("run_sql", {"query": SQL})])},
+        {"json": completion(f"{red} import declarations went to the red channel.")},
+    ]
+    answer = plan_engine(server.base_url, offline).answer("How many imports were stopped red?")
+    assert len(server.requests) == 3
+    assert "tools" not in server.requests[0] and "tools" in server.requests[1]
+    assert answer.engine == "llm" and answer.table is not None
+    assert answer.table.rows == [[red]]
+
+
+def test_an_impossible_plan_says_why_and_falls_back(server: ScriptedServer,
+                                                    offline: OfflineEngine) -> None:
+    server.script = [{"json": completion(draft(shape="top", by=["trader"], n=0))}]
+    engine = plan_engine(server.base_url, offline)
+    engine.fallback = None
+    with pytest.raises(LLMUnavailable, match="between 1 and"):
+        engine.answer("Top zero importers")

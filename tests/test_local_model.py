@@ -34,13 +34,16 @@ def test_assembled_model_is_the_official_file(model_file: Path) -> None:
 def test_local_model_answers_from_the_sql_it_ran(demo_db: Path, model_file: Path) -> None:
     from assistant.llm import DirectSqlEngine, build_engine
     from assistant.offline import OfflineEngine
+    from assistant.plan_llm import PlanFillEngine
     from tamga.settings import Settings
 
     offline = OfflineEngine.open(demo_db)
     runner = offline.runner
     settings = Settings(local_model=True, llm_base_url=None, llm_timeout_s=600,
                         home=model_file.parent.parent)
-    engine = build_engine(offline, settings)
+    first = build_engine(offline, settings)
+    assert isinstance(first, PlanFillEngine) and first.name == "local"
+    engine = first.fallback  # the raw-SQL strategy, for what a plan cannot express
     assert isinstance(engine, DirectSqlEngine) and engine.name == "local"
 
     answer = engine.answer("How many declarations were routed to the red channel?")
@@ -55,3 +58,32 @@ def test_local_model_answers_from_the_sql_it_ran(demo_db: Path, model_file: Path
     assert f"{reference:,}" in answer.text
     assert answer.warnings == []
     assert answer.timings["llm_ms"] > 0
+
+
+def test_local_model_fills_a_plan_under_its_grammar(demo_db: Path, model_file: Path) -> None:
+    """The local model writes a plan draft (constrained by the grammar made from its JSON
+    schema); code compiles and runs it. The figure is checked against independent SQL."""
+    from assistant.llm import build_engine
+    from assistant.offline import OfflineEngine
+    from assistant.plan_llm import PlanFillEngine
+    from tamga.settings import Settings
+
+    offline = OfflineEngine.open(demo_db)
+    settings = Settings(local_model=True, llm_base_url=None, llm_timeout_s=600,
+                        home=model_file.parent.parent)
+    engine = build_engine(offline, settings)
+    assert isinstance(engine, PlanFillEngine)
+    latest = offline.runner.run("SELECT max(declaration_date) FROM declarations").rows[0][0]
+    year = int(str(latest)[:4]) - 1
+    question = f"What was the total duty paid on imports in {year}?"
+    draft = engine.draft(question)
+    assert draft is not None and draft.fits
+    answer = engine.answer(question)
+    reference = offline.runner.run(
+        "SELECT round(sum(i.duty_amount), 2) FROM declarations d JOIN declaration_items i "
+        f"ON i.declaration_id = d.declaration_id WHERE d.flow = 'import' AND "
+        f"year(d.declaration_date) = {year}").rows[0][0]
+    assert answer.engine == "local" and answer.intent == "plan:total", answer.text
+    assert answer.table is not None
+    cells = [c for row in answer.table.rows for c in row if isinstance(c, int | float)]
+    assert any(math.isclose(c, reference, rel_tol=1e-9) for c in cells), answer.table.rows
