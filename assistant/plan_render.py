@@ -335,10 +335,11 @@ def plan_variants(plan: QueryPlan) -> list[tuple[str, QueryPlan]]:
         for m in ("customs_value", "duty", "declarations"):
             if m not in plan.measures:
                 add(f"Show {MEASURE_WORDS[m]}", measures=[m])
-    if plan.shape in ("total", "breakdown") and plan.measures[0] not in ("audits",
-                                                                         "audit_recoveries"):
+    if plan.shape in ("total", "breakdown", "share") and plan.measures[0] not in (
+            "audits", "audit_recoveries"):
         for grain in ("month", "quarter", "year"):
             if grain not in plan.dimensions:
                 others = [d for d in plan.dimensions if d not in TIME_DIMENSIONS]
-                add(f"By {grain}", shape="breakdown", dimensions=[grain, *others][:2])
+                shape = "share" if plan.shape == "share" and plan.share_of else "breakdown"
+                add(f"By {grain}", shape=shape, dimensions=[grain, *others][:2])
     return out[:6]

@@ -258,3 +258,34 @@ def test_earlier_answers_are_drawn_short_until_opened(app_env: Path) -> None:
     assert not at.exception, at.exception
     assert len(at.dataframe) == 4
     assert not [b for b in at.button if b.label.startswith("Show the table")]
+
+
+def test_plan_answer_shows_what_was_understood_and_changes_in_one_click(
+    app_env: Path, demo_db: Path
+) -> None:
+    """A compositional question is answered from its plan: the 'I understood' sentence is
+    shown, and a button re-runs the same plan by month without retyping."""
+    at = _app().run()
+    at.chat_input[0].set_value("What share of imports in 2024 came from China?").run()
+    assert not at.exception, at.exception
+    captions = [c.value for c in at.caption]
+    assert any(c.startswith("I understood: the share originating in China") for c in captions)
+    ((part, whole),) = _reference(
+        demo_db,
+        "SELECT sum(i.customs_value) FILTER (WHERE i.origin_country = 'CN'), "
+        "sum(i.customs_value) FROM declarations d JOIN declaration_items i "
+        "USING (declaration_id) WHERE d.flow = 'import' AND year(d.declaration_date) = 2024")
+    assert f"{100 * part / whole:.1f}%" in _texts(at)
+    by_month = next(b for b in at.button if b.label == "By month")
+    by_month.click().run()
+    assert not at.exception, at.exception
+    assert len(at.chat_message) == 4  # the change is a turn of its own
+    frame = at.dataframe[-1].value
+    assert list(frame.iloc[:, 0])[:2] == ["2024-01", "2024-02"]
+    monthly = _reference(
+        demo_db,
+        "SELECT strftime(d.declaration_date, '%Y-%m'), 100.0 * sum(i.customs_value) FILTER "
+        "(WHERE i.origin_country = 'CN') / sum(i.customs_value) FROM declarations d JOIN "
+        "declaration_items i USING (declaration_id) WHERE d.flow = 'import' AND "
+        "year(d.declaration_date) = 2024 GROUP BY 1 ORDER BY 1")
+    assert float(frame["share_pct"].iloc[0]) == pytest.approx(monthly[0][1], abs=0.051)

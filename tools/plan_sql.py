@@ -336,8 +336,9 @@ def compile_plan(plan: QueryPlan) -> str:
             if not dims:
                 return f"SELECT {', '.join(select)}\n{source.from_sql()}" \
                        f"{_where_sql(_where(plan, source))}"
-            return _grouped(plan, source, select, dims, [], "share_pct DESC NULLS LAST",
-                            plan.n or BREAKDOWN_ROWS)
+            order = ", ".join(column_of(d) for d in dims) if all(
+                d in TIME_DIMENSIONS for d in dims) else "share_pct DESC NULLS LAST"
+            return _grouped(plan, source, select, dims, [], order, plan.n or BREAKDOWN_ROWS)
         select = [f"{_rounded(_measure(m), m)} AS {column_of(m)}",
                   f"round(100.0 * {_measure(m)} / nullif(sum({_measure(m)}) OVER (), 0), 1)"
                   " AS share_pct"]

@@ -1,0 +1,159 @@
+"""The offline planner: officers' compositional questions become plans whose answers match SQL
+written here; impossible requests get a clear message; verified intents keep the questions
+they answer; `tamga ask --json` carries the plan and the sentence that reads it back."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistant.offline import OfflineEngine
+from tamga.answer import Answer
+
+IMPORTS = ("FROM declarations d JOIN declaration_items i ON i.declaration_id = d.declaration_id "
+           "WHERE d.flow = 'import'")
+
+
+@pytest.fixture(scope="module")
+def engine(demo_db: Path, tmp_path_factory: pytest.TempPathFactory) -> OfflineEngine:
+    return OfflineEngine.open(demo_db, cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+def ref(engine: OfflineEngine, sql: str) -> list[list[Any]]:
+    return engine.runner.run(sql).rows
+
+
+def column(answer: Answer, name: str) -> list[Any]:
+    assert answer.table is not None, answer.text
+    return [r[answer.table.columns.index(name)] for r in answer.table.rows]
+
+
+def test_growth_ranking_this_year(engine: OfflineEngine) -> None:
+    answer = engine.answer("Which traders had the biggest increase in duty paid this year?")
+    assert answer.intent == "plan:change_ranking", answer.text
+    assert answer.plan is not None and answer.plan["measures"] == ["duty"]
+    period, before = answer.plan["period"], answer.plan["compare_to"]
+    assert period["start"][:4] == "2025" and before["start"][:4] == "2024"
+    assert period["end"][5:] == before["end"][5:]  # like for like: the same span of each year
+    got = column(answer, "duty_change")
+    expected = ref(engine, f"SELECT round(sum(i.duty_amount) FILTER (WHERE d.declaration_date "
+                           f">= '{period['start']}' AND d.declaration_date < '{period['end']}') - "
+                           f"sum(i.duty_amount) FILTER (WHERE d.declaration_date >= "
+                           f"'{before['start']}' AND d.declaration_date < '{before['end']}'), 2) "
+                           f"AS c {IMPORTS} GROUP BY d.trader_id ORDER BY c DESC NULLS LAST "
+                           "LIMIT 10")
+    assert got == [r[0] for r in expected]
+    assert answer.understood is not None and answer.understood.startswith("I understood: the 10")
+
+
+def test_quarter_against_the_previous_quarter(engine: OfflineEngine) -> None:
+    answer = engine.answer("Give me a summary of imports last quarter compared to the "
+                           "previous quarter")
+    assert answer.intent == "plan:compare", answer.text
+    assert answer.plan is not None
+    assert answer.plan["period"]["name"] == "Q3 2025"
+    assert answer.plan["compare_to"]["name"] == "Q2 2025"
+    (a, b), = ref(engine, f"SELECT round(sum(i.customs_value) FILTER (WHERE quarter("
+                          "d.declaration_date) = 2), 2), round(sum(i.customs_value) FILTER "
+                          f"(WHERE quarter(d.declaration_date) = 3), 2) {IMPORTS} AND "
+                          "year(d.declaration_date) = 2025")
+    assert answer.table is not None and answer.table.rows[0][:2] == [a, b]
+    assert f"{b:,.0f}" in answer.text
+
+
+@pytest.mark.parametrize(("question", "shape", "sql"), [
+    ("What share of imports in 2024 came from China?", "share",
+     "SELECT round(100.0 * sum(i.customs_value) FILTER (WHERE i.origin_country = 'CN') / "
+     f"sum(i.customs_value), 1) {IMPORTS} AND year(d.declaration_date) = 2024"),
+    ("Which month had the highest import value in 2024?", "argmax",
+     "SELECT strftime(d.declaration_date, '%Y-%m') {IMPORTS} AND year(d.declaration_date) = 2024 "
+     "GROUP BY 1 ORDER BY sum(i.customs_value) DESC LIMIT 1".replace("{IMPORTS}", IMPORTS)),
+    ("How many declarations came by air in 2024?", "total",
+     f"SELECT count(DISTINCT d.declaration_id) {IMPORTS} AND d.transport_mode = 'air' AND "
+     "year(d.declaration_date) = 2024"),
+    ("How many declarations above USD 100,000 were there in 2024?", "threshold",
+     f"SELECT count(*) FROM (SELECT d.declaration_id {IMPORTS} AND year(d.declaration_date) = "
+     "2024 GROUP BY 1 HAVING sum(i.customs_value) > 100000)"),
+    ("How many distinct traders declared at each office in 2024?", "breakdown",
+     f"SELECT count(DISTINCT d.trader_id) {IMPORTS} AND year(d.declaration_date) = 2024 "
+     "GROUP BY d.customs_office ORDER BY 1 DESC LIMIT 1"),
+    ("Effective duty rate by HS chapter in 2024", "breakdown",
+     f"SELECT round(100.0 * sum(i.duty_amount) / sum(i.customs_value), 2) {IMPORTS} AND "
+     "year(d.declaration_date) = 2024 GROUP BY left(i.hs_code, 2) ORDER BY 1 DESC LIMIT 1"),
+    ("Compare the red channel rate of AEO and non-AEO traders in 2024", "breakdown",
+     "SELECT round(100.0 * count(DISTINCT d.declaration_id) FILTER (WHERE d.control_channel = "
+     "'red') / count(DISTINCT d.declaration_id), 2) FROM declarations d JOIN declaration_items i "
+     "ON i.declaration_id = d.declaration_id JOIN traders t ON t.trader_id = d.trader_id WHERE "
+     "d.flow = 'import' AND year(d.declaration_date) = 2024 GROUP BY t.aeo_status ORDER BY 1 "
+     "DESC LIMIT 1"),
+])
+def test_compositional_questions(engine: OfflineEngine, question: str, shape: str,
+                                 sql: str) -> None:
+    answer = engine.answer(question)
+    assert answer.intent == f"plan:{shape}", (answer.intent, answer.text)
+    expected = ref(engine, sql)[0][0]
+    assert answer.table is not None
+    cells = [c for c in answer.table.rows[0] if c is not None]
+    assert any(c == expected for c in cells), (cells, expected)
+    assert answer.sql and answer.understood
+
+
+def test_set_difference_and_new_traders(engine: OfflineEngine) -> None:
+    answer = engine.answer("Which traders imported in 2023 but not in 2024?")
+    assert answer.intent == "plan:set_difference", answer.text
+    expected = {r[0] for r in ref(engine, f"SELECT d.trader_id {IMPORTS} GROUP BY 1 HAVING "
+                                          "count(*) FILTER (WHERE year(d.declaration_date) = "
+                                          "2023) > 0 AND count(*) FILTER (WHERE "
+                                          "year(d.declaration_date) = 2024) = 0")}
+    assert set(column(answer, "trader")) == expected
+
+
+@pytest.mark.parametrize(("question", "words"), [
+    ("Top 10 importers in 2030", "ends on"),
+    ("Top -3 importers in 2024", "between 1 and 100"),
+    ("Top 0 traders by duty in 2024", "between 1 and 100"),
+])
+def test_impossible_requests_get_a_clear_message(engine: OfflineEngine, question: str,
+                                                 words: str) -> None:
+    answer = engine.answer(question)
+    assert not answer.sql and words in answer.text, answer.text
+
+
+def test_verified_intents_keep_their_questions(engine: OfflineEngine) -> None:
+    for question, intent in (("Top importers in 2024", "top_traders"),
+                             ("Split imports by transport mode in 2024", "by_transport"),
+                             ("Monthly import value over the last 12 months", "national_trend")):
+        answer = engine.answer(question)
+        assert answer.intent == intent, (question, answer.intent)
+        assert answer.plan is None
+
+
+def test_follow_up_changes_the_plan(engine: OfflineEngine) -> None:
+    from assistant.conversation import Conversation
+
+    chat = Conversation()
+    first = engine.plan("What share of imports in 2024 came from China?", chat)
+    chat.record(first.question, engine.execute(first), engine.state_of(first))
+    second = engine.plan("and in 2023?", chat)
+    assert second.kind == "query" and second.query is not None
+    assert second.query.period is not None and second.query.period.start.year == 2023
+    assert second.query.share_of is not None and second.query.share_of.values == ["CN"]
+
+
+def test_ask_json_carries_the_plan(demo_db: Path, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("tamga")), "ask",
+         "What share of imports in 2024 came from China?", "--json", "--db", str(demo_db),
+         "--index", str(tmp_path / "no-index")],
+        capture_output=True, text=True, timeout=300,
+        env={"TAMGA_HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = json.loads(done.stdout)
+    assert data["plan"]["shape"] == "share" and data["plan"]["share_of"]["values"] == ["CN"]
+    assert data["understood"].startswith("I understood: the share originating in China")
+    assert data["intent"] == "plan:share" and data["sql"]
