@@ -273,7 +273,8 @@ def plans(draw: st.DrawFn) -> QueryPlan:
     if shape == "vs_peers":
         data["entity"] = Filter(dimension="trader", values=["T000001"])
     if shape == "threshold":
-        data["threshold"] = Threshold(measure=measures[0], value=draw(st.floats(0, 1e6)))
+        limit = draw(st.floats(0, 1e6))
+        data["threshold"] = Threshold.model_validate({"measure": measures[0], "value": limit})
     if draw(st.booleans()) and not audit:
         data["filters"] = [Filter(dimension="transport_mode", values=["sea"])]
     data["n"] = draw(st.none() | st.integers(1, 100))
