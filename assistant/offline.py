@@ -76,20 +76,33 @@ def intent_covers(intent_id: str, query: QueryPlan) -> bool:
             and query.related_party is None and query.flow != "both")
 
 
+def asks_more(intent_id: str, query: QueryPlan) -> bool:
+    """True when the plan asks for something the intent does not give (another measure,
+    grouping, filter or shape), not merely for less (a total where the intent breaks down)."""
+    found = INTENT_COVERS.get(intent_id)
+    if found is None:
+        return False
+    shapes, dims, measures, filters = found
+    return (not set(query.measures) <= measures or not set(query.dimensions) <= dims
+            or not {f.dimension for f in query.filters} <= filters
+            or (query.shape not in shapes and query.shape != "total")
+            or query.related_party is not None or query.flow == "both")
+
+
 _SLOT_FILTERS = frozenset({"trader", "origin", "hs_chapter", "hs_heading", "hs_subheading",
                            "office", "channel"})
-_MONEY = frozenset({"customs_value", "duty", "vat", "declarations"})
+_MONEY = frozenset({"customs_value", "duty", "declarations"})  # what ranking intents rank by
 _TOTALS = frozenset({"customs_value", "duty", "vat", "declarations", "items", "traders",
                      "net_mass"})
 # What each verified analytical intent answers, as plan shapes, groupings, measures and filter
 # kinds. An intent not listed never stands in for a plan that leaves no word unexplained.
 INTENT_COVERS: dict[str, tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str]]] = {
-    "national_total": (frozenset({"total"}), frozenset(), _TOTALS, _SLOT_FILTERS),
+    "national_total": (frozenset({"total"}), frozenset(), _TOTALS | {"vat"}, _SLOT_FILTERS),
     "trader_total": (frozenset({"total"}), frozenset(), _TOTALS, _SLOT_FILTERS),
-    "duty_revenue": (frozenset({"total"}), frozenset(), frozenset({"duty", "vat"}),
-                     _SLOT_FILTERS),
-    "trader_duty": (frozenset({"total"}), frozenset(), frozenset({"duty", "vat"}),
-                    _SLOT_FILTERS),
+    "duty_revenue": (frozenset({"total", "breakdown"}), frozenset({"year"}),
+                     frozenset({"duty", "vat", "effective_duty_rate"}), _SLOT_FILTERS),
+    "trader_duty": (frozenset({"total", "breakdown"}), frozenset({"year"}),
+                    frozenset({"duty", "vat", "effective_duty_rate"}), _SLOT_FILTERS),
     "compare_periods": (frozenset({"compare"}), frozenset(), _MONEY, _SLOT_FILTERS),
     "trader_compare": (frozenset({"compare"}), frozenset(), _MONEY, _SLOT_FILTERS),
     "national_trend": (frozenset({"breakdown"}), frozenset({"month", "quarter", "year"}),
@@ -152,6 +165,10 @@ INTENT_COVERS: dict[str, tuple[frozenset[str], frozenset[str], frozenset[str], f
                              frozenset({"related_party_share", "customs_value"}),
                              _SLOT_FILTERS),
 }
+
+# A follow-up that only changes the previous question ("and in 2023?", "only from China").
+_ELLIPTIC = re.compile(r"^\s*(?:and|what about|how about|only|just|same|now|then|but|also|"
+                       r"instead|in|for|from|by|per|excluding|without)\b", re.IGNORECASE)
 
 # Problems of a plan that no verified intent could get right either (shown instead).
 _IMPOSSIBLE = re.compile(r"data ends on|data starts on|between 1 and|ends before it starts|"
@@ -424,7 +441,7 @@ class OfflineEngine:
         if (state is not None and state.slots is not None and state.intent_id is not None
                 and looks_like_follow_up(q, slots.masked, slots)):
             if state.query is not None:
-                if not content_words(slots.masked):  # "and in 2023?": change the last plan
+                if _ELLIPTIC.match(q) and len(q.split()) <= 8:  # "and in 2023?", "only China"
                     return Plan("fallback", q, slots=slots, follow_up=True)
             else:
                 return self._follow_up(q, slots, state, vector)
@@ -479,8 +496,13 @@ class OfflineEngine:
             return plan
         covers_more = len(planned.unexplained) < len(plan.unexplained)
         query = planned.plan
+        # An analytical intent whose coverage is known gives way to a plan it does not cover;
+        # any other intent (profiles, listings, look-ups) only to a plan with a shape, measure
+        # or filter of its own.
+        known = plan.intent is not None and plan.intent.id in INTENT_COVERS
         use = (plan.kind == "fallback" and not planned.unexplained) or (
-            plan.kind == "intent" and plan.intent is not None and planned.specific
+            plan.kind == "intent" and plan.intent is not None
+            and ((known and asks_more(plan.intent.id, query)) or planned.specific)
             and (covers_more or not planned.unexplained)
             and not intent_covers(plan.intent.id, query))
         if not use:

@@ -72,7 +72,8 @@ _MEASURE_RULES: tuple[tuple[str, str], ...] = (
     (r"\bdut(?:y|ies)(?: paid| collected| revenue)?\b|\btariffs? (?:paid|collected)\b|"
      r"\bcustoms revenue\b|\brevenue\b|\bduty take\b", "duty"),
     (r"\bnet mass\b|\bnet weight\b|\bweight\b|\btonn(?:e|age)s?\b|\btons\b|\bkilo(?:gram)?s\b|"
-     r"\bkg\b|\bhow heavy\b", "net_mass"),
+     r"\bkg\b|\bhow heavy\b|\bheav(?:y|ier|iest)\b|\blight(?:er|est)\b|\bbulk(?:iest)?\b",
+     "net_mass"),
     (r"\bquantit(?:y|ies)\b|\bnumber of units\b|\bunits (?:imported|exported|declared)\b|"
      r"\bhow many units\b", "quantity"),
     (r"\b(?:how many|number of|count of|count the) (?:different |distinct |unique |individual |"
@@ -142,7 +143,7 @@ _BY = re.compile(
 _WHICH = re.compile(
     rf"\b(?:which|what|name the|list(?: the)?|show(?: me)?(?: the)?|give me(?: the)?|rank(?: the)?|"
     rf"top\s+\d*\s*|the\s+\d+\s+|bottom\s+\d*\s*|biggest|largest|smallest|busiest|quietest|"
-    rf"leading|main|major|most active|least active)\s+(?:\w+\s+){{0,2}}?"
+    rf"leading|main|major|most active|least active)\s*(?:\w+\s+){{0,2}}?"
     rf"({_DIM_ALTERNATION})\b")
 _PEAK = re.compile(
     rf"\b(?P<word>peak|busiest|highest|largest|biggest|record|best|top|strongest|heaviest|"
