@@ -77,7 +77,8 @@ _MEASURE_RULES: tuple[tuple[str, str], ...] = (
     (r"\bquantit(?:y|ies)\b|\bnumber of units\b|\bunits (?:imported|exported|declared)\b|"
      r"\bhow many units\b", "quantity"),
     (r"\b(?:how many|number of|count of|count the) (?:different |distinct |unique |individual |"
-     r"active |separate )?(?:traders|importers|exporters|companies|firms|businesses)\b|"
+     r"active |separate |aeo |certified |new |registered )*(?:traders|importers|exporters|"
+     r"companies|firms|businesses)\b|"
      r"\b(?:distinct|unique|different) (?:traders|importers|exporters|companies)\b|"
      r"\b(?:traders|importers|companies) count\b", "traders"),
     (r"\b(?:how many|number of|count of) (?:different |distinct |unique )?(?:sellers|suppliers|"
@@ -515,8 +516,12 @@ class Planner:
         if "audit_recoveries" in found and "audits" not in found and not re.search(
                 r"\baudit", q):
             found.remove("audit_recoveries")
-        if not found:
-            found = ["customs_value"]
+        if not found or found == ["customs_value"]:
+            usage = re.search(r"\b(?:used?|using) (?:the )?most\b|\bmost (?:used|common|"
+                              r"frequent|popular)\b|\bmost often\b|\bhow often\b", q)
+            counted = re.search(r"\bdeclarations\b", q) and not re.search(
+                r"\b(?:value|worth|duty|duties|vat|customs value|usd|\$|kg|weight)\b", q)
+            found = ["declarations"] if usage or counted else ["customs_value"]
         if len(found) > 1 and found[-1] == "customs_value":
             found.pop()
         return found

@@ -29,7 +29,7 @@ TOP_TRADERS = ("SELECT t.name, count(*) AS declarations FROM declarations d "
 def remote_llm(app_env: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
                ) -> Iterator[ScriptedChatModel]:
     """A remote endpoint in the settings, answered by a scripted model."""
-    from assistant import llm
+    from assistant import llm, plan_llm
     from web.resources import _assistant
 
     def answer(messages: list[BaseMessage]) -> AIMessage:
@@ -40,6 +40,16 @@ def remote_llm(app_env: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
     monkeypatch.setenv("TAMGA_LLM_BASE_URL", "https://llm.example.org/v1")
     get_settings.cache_clear()
     monkeypatch.setattr(llm, "endpoint_model", lambda settings: model)
+    # the plan step is asked first over JSON; this model declines it, so the SQL agent answers
+    drafts: list[Any] = []
+
+    def json_chat(base_url: str, api_key: str | None, model_name: str, timeout_s: float) -> Any:
+        def chat(messages: Any, max_tokens: int, cancelled: Any, schema: Any) -> str:
+            drafts.append(messages)
+            return json.dumps({"fits": False})
+        return chat
+
+    monkeypatch.setattr(plan_llm, "endpoint_json_chat", json_chat)
     _assistant.clear()  # the app's assistant is rebuilt with this engine
     yield model
     _assistant.clear()
