@@ -40,8 +40,15 @@ from typing import Any
 from tamga.errors import DocumentRefused
 
 __all__ = [
-    "DocumentText", "ExtractedDocument", "Field", "LineItem", "extract", "ocr_available",
-    "read_document", "read_path",
+    "DocumentText",
+    "ExtractedDocument",
+    "Field",
+    "LineItem",
+    "extract",
+    "load_bytes",
+    "ocr_available",
+    "read_document",
+    "read_path",
 ]
 
 MAX_BYTES = 25 * 1024 * 1024  # default size limit; callers pass the configured one
@@ -146,6 +153,12 @@ IMAGE_KINDS = ("png", "jpeg", "tiff", "gif", "bmp", "webp")
 def read_path(path: Path, max_bytes: int = MAX_BYTES) -> DocumentText:
     """Read a document file (DocumentRefused when it cannot or must not be read)."""
     path = Path(path).expanduser()
+    return read_document(load_bytes(path, max_bytes), path.name, max_bytes=max_bytes)
+
+
+def load_bytes(path: Path, max_bytes: int = MAX_BYTES) -> bytes:
+    """A document file's bytes, its size checked before anything is read."""
+    path = Path(path).expanduser()
     if not path.exists():
         raise DocumentRefused(f"No such file: {path}")
     if not path.is_file():
@@ -155,7 +168,10 @@ def read_path(path: Path, max_bytes: int = MAX_BYTES) -> DocumentText:
         raise DocumentRefused(
             f"{path.name} is {size / 1e6:,.1f} MB; the limit is {max_bytes / 1e6:,.0f} MB. "
             "Send the invoice, packing list or certificate on its own.")
-    return read_document(path.read_bytes(), path.name, max_bytes=max_bytes)
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DocumentRefused(f"{path} cannot be read ({exc.strerror or exc}).") from exc
 
 
 def read_document(data: bytes, name: str, max_bytes: int = MAX_BYTES) -> DocumentText:

@@ -650,8 +650,8 @@ class _Checker:
                 mass, declared_mass, MASS_TOL, 0.01):
             split = self.split_note.get(line.no, "")
             self.add("net_mass_kg", mass, declared_mass, round(mass - declared_mass, 3),
-                     split or f"{n}: {_show(mass)} kg net on the document, {_show(declared_mass)} "
-                     "kg declared.", line, item, _pct(mass, declared_mass), "kg",
+                     f"{n}: {_show(mass)} kg net on the document, {_show(declared_mass)} kg "
+                     f"declared. {split}".strip(), line, item, _pct(mass, declared_mass), "kg",
                      rule="split" if split else None)
         origin, declared_origin = line.get("origin"), item["origin"]
         if origin and declared_origin and origin != declared_origin:
@@ -693,7 +693,9 @@ class _Checker:
                         f"goods within {SPLIT_DAYS} days add up to the document "
                         f"({', '.join(sorted(ids))}): a consignment split into small "
                         "declarations.")
-                self.split_note[line.no] = note
+                self.split_note[line.no] = (
+                    f"line {line.no} is part of a consignment split over {len(ids)} "
+                    "declarations (see the quantity).")
                 return note
         return ""
 
@@ -756,10 +758,11 @@ class _Checker:
             if same:
                 if _differs(value, declared, VALUE_TOL, 1.0):
                     split = self.split_note.get(line.no, "")
+                    why = split or ("the declared price is not the price actually paid or "
+                                    "payable.")
                     self.add("invoice_value", value, declared, round(value - declared, 2),
-                             split or f"line {line.no}: {fmt_money(value, doc_cur)} on the "
-                             f"document, {fmt_money(declared, declared_cur)} declared: the "
-                             "declared price is not the price actually paid or payable.",
+                             f"line {line.no}: {fmt_money(value, doc_cur)} on the document, "
+                             f"{fmt_money(declared, declared_cur)} declared; {why}",
                              line, item, _pct(value, declared), doc_cur,
                              rule="split" if split else None)
             elif rate_doc and rate_decl:
@@ -791,10 +794,9 @@ class _Checker:
             split = next(iter(self.split_note.values()), "")
             self.add("customs_value", round(expected, 2), round(declared, 2),
                      round(expected - declared, 2),
-                     (split + " " if split else "") +
                      f"The document's {fmt_money(doc_total, doc_cur)} {term or ''} gives a customs "
                      f"value of about {fmt_money(expected, cur)} ({how}; {how_factor}); "
-                     f"{fmt_money(declared, cur)} was declared for these lines.",
+                     f"{fmt_money(declared, cur)} was declared for these lines. {split}".strip(),
                      None, None, _pct(expected, declared), cur,
                      rule="split" if split else None,
                      where=self.doc.header["total_value"].where
