@@ -12,8 +12,9 @@ DEJAVU_MONO = Path("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf")
 class PdfDocument:
     """An A4 fpdf2 document with Tamga's fonts (DejaVu when installed, else the core fonts)."""
 
-    def __init__(self, orientation: str = "P") -> None:
-        """Start a document (portrait "P" or landscape "L"); `body` and `mono` name the fonts."""
+    def __init__(self, orientation: str = "P", mono: bool = True) -> None:
+        """Start a document (portrait "P" or landscape "L"); `body` and `mono` name the fonts
+        (without `mono` the monospaced font is not loaded and `mono` is the body font)."""
         from fpdf import FPDF
 
         self.pdf = FPDF(orientation=orientation, format="A4")
@@ -22,8 +23,9 @@ class PdfDocument:
         if self.unicode_ok:
             self.pdf.add_font("body", "", str(DEJAVU))
             self.pdf.add_font("body", "B", str(DEJAVU_BOLD))
-            self.pdf.add_font("mono", "", str(DEJAVU_MONO))
-            self.body, self.mono = "body", "mono"
+            if mono:
+                self.pdf.add_font("mono", "", str(DEJAVU_MONO))
+            self.body, self.mono = "body", "mono" if mono else "body"
         else:
             self.body, self.mono = "Helvetica", "Courier"
 

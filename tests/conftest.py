@@ -45,3 +45,14 @@ def guidance_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     index_dir = tmp_path_factory.mktemp("guidance-index")
     ingest_paths([repo / "retrieval" / "guidance"], index_dir=index_dir)
     return index_dir
+
+
+@pytest.fixture(scope="session")
+def demo_documents(demo_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Demo invoices, packing lists and certificates of origin for `demo_db` (with planted
+    discrepancies; `truth.csv` and `fields.json` in the folder). Tests only read them."""
+    from tradedata.demo_documents import generate_demo_documents
+
+    folder = tmp_path_factory.mktemp("demo-documents") / "documents"
+    generate_demo_documents(demo_db, folder, seed=DEMO_SEED)
+    return folder

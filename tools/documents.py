@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import re
 import shutil
 import subprocess
@@ -327,8 +326,10 @@ def _page_rows(pieces: list[_Piece], page: int) -> list[Row]:
         for p in line:
             if merged:
                 last = merged[-1]
-                end = last.x + 0.5 * last.size * len(last.text)
-                if p.x - end < 0.6 * last.size and not last.text.endswith("  "):
+                # a lower bound of the text's width: pieces that start right after it are
+                # words of the same cell (producers that write word by word)
+                end = last.x + 0.3 * last.size * len(last.text)
+                if 0 <= p.x - end < 0.3 * last.size and not last.text.endswith("  "):
                     merged[-1] = _Piece(last.x, last.y, last.size, last.text + p.text)
                     continue
             merged.append(p)
@@ -458,12 +459,7 @@ def _read_text(data: bytes, name: str) -> DocumentText:
     lines = text.splitlines()
     if len(lines) > MAX_ROWS:
         raise DocumentRefused(f"{name} has more than {MAX_ROWS:,} lines.")
-    sample = "\n".join(lines[:50])
-    delimiter = None
-    try:
-        delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
-    except csv.Error:
-        delimiter = None
+    delimiter = _delimiter(lines[:200])
     rows: list[Row] = []
     if delimiter is not None:
         for r, values in enumerate(csv.reader(lines, delimiter=delimiter), 1):
@@ -479,6 +475,19 @@ def _read_text(data: bytes, name: str) -> DocumentText:
         if cells:
             rows.append(Row(cells, where))
     return DocumentText(name, "text", rows, positional=False)
+
+
+def _delimiter(lines: list[str]) -> str | None:
+    """The CSV delimiter: the one of tab, ; | , found on most lines (at least half)."""
+    filled = [ln for ln in lines if ln.strip()]
+    if not filled:
+        return None
+    best, best_share = None, 0.5
+    for candidate in ("\t", ";", "|", ","):
+        share = sum(1 for ln in filled if candidate in ln) / len(filled)
+        if share > best_share:
+            best, best_share = candidate, share
+    return best
 
 
 # -- images (OCR) -----------------------------------------------------------------------------
@@ -546,8 +555,11 @@ def _ocr_rows(image: bytes, page: int) -> list[Row]:
 # --------------------------------------------------------------------------- values
 
 
-def parse_number(text: str) -> float | None:
-    """A number as invoices write it: '1,234.56', '1.234,56', '12 500', 'USD 3,100.00'."""
+def parse_number(text: str, decimal: str | None = None) -> float | None:
+    """A number as invoices write it: '1,234.56', '1.234,56', '12 500', 'USD 3,100.00'.
+
+    `decimal` is the document's decimal mark when known ('.' or ','); otherwise it is guessed
+    from the number itself ('1,234' reads 1234, '0,5' reads 0.5)."""
     if text is None:
         return None
     s = str(text).strip()
@@ -559,7 +571,12 @@ def parse_number(text: str) -> float | None:
     raw = re.sub(r"[^\d.,]", "", raw).rstrip(".,")
     if not raw:
         return None
-    if "," in raw and "." in raw:
+    if decimal in (".", ","):
+        other = "," if decimal == "." else "."
+        raw = raw.replace(other, "").replace(decimal, ".")
+        if raw.count(".") > 1:
+            return None
+    elif "," in raw and "." in raw:
         if raw.rfind(",") > raw.rfind("."):
             raw = raw.replace(".", "").replace(",", ".")
         else:
@@ -881,13 +898,34 @@ def _label_value(text: str) -> tuple[str, str] | None:
     return None
 
 
+def decimal_mark(doc: DocumentText) -> str | None:
+    """The document's decimal mark, from its numbers: ',' when numbers like '240,5' or
+    '1.234,56' outnumber those like '240.5' or '1,234.56'; None when nothing tells."""
+    comma = dot = 0
+    for row in doc.rows:
+        for cell in row.cells:
+            for m in re.finditer(r"\d([.,])\d+(?:([.,])\d+)*", cell.text):
+                text = m.group(0)
+                last = max(text.rfind(","), text.rfind("."))
+                mark, tail = text[last], len(text) - last - 1
+                if ("," in text and "." in text) or tail != 3:
+                    if mark == ",":
+                        comma += 1
+                    else:
+                        dot += 1
+    if comma == dot:
+        return None
+    return "," if comma > dot else "."
+
+
 def extract(doc: DocumentText) -> ExtractedDocument:
     """The fields of a trade document, each with where it was read (rule-based)."""
+    decimal = decimal_mark(doc)
     doc_type, type_where = _document_type(doc)
-    table = _find_table(doc)
+    table = _find_table(doc, decimal)
     header_rows = doc.rows if table is None else [
         r for i, r in enumerate(doc.rows) if i not in table.used]
-    header = _header_fields(header_rows)
+    header = _header_fields(header_rows, decimal)
     lines = [] if table is None else table.lines
     if doc_type is None and lines:
         has_value = any("value" in ln.values for ln in lines)
@@ -922,7 +960,7 @@ def _document_type(doc: DocumentText) -> tuple[str | None, str]:
     return None, ""
 
 
-def _typed(name: str, text: str) -> Any:
+def _typed(name: str, text: str, decimal: str | None = None) -> Any:
     text = text[:MAX_VALUE_CHARS]
     if name == "document_date":
         return parse_date(text)
@@ -935,7 +973,7 @@ def _typed(name: str, text: str) -> Any:
     if name == "origin":
         return parse_country(text)
     if name in ("total_value", "total_net_mass"):
-        return parse_number(text)
+        return parse_number(text, decimal)
     return text or None
 
 
@@ -955,7 +993,7 @@ def _names_field(text: str) -> bool:
     return pair is not None and _label_field(pair[0]) is not None
 
 
-def _header_fields(rows: Iterable[Row]) -> dict[str, Field]:
+def _header_fields(rows: Iterable[Row], decimal: str | None = None) -> dict[str, Field]:
     found: dict[str, Field] = {}
     for row in rows:
         cells = row.cells
@@ -982,7 +1020,7 @@ def _header_fields(rows: Iterable[Row]) -> dict[str, Field]:
                 code = parse_currency(value)
                 if code:
                     found["currency"] = Field("currency", code, where, value)
-            typed = _typed(name, value)
+            typed = _typed(name, value, decimal)
             if typed is None:
                 continue
             found[name] = Field(name, typed, where, value[:MAX_VALUE_CHARS])
@@ -1026,7 +1064,7 @@ def _header_band(doc: DocumentText, i: int) -> tuple[list[Cell], list[int]]:
     return cells, band
 
 
-def _find_table(doc: DocumentText) -> _Table | None:
+def _find_table(doc: DocumentText, decimal: str | None = None) -> _Table | None:
     best: tuple[int, int, list[tuple[str, Cell]], list[int]] | None = None
     for i, row in enumerate(doc.rows):
         if len(row.cells) < 2:
@@ -1050,9 +1088,9 @@ def _find_table(doc: DocumentText) -> _Table | None:
             columns.append((name, cell))
     start = max(band) + 1
     if doc.positional:
-        lines, used = _positional_lines(doc, start, columns)
+        lines, used = _positional_lines(doc, start, columns, decimal)
     else:
-        lines, used = _grid_lines(doc, start, columns, doc.rows[band[0]].table)
+        lines, used = _grid_lines(doc, start, columns, doc.rows[band[0]].table, decimal)
     return _Table(lines, used | set(band))
 
 
@@ -1074,8 +1112,8 @@ def _assign(columns: list[tuple[str, Cell]], cell: Cell, positional: bool) -> st
     return chosen
 
 
-def _line_from(cells: list[tuple[str, Cell]], columns: list[tuple[str, Cell]], no: int
-               ) -> LineItem:
+def _line_from(cells: list[tuple[str, Cell]], columns: list[tuple[str, Cell]], no: int,
+               decimal: str | None = None) -> LineItem:
     heads = dict(columns)
     line = LineItem(no)
     for name, cell in cells:
@@ -1095,7 +1133,7 @@ def _line_from(cells: list[tuple[str, Cell]], columns: list[tuple[str, Cell]], n
         elif name == "origin":
             value = parse_country(text)
         elif name in _NUMERIC_COLUMNS:
-            value = parse_number(text)
+            value = parse_number(text, decimal)
             if value is not None and name in ("net_mass_kg", "gross_mass_kg"):
                 value = round(value * _mass_factor(heads[name].text), 3)
             if name == "quantity" and value is not None and "unit" not in line.values:
@@ -1121,8 +1159,36 @@ def _has_amount(cells: list[tuple[str, Cell]]) -> bool:
                for name, c in cells)
 
 
-def _grid_lines(doc: DocumentText, start: int, columns: list[tuple[str, Cell]], table: int
-                ) -> tuple[list[LineItem], set[int]]:
+def _attach_wrapped(anchors: list[tuple[int, list[tuple[str, Cell]]]],
+                    loose: list[tuple[int, list[tuple[str, Cell]]]]
+                    ) -> dict[int, list[tuple[int, list[tuple[str, Cell]]]]]:
+    """Which anchor row each wrapped description line belongs to.
+
+    Cells aligned to the top leave no text above the first anchor: every wrapped line then
+    belongs to the anchor above it. Vertically centred cells put as many lines above their
+    anchor as below it: the lines before the first anchor are its upper half, the same number
+    after it its lower half, the rest of that gap the next anchor's upper half, and so on."""
+    order = [i for i, _ in anchors]
+    gaps: list[list[tuple[int, list[tuple[str, Cell]]]]] = [[] for _ in range(len(order) + 1)]
+    for i, cells in loose:
+        k = sum(1 for a in order if a < i)  # gap 0 is above the first anchor
+        gaps[k].append((i, cells))
+    extra: dict[int, list[tuple[int, list[tuple[str, Cell]]]]] = {}
+    if not gaps[0]:  # top-aligned
+        for k, a in enumerate(order):
+            extra[a] = gaps[k + 1]
+        return extra
+    above = gaps[0]
+    for k, a in enumerate(order):
+        gap = gaps[k + 1]
+        below = gap[:len(above)]
+        extra[a] = above + below
+        above = gap[len(above):]
+    return extra
+
+
+def _grid_lines(doc: DocumentText, start: int, columns: list[tuple[str, Cell]], table: int,
+                decimal: str | None = None) -> tuple[list[LineItem], set[int]]:
     lines: list[LineItem] = []
     used: set[int] = set()
     pending: list[tuple[str, Cell]] = []
@@ -1138,7 +1204,7 @@ def _grid_lines(doc: DocumentText, start: int, columns: list[tuple[str, Cell]], 
                 break
             continue
         if _has_amount(cells):
-            lines.append(_line_from(pending + cells, columns, len(lines) + 1))
+            lines.append(_line_from(pending + cells, columns, len(lines) + 1, decimal))
             pending = []
             used.add(i)
         elif all(name == "description" for name, _ in cells):
@@ -1153,8 +1219,8 @@ def _grid_lines(doc: DocumentText, start: int, columns: list[tuple[str, Cell]], 
     return lines, used
 
 
-def _positional_lines(doc: DocumentText, start: int, columns: list[tuple[str, Cell]]
-                      ) -> tuple[list[LineItem], set[int]]:
+def _positional_lines(doc: DocumentText, start: int, columns: list[tuple[str, Cell]],
+                      decimal: str | None = None) -> tuple[list[LineItem], set[int]]:
     """Rows of a page table: rows with an amount anchor a line; rows holding only description
     text (wrapped descriptions, above or below the anchor) join the nearest anchor row."""
     first_page = doc.rows[start - 1].page if start else 1
@@ -1182,28 +1248,15 @@ def _positional_lines(doc: DocumentText, start: int, columns: list[tuple[str, Ce
             break
     if not anchors:
         return [], set()
-    last = anchors[-1][0]
-    gaps = [abs(doc.rows[a].y - doc.rows[b].y) for (a, _), (b, _) in itertools.pairwise(anchors)
-            if doc.rows[a].page == doc.rows[b].page]
-    reach = max(gaps) if gaps else 30.0
-    extra: dict[int, list[tuple[int, list[tuple[str, Cell]]]]] = {}
-    used = {i for i, _ in anchors}
-    for i, cells in loose:
-        if i > last + 3:
-            continue
-        row = doc.rows[i]
-        near = min(anchors, key=lambda a: (doc.rows[a[0]].page != row.page,
-                                           abs(doc.rows[a[0]].y - row.y)))
-        if abs(doc.rows[near[0]].y - row.y) <= reach:
-            extra.setdefault(near[0], []).append((i, cells))
-            used.add(i)
+    extra = _attach_wrapped(anchors, loose)
+    used = {i for i, _ in anchors} | {i for parts in extra.values() for i, _ in parts}
     lines = []
     for n, (i, cells) in enumerate(anchors, 1):
         parts = sorted([(i, cells), *extra.get(i, [])],
                        key=lambda p: (doc.rows[p[0]].page, -doc.rows[p[0]].y))
         ordered = [c for _, cs in parts for c in cs if c[0] == "description"]
         others = [c for c in cells if c[0] != "description"]
-        line = _line_from(ordered + others, columns, n)
+        line = _line_from(ordered + others, columns, n, decimal)
         if ordered:
             line.where["description"] = f"{ordered[0][1].where}, column 'description'"
         lines.append(line)

@@ -539,7 +539,7 @@ def _layout(doc: DemoDocument) -> Layout:
 def _pdf(layout: Layout) -> bytes:
     from tamga.pdf import PdfDocument
 
-    doc = PdfDocument(orientation="L")
+    doc = PdfDocument(orientation="L", mono=False)
     pdf = doc.pdf
     pdf.add_page()
     doc.para(layout.title, 14, "B")
