@@ -225,7 +225,7 @@ def test_wrong_types_are_refused() -> None:
         read_document(archive.getvalue(), "invoice.xlsx")
     with pytest.raises(DocumentRefused, match="encrypted Office file or an old"):
         read_document(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600), "invoice.xls")
-    with pytest.raises(DocumentRefused, match="not a readable PDF|without pages"):
+    with pytest.raises(DocumentRefused, match=r"not a readable PDF|without pages"):
         read_document(b"%PDF-1.7\nthis is not really a pdf", "broken.pdf")
 
 
@@ -263,6 +263,7 @@ def _png_invoice() -> bytes:
 
     image = Image.new("RGB", (1800, 700), "white")
     draw = ImageDraw.Draw(image)
+    font: Any
     try:
         font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 34)
     except OSError:
