@@ -126,7 +126,7 @@ def _docx_invoice() -> bytes:
     document.add_paragraph("Currency: EUR")
     document.add_paragraph("Terms of delivery: FOB Ningbo")
     table = document.add_table(rows=3, cols=6)
-    header = ["Description", "HS code", "Qty", "Net weight (kg)", "Amount", "Origin"]
+    header = ["Description", "HS code", "Qty", "Net weight (kg)", "Amount (MXN)", "Origin"]
     rows = [["Steel bolts, zinc plated", "7318.15", "2,000", "1,250.5", "4,100.00", "China"],
             ["Steel nuts", "7318.16", "1,500", "400", "1,050.50", "China"]]
     for r, values in enumerate([header, *rows]):

@@ -877,7 +877,10 @@ def _column_field(label: str) -> str | None:
     n = _norm(label)
     if n in _COLUMN_TO_FIELD:
         return _COLUMN_TO_FIELD[n]
-    n2 = re.sub(r"\b(in |per )?(usd|eur|cny|gbp|jpy|kgs?)\b", "", n).strip()
+    n2 = re.sub(r"\b(in |per )?kgs?\b", "", n).strip()
+    m = re.fullmatch(r"(.*?)\s*(?:in |per )?([a-z]{3})", n2)
+    if m and m.group(1) and parse_currency(m.group(2).upper()):  # 'amount mxn'
+        n2 = m.group(1).strip()
     return _COLUMN_TO_FIELD.get(n2) or _COLUMN_TO_FIELD.get(n2.rstrip("s"))
 
 
