@@ -27,6 +27,7 @@ written to the trade database; all SQL goes through the runner it is given.
 from __future__ import annotations
 
 import json
+import math
 import re
 import statistics
 import time
@@ -476,6 +477,14 @@ def _split_groups(rows: Sequence[Sequence[Any]]) -> list[tuple[float, float, flo
     return out
 
 
+def _agreement(a: float | None, b: float | None) -> float:
+    """1 when two amounts agree (to rounding), falling fast as they part: 0.37 at 3 % apart,
+    0.07 at 8 %. Documents copy their figures into the declaration, so near is not enough."""
+    if a is None or b is None or a <= 0 or b <= 0:
+        return 0.0
+    return math.exp(-abs(a - b) / max(a, b) / 0.03)
+
+
 def _candidate_score(doc: ExtractedDocument, row: Sequence[Any],
                      group: tuple[float, float, float] | None = None) -> float:
     """How well a candidate declaration fits the document (higher is better). `group` is the
@@ -495,10 +504,10 @@ def _candidate_score(doc: ExtractedDocument, row: Sequence[Any],
     doc_qty = sum(ln.get("quantity") or 0 for ln in lines) or None
     doc_value = doc.total_value
     score = 3.0 * goods
-    score += 2.0 * _closeness(doc_mass, float(mass or 0))
-    score += 1.0 * _closeness(doc_qty, float(qty or 0))
+    score += 2.0 * _agreement(doc_mass, float(mass or 0))
+    score += 1.0 * _agreement(doc_qty, float(qty or 0))
     if doc_value and (doc.value("currency") or currency) == currency:
-        score += 1.0 * _closeness(doc_value, float(value or 0))
+        score += 1.0 * _agreement(doc_value, float(value or 0))
     score += 0.5 * (1.0 if int(n_items) == len(lines) else 0.0)
     doc_day = doc.value("document_date")
     if doc_day:
