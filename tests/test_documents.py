@@ -286,9 +286,25 @@ def test_image_without_ocr_engine_is_refused_clearly() -> None:
         read_document(_png_invoice(), "scan.png")
 
 
+def _scanned_pdf() -> bytes:
+    from tamga.pdf import PdfDocument
+
+    doc = PdfDocument(orientation="L")
+    doc.pdf.add_page()
+    doc.pdf.image(io.BytesIO(_png_invoice()), x=10, y=10, w=270)
+    return doc.output()
+
+
+@pytest.mark.skipif(ocr_available(), reason="tesseract is installed: scans are read instead")
+def test_scanned_pdf_without_ocr_engine_is_refused_clearly() -> None:
+    with pytest.raises(DocumentRefused, match=r"a scanned PDF \(no text layer\).*tesseract"):
+        read_document(_scanned_pdf(), "scan.pdf")
+
+
 @pytest.mark.skipif(not ocr_available(), reason="no OCR engine (tesseract) on this machine")
-def test_image_is_read_with_ocr() -> None:
-    doc = extract(read_document(_png_invoice(), "scan.png"))
-    assert doc.value("document_number") == "SCAN-55"
-    assert doc.lines[0].get("quantity") == 2000
-    assert "(OCR)" in doc.lines[0].where["quantity"]
+def test_image_and_scanned_pdf_are_read_with_ocr() -> None:
+    for data, name in ((_png_invoice(), "scan.png"), (_scanned_pdf(), "scan.pdf")):
+        doc = extract(read_document(data, name))
+        assert doc.value("document_number") == "SCAN-55", name
+        assert doc.lines[0].get("quantity") == 2000 and doc.lines[0].get("value") == 4100
+        assert doc.lines[0].where["quantity"].startswith("page 1 (OCR), line "), name

@@ -548,8 +548,9 @@ def _ocr_rows(image: bytes, page: int) -> list[Row]:
         pieces.append(_Piece(left * scale, (height - top - h) * scale, max(h * scale, 4.0),
                              parts[11] + " "))
     rows = _page_rows(pieces, page)
-    return [Row([Cell(c.text, c.col, c.where.replace("line", "line (OCR)")) for c in r.cells],
-                r.where.replace("line", "line (OCR)"), r.y, r.page) for r in rows]
+    return [Row([Cell(c.text, c.col, c.where.replace(", line ", " (OCR), line "))
+                 for c in r.cells], r.where.replace(", line ", " (OCR), line "), r.y, r.page)
+            for r in rows]
 
 
 # --------------------------------------------------------------------------- values
