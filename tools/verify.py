@@ -299,7 +299,8 @@ FINDINGS_VISIBLE_SQL = (
 
 class References:
     """Reference exchange rates and freight/insurance factors read from the data itself, kept
-    for one runner (reuse one object for many documents of the same database and scope)."""
+    for one runner (reuse one object for many documents of the same database and scope).
+    The methods take the runner to run through (e.g. a RecordingRunner over the same one)."""
 
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
@@ -307,12 +308,13 @@ class References:
         self._uplift: dict[str, tuple[float, int]] | None = None
         self._rates: dict[tuple[str, str], tuple[float | None, str]] = {}
 
-    def uplift(self, incoterm: str | None) -> tuple[float | None, str]:
+    def uplift(self, incoterm: str | None, runner: Runner | None = None
+               ) -> tuple[float | None, str]:
         """(customs value / invoice value, how) for an Incoterm: 1 when freight and insurance
         are in the price; else the median of the data's lines invoiced in the reporting
         currency under that Incoterm (None when the data has none)."""
         if self._uplift is None:
-            rows = self.runner.run(UPLIFT_SQL, {"currency": self.currency}).rows
+            rows = (runner or self.runner).run(UPLIFT_SQL, {"currency": self.currency}).rows
             self._uplift = {str(r[0]): (float(r[1]), int(r[2])) for r in rows
                             if r[0] is not None and r[1] is not None}
         term = (incoterm or "").upper()
@@ -324,7 +326,8 @@ class References:
             return 1.0, f"{term} prices include freight and insurance"
         return None, f"no lines with {term or 'this Incoterm'} to estimate freight from"
 
-    def rate(self, currency: str | None, day: date) -> tuple[float | None, str]:
+    def rate(self, currency: str | None, day: date, runner: Runner | None = None
+             ) -> tuple[float | None, str]:
         """(units of `currency` per unit of the reporting currency, how) around `day`."""
         cur = (currency or "").upper()
         if not cur:
@@ -341,10 +344,11 @@ class References:
                    (date(1900, 1, 1), date(9999, 1, 1), "over all the data")]
         result: tuple[float | None, str] = (None, f"no {cur} declarations in the data")
         for start, end, label in windows:
-            rows = self.runner.run(RATE_SQL, {"currency": cur, "start": start, "end": end}).rows
+            rows = (runner or self.runner).run(
+                RATE_SQL, {"currency": cur, "start": start, "end": end}).rows
             estimates: list[float] = []
             for term, ratio, n in rows:
-                factor, _ = self.uplift(term)
+                factor, _ = self.uplift(term, runner)
                 if factor is not None and ratio is not None:
                     estimates += [float(ratio) * factor] * int(n)
             if len(estimates) >= 3:
@@ -369,21 +373,17 @@ def verify_document(
     started = time.perf_counter()
     rec = RecordingRunner(runner)
     refs = references or References(runner)
-    refs_runner, refs.runner = refs.runner, rec
-    try:
-        if declaration_id:
-            decl = _declaration(rec, declaration_id.strip())
-            match = {"how": "given"}
-        else:
-            decl, match = _find(rec, doc, traders)
-        items = [dict(zip(["item_no", "hs_code", "description", "origin", "seller", "related",
-                           "mass", "quantity", "unit", "invoice_value", "customs_value"],
-                          row, strict=True))
-                 for row in rec.run(ITEMS_SQL, {"id": decl["declaration_id"]}).rows]
-        checker = _Checker(doc, decl, items, rec, refs, traders)
-        checker.run()
-    finally:
-        refs.runner = refs_runner
+    if declaration_id:
+        decl = _declaration(rec, declaration_id.strip())
+        match: dict[str, Any] = {"how": "given"}
+    else:
+        decl, match = _find(rec, doc, traders)
+    items = [dict(zip(["item_no", "hs_code", "description", "origin", "seller", "related",
+                       "mass", "quantity", "unit", "invoice_value", "customs_value"],
+                      row, strict=True))
+             for row in rec.run(ITEMS_SQL, {"id": decl["declaration_id"]}).rows]
+    checker = _Checker(doc, decl, items, rec, refs, traders)
+    checker.run()
     return VerificationReport(
         document=doc.name, doc_type=doc.doc_type, declaration_id=decl["declaration_id"],
         trader_id=decl["trader_id"], trader_name=decl["name"] or decl["trader_id"],
@@ -752,8 +752,8 @@ class _Checker:
         doc_cur = doc.value("currency") or decl["currency"]
         declared_cur = decl["currency"]
         day = decl["date"]
-        rate_doc, how_doc = self.refs.rate(doc_cur, day)
-        rate_decl, how_decl = self.refs.rate(declared_cur, day)
+        rate_doc, how_doc = self.refs.rate(doc_cur, day, self.runner)
+        rate_decl, how_decl = self.refs.rate(declared_cur, day, self.runner)
         same = doc_cur == declared_cur
         if not same and (rate_doc is None or rate_decl is None):
             missing = doc_cur if rate_doc is None else declared_cur
@@ -789,7 +789,7 @@ class _Checker:
     def _customs_value(self, doc_cur: str, rate: float | None, how: str) -> None:
         paired = [(ln, it) for ln, it in self.pairs if ln.get("value") is not None]
         term = self.doc.value("incoterm") or self.decl["incoterm"]
-        factor, how_factor = self.refs.uplift(term)
+        factor, how_factor = self.refs.uplift(term, self.runner)
         if rate is None or factor is None:
             self.warnings.append("The customs value was not recomputed: "
                                  + (how if rate is None else how_factor) + ".")
@@ -813,7 +813,7 @@ class _Checker:
 
     def _exchange_rate(self, rate: float | None, how: str) -> None:
         term = self.decl["incoterm"]
-        factor, _ = self.refs.uplift(term)
+        factor, _ = self.refs.uplift(term, self.runner)
         invoice = sum(_f(it["invoice_value"]) or 0.0 for it in self.items)
         customs = sum(_f(it["customs_value"]) or 0.0 for it in self.items)
         if rate is None or factor is None or invoice <= 0 or customs <= 0:
