@@ -87,7 +87,7 @@ def _show_report(report: Any, trader_id: str | None, key: str) -> None:
         with st.expander("Why each one matters"):
             for n, d in enumerate(report.discrepancies, 1):
                 st.text(f"[{n}] {d.explanation}")
-    with st.expander(f"Fields read from {report.document} ({len(report.fields)})"):
+    with st.expander(md_escape(f"Fields read from {report.document} ({len(report.fields)})")):
         st.table(pd.DataFrame([[md_escape(f["name"]), md_escape(_cell(f["value"])),
                                 md_escape(f["where"])]
                                for f in report.fields], columns=["field", "value", "where"]))
