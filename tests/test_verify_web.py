@@ -60,6 +60,20 @@ def test_upload_an_invoice_and_see_the_discrepancies_with_their_rules(
             assert row["declaration_id"] in summary
             SHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SHOTS / "05-document-check.png"), full_page=True)
+
+            # A hostile document: markup in its fields is shown as text, never loaded.
+            requests: list[str] = []
+            page.on("request", lambda request: requests.append(request.url))
+            hostile = _hostile_copy(demo_documents, tmp_path)
+            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+                str(hostile))
+            page.get_by_text(hostile.name).first.wait_for(timeout=30_000)
+            page.get_by_role("button", name="Check the document").click()
+            page.get_by_text(f"{hostile.name} (commercial invoice)").wait_for(timeout=90_000)
+            page.get_by_text("Fields read from").first.click()
+            page.get_by_text("![leak](http://127.0.0.1:9/leak.png)").first.wait_for(
+                timeout=30_000)
+            assert not [u for u in requests if "leak" in u]
             assert page.locator('[data-testid="stException"]').count() == 0
             assert errors == []
             browser.close()
@@ -68,6 +82,18 @@ def test_upload_an_invoice_and_see_the_discrepancies_with_their_rules(
     records = (home / "logs" / "audit.jsonl").read_text(encoding="utf-8")
     assert '"engine": "verify"' in records and row["declaration_id"] in records
     assert list((home / "findings").rglob("*.json"))
+
+
+def _hostile_copy(folder: Path, tmp_path: Path) -> Path:
+    """A demo XLSX invoice whose seller is a Markdown image pointing at a local address."""
+    from openpyxl import load_workbook
+
+    row = _planted(folder, "value", "xlsx")
+    book = load_workbook(folder / row["document"])
+    book.active["B5"] = "![leak](http://127.0.0.1:9/leak.png) [click](javascript:alert(1))"
+    target = tmp_path / "hostile-invoice.xlsx"
+    book.save(target)
+    return target
 
 
 @pytest.fixture()
