@@ -72,6 +72,7 @@ def demo(
         else:
             summary = generate_demo(db_path, items=rows, seed=seed, progress=progress)
             print(summary.describe())
+        _build_demo_documents(db_path, seed, if_missing)
         _build_guidance_index(index_dir, if_missing)
     except TamgaError as exc:
         _fail(str(exc))
@@ -88,6 +89,17 @@ def _export_encoder_if_missing() -> None:
         export_onnx(onnx_path(), progress=progress)
     except (ImportError, RuntimeError, OSError) as exc:
         progress(f"Could not export the encoder to ONNX ({exc}); using torch.")
+
+
+def _build_demo_documents(db_path: Path, seed: int, if_missing: bool) -> None:
+    """Demo invoices, packing lists and certificates next to the database (`tamga verify`)."""
+    from tradedata.demo_documents import documents_dir_for, generate_demo_documents
+
+    folder = documents_dir_for(db_path)
+    if if_missing and (folder / "truth.csv").exists():
+        progress(f"Demo documents already in {folder}; keeping them.")
+        return
+    print(generate_demo_documents(db_path, seed=seed, progress=progress).describe())
 
 
 def _build_guidance_index(index_dir: Path, if_missing: bool) -> None:
@@ -605,6 +617,8 @@ def brief(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write.")] = None,
     db: DbOption = None,
     index: IndexOption = None,
+    findings: Annotated[bool, typer.Option(
+        "--findings", help="Add the trader's document verification findings.")] = False,
 ) -> None:
     """Briefing for audit planning (TRADER) or for supervisors (--period only)."""
     from retrieval.search import RegulationsIndex
@@ -622,7 +636,8 @@ def brief(
             regulations = RegulationsIndex(_index(index), chroma_url=get_settings().chroma_url)
             briefing = trader_briefing(runner, trader, parsed,
                                        regulations if regulations.exists() else None,
-                                       progress=progress)
+                                       progress=progress,
+                                       findings=_findings(runner, trader) if findings else None)
         elif parsed is not None:
             briefing = period_briefing(runner, parsed, progress=progress)
         else:
@@ -640,6 +655,67 @@ def brief(
         progress(f"Wrote {output}")
     else:
         print(briefing.markdown())
+
+
+# -- verify ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def verify(
+    document: Annotated[Path, typer.Argument(
+        help="Commercial invoice, packing list or certificate of origin (PDF, DOCX, XLSX, CSV; "
+             "images with OCR when tesseract is installed).")],
+    declaration: Annotated[str | None, typer.Option(
+        "--declaration", help="Declaration ID to check against (found by trader, date and "
+                              "goods when omitted).")] = None,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+    user: Annotated[str | None, typer.Option(
+        "--user", help="Check as this user: an officer sees only their offices.")] = None,
+) -> None:
+    """Check a trade document against its declaration: each discrepancy, its size, its rule."""
+    from assistant.audit_log import AuditLog
+    from assistant.context import DataContexts
+    from assistant.verification import check_document
+    from tamga.scope import Scope
+    from tools.access import resolve_scope
+    from tools.documents import load_bytes
+    from tools.verify import FindingsStore
+
+    settings = get_settings()
+    limit = int(settings.max_verify_mb * 1_000_000)
+    try:
+        data = load_bytes(document, limit)
+        scope = Scope.everything() if user is None else resolve_scope(user, _user_store(None))
+        context = DataContexts(_db(db), settings).get(scope)
+        report = check_document(data, document.name, context, user=user or "cli",
+                                audit=AuditLog.in_folder(settings.logs),
+                                store=FindingsStore(settings.findings),
+                                declaration_id=declaration, max_bytes=limit)
+    except TamgaError as exc:
+        _fail(str(exc), as_json)
+        return
+    if as_json:
+        print_json(report.to_json())
+        return
+    print(report.summary())
+    for warning in report.warnings:
+        print(f"Note: {warning}")
+    for n, (d, row) in enumerate(zip(report.discrepancies, report.rows(), strict=True), 1):
+        line = f", line {d.line}" if d.line else ""
+        print(f"\n[{n}] {d.field}{line}: document {row[2]}, declared {row[3]}, "
+              f"difference {row[4]}")
+        print(f"    {d.explanation}")
+        print(f"    Rule: {d.rule.provision} — {d.rule.locator} ({d.rule.source})")
+    print(f"\nFields read from {report.document}:")
+    print(render_table(["field", "value", "where"],
+                       [[f["name"], f["value"], f["where"]] for f in report.fields], 200))
+
+
+def _findings(runner: Any, trader: str) -> list[dict[str, Any]]:
+    from tools.verify import FindingsStore, visible_findings
+
+    return visible_findings(runner, FindingsStore(get_settings().findings).for_trader(trader))
 
 
 # -- users ----------------------------------------------------------------------------------------

@@ -41,3 +41,11 @@ class LLMUnavailable(TamgaError):
 
 class AccessDenied(TamgaError):
     """Unknown user, wrong password, expired session, or a role that may not do this."""
+
+
+class DocumentRefused(TamgaError):
+    """A document Tamga will not read: wrong type, empty, encrypted, too large, unreadable."""
+
+
+class DeclarationNotFound(TamgaError):
+    """No declaration matches (or the one named is not in the user's offices)."""

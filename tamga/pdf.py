@@ -12,18 +12,20 @@ DEJAVU_MONO = Path("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf")
 class PdfDocument:
     """An A4 fpdf2 document with Tamga's fonts (DejaVu when installed, else the core fonts)."""
 
-    def __init__(self) -> None:
-        """Start a document; `body` and `mono` name the fonts to use."""
+    def __init__(self, orientation: str = "P", mono: bool = True) -> None:
+        """Start a document (portrait "P" or landscape "L"); `body` and `mono` name the fonts
+        (without `mono` the monospaced font is not loaded and `mono` is the body font)."""
         from fpdf import FPDF
 
-        self.pdf = FPDF(format="A4")
+        self.pdf = FPDF(orientation=orientation, format="A4")
         self.pdf.set_auto_page_break(auto=True, margin=15)
         self.unicode_ok = DEJAVU.exists() and DEJAVU_BOLD.exists() and DEJAVU_MONO.exists()
         if self.unicode_ok:
             self.pdf.add_font("body", "", str(DEJAVU))
             self.pdf.add_font("body", "B", str(DEJAVU_BOLD))
-            self.pdf.add_font("mono", "", str(DEJAVU_MONO))
-            self.body, self.mono = "body", "mono"
+            if mono:
+                self.pdf.add_font("mono", "", str(DEJAVU_MONO))
+            self.body, self.mono = "body", "mono" if mono else "body"
         else:
             self.body, self.mono = "Helvetica", "Courier"
 

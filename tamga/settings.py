@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     log_dir: Path | None = Field(
         default=None, description="Audit log and feedback folder (default: <home>/logs)."
     )
+    findings_dir: Path | None = Field(
+        default=None,
+        description="Document verification findings (default: <home>/findings).",
+    )
+    max_verify_mb: float = Field(
+        default=25.0, gt=0, description="Largest document `tamga verify` reads, in MB."
+    )
     sql_timeout_s: float = Field(
         default=10.0, description="Time limit for one SQL query, in seconds."
     )
@@ -78,6 +85,11 @@ class Settings(BaseSettings):
     def logs(self) -> Path:
         """Folder of the audit log and feedback."""
         return (self.log_dir or self.resolved_home() / "logs").expanduser()
+
+    @property
+    def findings(self) -> Path:
+        """Folder of the document verification findings (never in the trade database)."""
+        return (self.findings_dir or self.resolved_home() / "findings").expanduser()
 
 
 @lru_cache(maxsize=1)

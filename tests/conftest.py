@@ -63,3 +63,14 @@ def require_shared_regulations() -> Path:
         pytest.skip(f"needs the shared regulation texts at {SHARED_REGULATIONS} "
                     "(not part of a clone)")
     return SHARED_REGULATIONS
+
+
+@pytest.fixture(scope="session")
+def demo_documents(demo_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Demo invoices, packing lists and certificates of origin for `demo_db` (with planted
+    discrepancies; `truth.csv` and `fields.json` in the folder). Tests only read them."""
+    from tradedata.demo_documents import generate_demo_documents
+
+    folder = tmp_path_factory.mktemp("demo-documents") / "documents"
+    generate_demo_documents(demo_db, folder, seed=DEMO_SEED)
+    return folder

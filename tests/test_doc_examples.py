@@ -144,7 +144,10 @@ def test_readme_command_lines_run(home: Path, command: str, tmp_path: Path) -> N
         env = {**_env(tmp_path), "TAMGA_DB_PATH": str(home / "trade.duckdb")}
         typed = "a long enough passphrase\na long enough passphrase\n"
     words = [w.replace("/tmp/kcs.duckdb", str(tmp_path / "kcs.duckdb")) for w in words]
-    words = [str(tmp_path / w) if w.endswith(".pdf") else w for w in words]
+    words = [str(home / w[len("~/.tamga/"):]) if w.startswith("~/.tamga/") else w
+             for w in words]  # the README's default home is the fixture's home
+    words = [str(tmp_path / w) if w.endswith(".pdf") and not Path(w).is_absolute() else w
+             for w in words]
     done = subprocess.run([TAMGA, *words[1:]], capture_output=True, text=True, timeout=900,
                           env=env, cwd=REPO, input=typed)
     assert done.returncode == 0, (command, done.stdout[-1500:], done.stderr[-1500:])

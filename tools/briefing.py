@@ -252,14 +252,55 @@ def rules_for(indicators: Sequence[str], retriever: Retriever | None,
     return [rule_bullet(ind, p.source, p.locator, p.text) for ind, p in pairs], None
 
 
+def findings_section(findings: Sequence[dict[str, Any]], currency: str) -> Section:
+    """The document verification findings of a trader (kept reports, `tools.verify`), as a
+    briefing section: one row per discrepancy with its size and rule."""
+    section = Section("Document verification findings")
+    if not findings:
+        section.paragraphs.append("No document of this trader has been checked yet "
+                                  "(`tamga verify`, or the document check on the profile page).")
+        return section
+    n = sum(len(f.get("discrepancies") or []) for f in findings)
+    clean = sum(1 for f in findings if not f.get("discrepancies"))
+    section.paragraphs.append(
+        f"{len(findings)} document(s) checked against their declarations: {n} discrepanc"
+        f"{'y' if n == 1 else 'ies'}; {clean} document(s) matched. Money in the invoice "
+        f"currency unless marked {currency} (customs value).")
+    rows = []
+    for f in findings:
+        for d in f.get("discrepancies") or []:
+            diff = d.get("difference")
+            if isinstance(diff, int | float) and not isinstance(diff, bool):
+                diff = f"{diff:+,.2f} {d.get('unit') or ''}".strip()
+            rule = d.get("rule") or {}
+            rows.append([str(f.get("checked_at", ""))[:10], f.get("document"),
+                         f.get("declaration_id"), d.get("field"), d.get("line") or "",
+                         d.get("document_value"), d.get("declared_value"), diff,
+                         rule.get("provision", "")])
+    if rows:
+        section.tables.append((["checked", "document", "declaration", "field", "line",
+                                "document", "declared", "difference", "rule"], rows[:60]))
+    seen: set[tuple[str, str]] = set()
+    for f in findings:
+        for d in f.get("discrepancies") or []:
+            rule = d.get("rule") or {}
+            key = (str(rule.get("source")), str(rule.get("locator")))
+            if key not in seen:
+                seen.add(key)
+                section.bullets.append(f"{rule.get('provision')}: {rule.get('locator')} "
+                                       f"(`{rule.get('source')}`)")
+    return section
+
+
 def trader_briefing(
     runner: Runner, trader_id: str, period: Period | None = None,
     retriever: Retriever | None = None, progress: Callable[[str], None] | None = None,
-    *, rules: RulesFinder | None = None,
+    *, rules: RulesFinder | None = None, findings: Sequence[dict[str, Any]] | None = None,
 ) -> Briefing:
     """The audit-planning briefing of one trader over `period` (all data when None).
 
-    `rules` finds the rule passages for the flags found (default: search with `retriever`)."""
+    `rules` finds the rule passages for the flags found (default: search with `retriever`);
+    `findings` (kept verification reports) adds a document findings section."""
     _trader_name(runner, trader_id)  # UnknownTrader for a wrong ID
     say = progress or (lambda _m: None)
     rec = _Recorder(runner)
@@ -317,6 +358,8 @@ def trader_briefing(
     sections.append(Section("Past audits", tables=[(audits.columns, audits.rows)]
                             if audits.rows else [],
                             paragraphs=[] if audits.rows else ["No audits on record."]))
+    if findings is not None:
+        sections.append(findings_section(findings, currency))
     say("Rules for the flags")
     found = list(score.flag_counts)
     bullets, problem = rules(found) if rules is not None else rules_for(found, retriever)

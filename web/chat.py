@@ -23,6 +23,7 @@ from web.resources import (
     wait_for_warm_up,
 )
 from web.timing import section
+from web.verify import document_check
 
 TURNS = "turns"
 PENDING = "pending_question"
@@ -217,6 +218,8 @@ def chat_page() -> None:
     A new question is answered and drawn in place, in the same script run (no second run to
     redraw the whole conversation); earlier answers are drawn from views built once."""
     st.header("Ask Tamga")
+    with st.expander("Check a document against its declaration"):
+        document_check("chat-doc")
     turns: list[dict[str, Any]] = st.session_state.setdefault(TURNS, [])
     currency = reporting_currency()
     typed = st.chat_input("Ask about a trader, a rule or a period…")

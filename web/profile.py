@@ -7,6 +7,7 @@ from typing import Any
 import streamlit as st
 
 from tamga.errors import TamgaError
+from tamga.settings import get_settings
 from tools.trader_history import trader_history
 from tools.traders import trader_profile
 from web.render import column_config
@@ -16,6 +17,7 @@ from web.resources import (
     get_context,
     reporting_currency,
 )
+from web.verify import document_check
 
 
 def _bar(frame: Any, label: str, value: str, title: str) -> Any:
@@ -113,6 +115,11 @@ def profile_page() -> None:
 
     _risk_section(profile.trader_id, profile.name)
 
+    st.subheader("Check a document")
+    st.caption("Compare this trader's commercial invoice, packing list or certificate of "
+               "origin with the declaration it supports; findings can go into the briefing.")
+    document_check(f"doc-{profile.trader_id}", trader_id=profile.trader_id)
+
     st.subheader("Audit history")
     if profile.audits:
         import pandas as pd
@@ -133,6 +140,14 @@ def profile_page() -> None:
             st.code(sql.strip(), language="sql")
 
 
+def _findings(runner: Any, trader_id: str) -> list[dict[str, Any]]:
+    """The trader's kept verification findings that the user's scope may see."""
+    from tools.verify import FindingsStore, visible_findings
+
+    store = FindingsStore(get_settings().findings)
+    return visible_findings(runner, store.for_trader(trader_id))
+
+
 def _risk_section(trader_id: str, name: str) -> None:
     """Risk indicators with reasons, and the audit briefing, computed on request."""
     from tools.briefing import trader_briefing
@@ -140,13 +155,17 @@ def _risk_section(trader_id: str, name: str) -> None:
 
     st.subheader("Risk indicators")
     key = f"risk-{trader_id}"
+    with_findings = st.checkbox("Add the document verification findings to the briefing",
+                                key=f"findings-{key}")
     if st.button("Compute risk indicators and briefing", key=f"btn-{key}"):
         with st.spinner("Comparing this trader's lines with their peers…"):
             runner = get_analysis_runner()
             score = trader_score(runner, trader_id)
             regulations = get_assistant().regulations
             briefing = trader_briefing(runner, trader_id, None,
-                                       regulations if regulations.exists() else None)
+                                       regulations if regulations.exists() else None,
+                                       findings=_findings(runner, trader_id)
+                                       if with_findings else None)
             st.session_state[key] = (score, briefing.markdown(), briefing.pdf())
     if key not in st.session_state:
         st.caption(
