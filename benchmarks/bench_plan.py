@@ -32,6 +32,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -197,11 +198,20 @@ def validate(con: Any, data: dict[str, Any], names: dict[str, SimpleNamespace]
         rows.append((q["id"], len(got)))
         if not got:
             out.append(f"{q['id']}: ref returned no rows")
-        elif all(v is None for r in got for v in r):
-            out.append(f"{q['id']}: ref returned only NULLs")
+        elif any(v is None for r in got for v in r):
+            out.append(f"{q['id']}: ref has NULL cells (a key or a ratio with no data)")
+        elif any(_is_number(v) and v != v for r in got for v in r):
+            out.append(f"{q['id']}: ref has NaN cells (a ratio with a zero denominator)")
+        elif any(_is_number(v) for r in got for v in r) and all(
+                v == 0 for r in got for v in r if _is_number(v)):
+            out.append(f"{q['id']}: every number of the ref is 0 (a trivial reference)")
         elif q["check"] == "first" and len(got) != 1:
             out.append(f"{q['id']}: check first needs one ref row, got {len(got)}")
     return out, rows
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
 
 
 # -- the run --------------------------------------------------------------------------------------
