@@ -1,0 +1,120 @@
+"""The compositional question set (benchmarks/questions_plan.yaml) is well formed and its
+references run: every shape covered, placeholders defined, every reference SQL accepted by the
+SQL guard and returning rows on the test demo. The assistant is never asked."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections import Counter
+from functools import cache
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import pytest
+
+from tools.sql import SqlRunner
+from tools.sql_guard import check_sql
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@cache
+def bench() -> ModuleType:
+    """benchmarks/bench_plan.py as a module (it is a script, not a package)."""
+    spec = importlib.util.spec_from_file_location("bench_plan", REPO / "benchmarks" / "bench_plan.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being defined
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def data() -> dict[str, Any]:
+    result: dict[str, Any] = bench().load_set()
+    return result
+
+
+@pytest.fixture(scope="module")
+def runner(demo_db: Path) -> SqlRunner:
+    return SqlRunner(demo_db, timeout_s=60)
+
+
+@pytest.fixture(scope="module")
+def names(runner: SqlRunner, data: dict[str, Any]) -> dict[str, SimpleNamespace]:
+    """The `vars`, each run through the guarded runner: one row of named values."""
+    out = {}
+    for name, sql in data["vars"].items():
+        result = runner.run(sql)
+        assert len(result.rows) == 1, f"var {name} returned {len(result.rows)} rows"
+        assert all(v is not None for v in result.rows[0]), f"var {name} has a NULL"
+        out[name] = SimpleNamespace(**dict(zip(result.columns, result.rows[0], strict=True)))
+    return out
+
+
+def test_schema_and_coverage(data: dict[str, Any]) -> None:
+    b = bench()
+    assert b.problems_in(data) == []
+    phrasings = Counter[str]()
+    for q in data["questions"]:
+        phrasings[q["shape"]] += len(q["phrasings"])
+    assert sum(phrasings.values()) >= 150
+    thin = {s: phrasings[s] for s in b.SHAPES if phrasings[s] < 3}
+    assert thin == {}, f"shapes with fewer than 3 phrasings: {thin}"
+    every = [p for q in data["questions"] for p in q["phrasings"]]
+    assert len(every) == len(set(every)), "a phrasing appears twice"
+
+
+def test_no_question_of_the_offline_set(data: dict[str, Any]) -> None:
+    """The held-out set does not repeat a question of benchmarks/questions_offline.yaml."""
+    offline = bench().load_set(REPO / "benchmarks" / "questions_offline.yaml")
+    theirs = {q["q"].strip().lower() for q in offline["questions"]}
+    ours = {p.strip().lower() for q in data["questions"] for p in q["phrasings"]}
+    assert ours & theirs == set()
+
+
+def test_placeholders_name_columns_of_their_vars(data: dict[str, Any],
+                                                 names: dict[str, SimpleNamespace]) -> None:
+    assert bench().problems_in(data, names) == []
+
+
+def test_every_reference_is_guarded_sql_with_rows(data: dict[str, Any], runner: SqlRunner,
+                                                  names: dict[str, SimpleNamespace]) -> None:
+    empty, refused = [], []
+    for q in data["questions"]:
+        sql = q["ref"].format(**names)
+        try:
+            check_sql(sql)
+        except Exception as exc:  # the guard's reason is the message
+            refused.append(f"{q['id']}: {exc}")
+            continue
+        result = runner.run(sql)
+        if not result.rows:
+            empty.append(q["id"])
+        elif q["check"] == "first":
+            assert len(result.rows) == 1, f"{q['id']}: check first with {len(result.rows)} rows"
+        assert not any(v is None for r in result.rows for v in r), f"{q['id']}: NULL cells"
+    assert refused == []
+    assert empty == []
+
+
+def test_bad_section(data: dict[str, Any], names: dict[str, SimpleNamespace]) -> None:
+    bad = bench().bad_items(data, names)
+    assert len(bad) >= 10
+    for item in bad:
+        assert item.text.strip() and "{" not in item.text
+        assert item.expect and all(w.strip() == w and w for w in item.expect)
+    assert len({item.text for item in bad}) == len(bad)
+
+
+def test_checks_of_the_benchmark_accept_the_reference_itself(
+        data: dict[str, Any], runner: SqlRunner, names: dict[str, SimpleNamespace]) -> None:
+    """An engine table equal to the reference rows passes every check (the matching rules of
+    bench_assistant work on these refs, e.g. dates and rounding)."""
+    b = bench()
+    for q in data["questions"]:
+        rows = runner.run(q["ref"].format(**names)).rows
+        ok, why = b.compare(q["check"], rows, rows)
+        assert ok, f"{q['id']}: {why}"
