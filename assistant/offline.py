@@ -70,6 +70,10 @@ def intent_covers(intent_id: str, query: QueryPlan) -> bool:
     if found is None:
         return False
     shapes, dims, measures, filters = found
+    if query.count_only:
+        return False  # the intents list; a count is a plan's
+    if query.shape == "first_seen" and query.n is not None:
+        return False  # "the five biggest newcomers": the intent lists them, a plan ranks
     return (query.shape in shapes and set(query.dimensions) <= dims
             and set(query.measures) <= measures
             and {f.dimension for f in query.filters} <= filters
@@ -108,8 +112,10 @@ INTENT_COVERS: dict[str, tuple[frozenset[str], frozenset[str], frozenset[str], f
                      _SLOT_FILTERS),
     "trader_duty": (frozenset({"total", "breakdown"}), frozenset({"year"}),
                     frozenset({"duty", "vat", "effective_duty_rate"}), _SLOT_FILTERS),
-    "compare_periods": (frozenset({"compare"}), frozenset(), _VALUE, _SLOT_FILTERS),
-    "trader_compare": (frozenset({"compare"}), frozenset(), _VALUE, _SLOT_FILTERS),
+    # The comparison intents show one row per period; a plan gives both values, the change and
+    # the % change in one row, so it answers comparisons they would otherwise take.
+    "compare_periods": (frozenset(), frozenset(), _VALUE, _SLOT_FILTERS),
+    "trader_compare": (frozenset(), frozenset(), _VALUE, _SLOT_FILTERS),
     "national_trend": (frozenset({"breakdown"}), _TIME, _VALUE, _SLOT_FILTERS),
     "trader_trend": (frozenset({"breakdown"}), _TIME, _VALUE, _SLOT_FILTERS),
     "top_traders": (_RANKING, frozenset({"trader"}), _RANK, _SLOT_FILTERS),
@@ -125,10 +131,9 @@ INTENT_COVERS: dict[str, tuple[frozenset[str], frozenset[str], frozenset[str], f
     "trader_by_office": (_RANKING, frozenset({"office"}), _VALUE, _SLOT_FILTERS),
     "office_workload": (_RANKING, frozenset({"office"}), _COUNT, _SLOT_FILTERS),
     "channel_stats": (frozenset({"breakdown", "total"}), frozenset({"channel"}),
-                      frozenset({"declarations", "red_share", "yellow_share"}), _SLOT_FILTERS),
-    "trader_channels": (frozenset({"breakdown", "total"}), frozenset({"channel"}),
-                        frozenset({"declarations", "red_share", "yellow_share"}),
-                        _SLOT_FILTERS),
+                      frozenset({"declarations", "red_share"}), _SLOT_FILTERS),
+    "trader_channels": (frozenset({"breakdown"}), frozenset({"channel"}),
+                        frozenset({"declarations"}), _SLOT_FILTERS),
     "red_share_by_office": (_RANKING, frozenset({"office"}),
                             frozenset({"red_share", "declarations"}), _SLOT_FILTERS),
     "by_sector": (_RANKING, frozenset({"sector"}), _RANK | {"traders"}, _SLOT_FILTERS),
@@ -137,7 +142,7 @@ INTENT_COVERS: dict[str, tuple[frozenset[str], frozenset[str], frozenset[str], f
     "by_procedure": (_RANKING, frozenset({"procedure"}), _COUNT, _SLOT_FILTERS),
     "by_incoterm": (_RANKING, frozenset({"incoterm"}), _COUNT, _SLOT_FILTERS),
     "new_traders": (frozenset({"first_seen"}), frozenset({"trader"}), _VALUE, _SLOT_FILTERS),
-    "trader_unit_values": (frozenset({"vs_peers", "breakdown", "total"}),
+    "trader_unit_values": (frozenset({"breakdown"}),
                            frozenset({"hs_subheading", "hs_heading", "hs_chapter"}),
                            frozenset({"value_per_kg"}), _SLOT_FILTERS),
     "aeo_summary": (frozenset({"total", "breakdown"}), frozenset({"aeo_status"}),
@@ -159,7 +164,8 @@ _ELLIPTIC = re.compile(r"^\s*(?:and|what about|how about|only|just|same|now|then
 
 # Problems of a plan that no verified intent could get right either (shown instead).
 _IMPOSSIBLE = re.compile(r"data ends on|data starts on|between 1 and|ends before it starts|"
-                         r"overlap", re.IGNORECASE)
+                         r"overlap|^There is no |is not a valid date|is an empty period|"
+                         r"cannot be negative", re.IGNORECASE)
 
 METRICS = {
     "value": ("sum(i.customs_value)", "value", "customs value"),

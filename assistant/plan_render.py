@@ -22,6 +22,7 @@ MEASURE_WORDS = {
     "effective_duty_rate": "effective duty rate (duty / customs value)",
     "red_share": "share of declarations sent to the red channel",
     "yellow_share": "share of declarations sent to the yellow channel",
+    "checked_share": "share of declarations checked (red or yellow channel)",
     "related_party_share": "share of customs value bought from related parties",
     "audits": "number of audits", "audit_recoveries": "audit recoveries (additional duty "
     "and penalties)",
@@ -37,7 +38,8 @@ DIMENSION_WORDS = {
     "incoterm": ("incoterm", "incoterms"), "procedure": ("procedure", "procedures"),
     "channel": ("control channel", "control channels"),
     "preference": ("preference code", "preference codes"),
-    "aeo_status": ("AEO status", "AEO statuses"), "sector": ("sector", "sectors"),
+    "aeo_status": ("AEO status", "AEO statuses"), "aeo": ("AEO or not", "AEO or not"),
+    "currency": ("invoice currency", "invoice currencies"), "sector": ("sector", "sectors"),
     "region": ("region", "regions"), "flow": ("flow", "flows"), "month": ("month", "months"),
     "quarter": ("quarter", "quarters"), "year": ("year", "years"),
     "declaration": ("declaration", "declarations"),
@@ -59,7 +61,8 @@ def filter_words(flt: Filter) -> str:
         "hs_subheading": "of HS subheading", "transport_mode": "by",
         "channel": "in the channel", "incoterm": "under incoterm",
         "procedure": "under procedure", "preference": "with preference code",
-        "aeo_status": "by traders with AEO status", "sector": "by traders of the sector",
+        "aeo_status": "by traders with AEO status", "aeo": "by traders who are",
+        "currency": "invoiced in", "sector": "by traders of the sector",
         "region": "by traders of the region", "audit_outcome": "with outcome",
         "audit_type": "of type",
     }.get(flt.dimension, f"with {DIMENSION_WORDS[flt.dimension][0]}")

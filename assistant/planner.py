@@ -48,33 +48,47 @@ _MEASURE_RULES: tuple[tuple[str, str], ...] = (
     (r"\bper unit\b|\bunit prices?\b|\bvalue (?:per|a) (?:unit|piece|item)\b|"
      r"\bprice per (?:unit|piece|item)\b", "value_per_unit"),
     (r"\b(?:effective|average|mean|implied) (?:duty|tariff) rates?\b|\bduty rates?\b|"
-     r"\bduty as a (?:share|percentage|percent|proportion)\b|\bduty burden\b",
+     r"\bduty as a (?:share|percentage|percent|proportion)\b|\bduty burden\b|"
+     r"\bdut(?:y|ies) (?:paid |collected )?(?:as (?:a )?(?:%|percent(?:age)?|share) of (?:the )?"
+     r"value|relative to (?:the )?value)\b|\b(?:effective |average )?tariff (?:rates?|burden)\b",
      "effective_duty_rate"),
+    (r"\b(?:red|yellow) ?(?:or|and|plus|\+) ?(?:red|yellow)\b|\binspection rates?\b|"
+     r"\b(?:checked|inspected|stopped for (?:a )?checks?)\b", "checked_share"),
     (r"\bred[- ]channel (?:share|rate|ratio|percentage|proportion)\b|"
      r"\b(?:share|percentage|proportion|rate|fraction|%) of (?:all )?(?:declarations )?(?:that )?"
      r"(?:were |was |are |is |go(?:es)? |went |sent |routed |get |got )*(?:sent |routed )?"
      r"(?:to |in(?:to)? )?(?:the )?red\b|\bred(?:[- ]channel)? (?:rate|share|ratio)\b|"
-     r"\bhow often\b.*\bred\b", "red_share"),
+     r"\bhow often\b.*\bred\b|\b(?:sent|went|routed|go(?:es)?) (?:to )?(?:the )?red\b"
+     r"(?=.*(?:%|\bpercent|\bshare\b|\brate\b|\boften\b|\bproportion\b))|"
+     r"\bred (?:lane|channel) (?:share|rate)\b", "red_share"),
     (r"\byellow[- ]channel (?:share|rate|ratio|percentage|proportion)\b|"
      r"\b(?:share|percentage|proportion|rate|fraction|%) of (?:all )?(?:declarations )?(?:that )?"
      r"(?:were |was |are |is |go(?:es)? |went |sent |routed )*(?:sent |routed )?(?:to |in(?:to)? )?"
-     r"(?:the )?yellow\b|\byellow(?:[- ]channel)? (?:rate|share|ratio)\b", "yellow_share"),
-    (r"\b(?:share|percentage|proportion|fraction|%|part|how much)\b[^?!]{0,80}?"
-     r"\brelated[- ]part(?:y|ies)\b|\brelated[- ]part(?:y|ies) (?:share|ratio|percentage|"
-     r"proportion)\b", "related_party_share"),
-    (r"\b(?:recover(?:ed|ies|y)|clawed back|additional dut(?:y|ies)(?: and penalt(?:y|ies))?|"
+     r"(?:the )?yellow\b|\byellow(?:[- ]channel)? (?:rate|share|ratio)\b|"
+     r"\b(?:went|sent|routed|go(?:es)?|get|got) (?:to )?(?:the |a )?yellow\b"
+     r"(?=.*(?:%|\bpercent|\bshare\b|\brate\b|\boften\b|\bproportion\b))|"
+     r"(?:%|\bpercent(?:age)?|\bshare|\bhow often)\b.*\byellow\b|\byellow (?:lane|channel)\b"
+     r"(?=.*(?:%|\bpercent|\bshare\b|\brate\b|\boften\b))", "yellow_share"),
+    (r"(?:\b(?:share|percentage|percent|proportion|fraction|part|how much)\b|%)[^?!]{0,80}?"
+     r"\b(?:related[- ]part(?:y|ies)|related (?:companies|sellers|suppliers|parties)|"
+     r"affiliat\w+|between related)\b|\brelated[- ]part(?:y|ies) (?:share|ratio|percentage|"
+     r"proportion)\b|\brelated[- ]party imports as a (?:percentage|share|proportion)\b",
+     "related_party_share"),
+    (r"\b(?:recover(?:ed|ies|y)?|clawed back|(?:had to )?pay (?:the most )?after audits?|"
+     r"additional dut(?:y|ies)(?: and penalt(?:y|ies))?|"
      r"penalt(?:y|ies)(?: and additional duty)?|amounts? assessed)\b", "audit_recoveries"),
     (r"\b(?:how many|number of|count of|count the) (?:\w+ ){0,2}audits?\b|\baudits? "
      r"(?:per|by|each|a) \w+|\baudits?\b(?= (?:were |have been |did we )?(?:opened|carried|done|"
      r"run|conducted|performed|started))|\baudits? count\b", "audits"),
     (r"\bvat\b|\bvalue[- ]added tax\b|\bimport vat\b", "vat"),
-    (r"\binvoice(?:d)? values?\b|\binvoice amounts?\b", "invoice_value"),
+    (r"\binvoice(?:d)? values?\b|\binvoice amounts?\b|\binvoices\b", "invoice_value"),
     (r"\bdut(?:y|ies)(?: paid| collected| revenue)?\b|\btariffs? (?:paid|collected)\b|"
      r"\bcustoms revenue\b|\brevenue\b|\bduty take\b", "duty"),
     (r"\bnet mass\b|\bnet weight\b|\bweight\b|\btonn(?:e|age)s?\b|\btons\b|\bkilo(?:gram)?s\b|"
      r"\bkg\b|\bhow heavy\b|\bheav(?:y|ier|iest)\b|\blight(?:er|est)\b|\bbulk(?:iest)?\b",
      "net_mass"),
-    (r"\bquantit(?:y|ies)\b|\bnumber of units\b|\bunits (?:imported|exported|declared)\b|"
+    (r"\bquantit(?:y|ies)\b|\bnumber of units\b|\bpieces\b|"
+     r"\bunits (?:imported|exported|declared)\b|"
      r"\bhow many units\b", "quantity"),
     (r"\b(?:how many|number of|count of|count the) (?:different |distinct |unique |individual |"
      r"active |separate |aeo |certified |new |registered )*(?:traders|importers|exporters|"
@@ -103,8 +117,9 @@ _MEASURES = tuple((re.compile(p), m) for p, m in _MEASURE_RULES)
 # -- dimensions -----------------------------------------------------------------------------------
 
 _DIM_WORDS: tuple[tuple[str, str], ...] = (
-    (r"hs[- ]?6|six[- ]digit (?:codes?|subheadings?)|subheadings?|tariff lines?", "hs_subheading"),
-    (r"hs[- ]?4|four[- ]digit (?:codes?|headings?)|headings?", "hs_heading"),
+    (r"hs[- ]?6|(?:six|6)[- ]digit (?:codes?|subheadings?)|subheadings?|tariff lines?",
+     "hs_subheading"),
+    (r"hs[- ]?4|(?:four|4)[- ]digit (?:codes?|headings?)|headings?", "hs_heading"),
     (r"hs chapters?|chapters?|hs[- ]?2|two[- ]digit codes?|product (?:groups|categories)|"
      r"goods categories|categories of goods|commodit(?:y|ies)(?: groups?)?|hs codes?|"
      r"tariff chapters?", "hs_chapter"),
@@ -115,7 +130,7 @@ _DIM_WORDS: tuple[tuple[str, str], ...] = (
      r"supplying countr(?:y|ies)|countr(?:y|ies)", "origin"),
     (r"customs offices?|offices?|ports?(?: of entry)?|border posts?|entry points?|posts?|"
      r"stations?|terminals?|airports?|seaports?", "office"),
-    (r"transport modes?|modes? of transport|transport(?:ation)?|modes?|shipping methods?|"
+    (r"transport modes?|modes? of transport|transport(?:ation)?|modes?|shipping methods?|modal|"
      r"means of transport", "transport_mode"),
     (r"incoterms?|delivery terms?|terms of delivery|trade terms", "incoterm"),
     (r"procedures?(?: codes?)?|customs procedures?|regimes?|customs regimes?", "procedure"),
@@ -127,7 +142,8 @@ _DIM_WORDS: tuple[tuple[str, str], ...] = (
     (r"regions?|provinces?", "region"),
     (r"flows?|directions?|imports? (?:and|vs\.?|versus) exports?", "flow"),
     (r"sellers?|suppliers?|vendors?|foreign sellers?", "seller"),
-    (r"traders?|importers?|exporters?|compan(?:y|ies)|firms?|businesses|declarants?", "trader"),
+    (r"traders?|importers?|exporters?|compan(?:y|ies)|firms?|businesses|declarants?|"
+     r"(?:duty |vat |tax )?payers?", "trader"),
     (r"months?|monthly|month[- ]by[- ]month", "month"),
     (r"quarters?|quarterly", "quarter"),
     (r"years?|yearly|annual(?:ly)?|year[- ]by[- ]year", "year"),
@@ -136,6 +152,29 @@ _DIM_WORDS: tuple[tuple[str, str], ...] = (
     (r"declarations?|entries|entry|shipments?|consignments?|filings?", "declaration"),
 )
 _DIM_ALTERNATION = "|".join(f"(?:{p})" for p, _ in _DIM_WORDS)
+_NUM_WORD = (r"(?:\d{1,3}|one|two|three|four|five|six|seven|eight|nine|ten|twelve|fifteen|"
+             r"twenty)")
+_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+            "eight": 8, "nine": 9, "ten": 10, "twelve": 12, "fifteen": 15, "twenty": 20}
+# How many rows were asked for, where the slot extractor found no "top N": "which 5 importers",
+# "five origins whose...", "three offices", "5 of them", "Five names please", ", five".
+_COUNT_N = re.compile(
+    rf"\b(?P<n>{_NUM_WORD})\s+(?:[\w-]+\s+){{0,3}}?(?:importers|traders|companies|chapters|"
+    r"headings|subheadings|codes|offices|origins|countries|sellers|suppliers|months|sectors|"
+    r"names|payers|newcomers|firms|exporters|regions|products|of them)\b|"
+    rf"(?<!\d),\s*(?P<tail>{_NUM_WORD})\s*[?.!]?\s*$|\((?:top\s+)?(?P<par>{_NUM_WORD})\)")
+# A dimension named at the start: "offices with the largest increase", "importers whose ..."
+_LEAD_DIM = re.compile(rf"^(?:the\s+)?({_DIM_ALTERNATION})\s+(?:with|whose|that|which|where|"
+                       r"having)\b")
+# A single member asked for with a superlative: "in which month ... highest", "the sector with
+# the lowest import value", "office with the fewest declarations", "least busy office".
+_ONE_SUPERLATIVE = re.compile(
+    r"\b(?:in which|which|what|the|^)\s*(?P<dim>month|quarter|year|customs office|office|"
+    r"sector|region|country|origin|chapter|heading|subheading|trader|importer|company|seller|"
+    r"supplier|transport mode|mode|incoterm|procedure)\b(?!s)(?P<rest>.*)$")
+_SUPERLATIVE = re.compile(
+    r"\b(?P<max>most|highest|largest|biggest|peak|record|busiest|strongest|best|heaviest|"
+    r"top)\b|\b(?P<min>lowest|least|fewest|smallest|quietest|weakest|slowest|worst)\b")
 _DIM_ONLY = tuple((re.compile(rf"^(?:{p})$"), d) for p, d in _DIM_WORDS)
 _BY = re.compile(
     rf"\b(?:by|per|for each|for every|each|across|broken down by|split by|grouped by|"
@@ -144,12 +183,12 @@ _BY = re.compile(
 _WHICH = re.compile(
     rf"\b(?:which|what|name the|list(?: the)?|show(?: me)?(?: the)?|give me(?: the)?|rank(?: the)?|"
     rf"top\s+\d*\s*|the\s+\d+\s+|bottom\s+\d*\s*|biggest|largest|smallest|busiest|quietest|"
-    rf"leading|main|major|most active|least active)\s*(?:\w+\s+){{0,2}}?"
+    rf"leading|main|major|most active|least active|{_NUM_WORD})\s*(?:[\w-]+\s+){{0,2}}?"
     rf"({_DIM_ALTERNATION})\b")
 _PEAK = re.compile(
     rf"\b(?P<word>peak|busiest|highest|largest|biggest|record|best|top|strongest|heaviest|"
     rf"most valuable|quietest|lowest|smallest|slowest|weakest|worst|least)\s+(?:single\s+)?"
-    rf"(?P<dim>{_DIM_ALTERNATION})\b")
+    rf"(?:(?:import|export|busy|active|trading|duty)\s+)?(?P<dim>{_DIM_ALTERNATION})\b")
 _MIN_WORDS = ("quietest", "lowest", "smallest", "slowest", "weakest", "worst", "least",
               "fewest")
 _WHICH_PEAK = re.compile(
@@ -157,6 +196,11 @@ _WHICH_PEAK = re.compile(
     rf"(?:had|saw|was|were|has|have|did|recorded|showed|brought|got|handled|paid|received)\s+"
     rf"(?:the\s+)?(?P<word>most|highest|largest|biggest|lowest|least|fewest|smallest|"
     rf"strongest|weakest|top)\b")
+_AND_DIM = re.compile(rf"\b(?:by|per)\s+(?:the\s+)?(?:{_DIM_ALTERNATION})\s+and\s+(?:by\s+)?"
+                      rf"(?:the\s+)?({_DIM_ALTERNATION})\b")
+_DIM_SPLIT = re.compile(rf"\b(?!declarations?\b|entr|shipments?\b|imports?\b)({_DIM_ALTERNATION})"
+                        r"\s+(?:split|breakdown|mix)\b")
+_VALUE_WORDS = re.compile(r"\bvalue\b|\bworth\b|\bdut(?:y|ies)\b|\bvat\b|\bmass\b|\bweight\b")
 _BAD_N = re.compile(r"\b(?:top|bottom|first|best|largest|biggest)\s*(?P<n>-\s*\d+|0+)\b")
 
 # -- shapes ---------------------------------------------------------------------------------------
@@ -165,7 +209,8 @@ _COMPARE = re.compile(
     r"\bcompar(?:e|ed|ing|ison)\b|\bversus\b|\bvs\.?\b|\bagainst\b|\brelative to\b|"
     r"\bchange(?:d)? (?:from|between|since|over|on)\b|\b(?:growth|grew|grow|increase|decrease|"
     r"rise|fall|drop|decline|change)\b|\bdifference between\b|\byear[- ]on[- ]year\b|"
-    r"\byear[- ]over[- ]year\b|\byoy\b|\bfrom \S+ to \S+|\bhow did .* (?:do|develop|evolve|move)\b")
+    r"\byear[- ]over[- ]year\b|\byoy\b|\bfrom \S+ to \S+|\bhow did .* (?:do|develop|evolve|move)\b|"
+    r"\bmore or less\b|\bthan (?:in )?(?:19|20)\d\d\b")
 _CHANGE = re.compile(r"\b(?:growth|grew|grow|increase[ds]?|decrease[ds]?|rise|rose|fall|fell|"
                      r"drop(?:ped)?|decline[ds]?|change[ds]?|evolve[ds]?|develop(?:ed)?)\b")
 _PREVIOUS = re.compile(
@@ -179,12 +224,14 @@ _UP = re.compile(
     r"(?:\w+\s+){0,3}?(?:increases?|growth|rises?|jumps?|gains?|growers?|climbs?|surges?)\b|"
     r"\b(?:grew|increased|rose|jumped|climbed|surged|gained|grown)\b(?:\s+\w+){0,4}\s+"
     r"(?:the\s+)?(?:most|fastest|strongest|the most)\b|\bgrown the most\b|\bmost growth\b|"
-    r"\bfastest[- ]growing\b")
+    r"\bfastest[- ]growing\b|\b(?:went|gone|go) up (?:the )?most\b|"
+    r"\bby (?:\w+ )?(?:growth|increase)\b")
 _DOWN = re.compile(
     r"\b(?:biggest|largest|greatest|sharpest|steepest|most)\s+(?:\w+\s+){0,3}?"
     r"(?:drops?|declines?|decreases?|falls?|fall-offs?|reductions?|losses?|shrinkage)\b|"
     r"\b(?:fell|dropped|declined|decreased|shrank|shrunk|fallen|slumped)\b(?:\s+\w+){0,4}\s+"
-    r"(?:the\s+)?(?:most|fastest|the most)\b|\bfastest[- ]shrinking\b|\bmost decline\b")
+    r"(?:the\s+)?(?:most|fastest|the most)\b|\bfastest[- ]shrinking\b|\bmost decline\b|"
+    r"\b(?:went|gone|go) down (?:the )?most\b|\bby (?:\w+ )?(?:drop|decline|decrease)\b")
 _SHARE = re.compile(
     r"\bshares?\b|\bproportion\b|\bpercentage\b|\bpercent\b|\bfraction\b|\bportion\b|%|"
     r"\bhow much of\b|\bwhat part of\b")
@@ -193,23 +240,28 @@ _PEERS = re.compile(
     r"\b(?:the )?(?:market|sector|industry) (?:average|median|norm)\b|"
     r"\b(?:compared?|relative|vs\.?|versus|against) (?:to |with )?(?:the )?"
     r"(?:average|market|others|rest|everyone else|typical)\b|\bthe rest of the market\b|"
-    r"\beveryone else\b|\bthe average (?:importer|trader)\b")
+    r"\beveryone else\b|\bthe average (?:importer|trader)\b|\bcompetitors?\b|"
+    r"\bthe rest of (?:the )?(?:importers|traders|market|companies)\b|\bvs\.? the rest\b|"
+    r"\bthan (?:the )?others\b|\bother traders\b")
 _NOT_IN = re.compile(
-    r"\bbut not\b|\bbut (?:did not|didn'?t|never|no)\b|\bnot (?:again )?in\b|\bstopped\b|"
+    r"\bbut not\b|\bbut (?:did not|didn'?t|never|no)\b|\bnot (?:again )?in\b|\bstopped\b(?! for)|"
     r"\bno longer\b|\bdropped out\b|\bdisappeared\b|\blost\b|\bceased\b|\bquit\b|"
-    r"\bnothing in\b|\bwithout any\b|\bwent quiet\b|\binactive in\b|\bsilent in\b")
+    r"\bnothing in\b|\bwithout any\b|\bwent quiet\b|\binactive in\b|\bsilent in\b|"
+    r"\bgone in\b|\bnone in\b|\bnone the following\b|\bdid not \w+ (?:\w+ ){0,3}in\b|"
+    r"\bdidn'?t \w+ (?:\w+ ){0,3}in\b")
 _NEW = re.compile(
     r"\bnew (?:importers?|traders?|exporters?|compan(?:y|ies)|firms?|sellers?|suppliers?|"
     r"origins?|countr(?:y|ies)|source countr(?:y|ies)|businesses|players|entrants|names|"
     r"customers|declarants)\b|\bfirst[- ]time\b|\bfirst (?:declaration|import|appearance|"
     r"ever)\b|\bstarted (?:importing|trading|declaring|exporting)\b|\bnewcomers?\b|"
-    r"\bnew entrants?\b|\bnever (?:imported|traded|declared) before\b|\bappeared for the first\b")
+    r"\bnew entrants?\b|\bnever (?:imported|traded|declared) before\b|\bappeared for the first\b|"
+    r"\bfirst seen\b|\bfor the first time\b")
 _THRESHOLD = re.compile(
-    r"\b(?P<op>above|over|more than|greater than|larger than|higher than|exceeding|exceeds?|"
+    r"\b(?P<op>above|over|more than|greater than|larger than|higher than|exceeding|exceed(?:s|ed)?|"
     r"in excess of|at least|upwards of|bigger than|below|under|less than|fewer than|"
     r"lower than|smaller than|at most|no more than)\s+(?:an?\s+)?(?:usd|us\$|\$|krw|eur|€)?\s*"
     r"(?P<num>\d[\d,]*(?:\.\d+)?)\s*(?P<scale>k|m|mn|mm|million|millions|thousand|"
-    r"thousands|bn|billion|billions)?\b(?:\s*(?P<unit>usd|dollars|declarations|entries|"
+    r"thousands|bn|billion|billions)?\b(?:\s*(?:import\s+|export\s+)?(?P<unit>usd|dollars|declarations|entries|"
     r"shipments|items|lines|kg|kilos|tonnes|tons|%|percent|per ?cent|audits))?")
 _SCALES = {"k": 1e3, "thousand": 1e3, "thousands": 1e3, "m": 1e6, "mn": 1e6, "mm": 1e6,
            "million": 1e6, "millions": 1e6, "bn": 1e9, "billion": 1e9, "billions": 1e9}
@@ -229,19 +281,27 @@ _TRANSPORT_WORD = {"truck": "road", "lorry": "road", "ship": "sea", "vessel": "s
                    "plane": "air", "train": "rail", "ocean": "sea", "maritime": "sea"}
 _INCOTERM = re.compile(r"\b(EXW|FCA|FAS|FOB|CFR|CIF|CPT|CIP|DAP|DPU|DDP|DAT)\b")
 _PROCEDURE = re.compile(r"\bprocedure(?: code)?\s+(\d{4})\b|\bunder (\d{4})\b")
-_AEO_SPLIT = re.compile(r"\baeo\b.*\b(?:vs\.?|versus|compared|and|or|against)\b.*"
-                        r"\b(?:non[- ]?aeo|non[- ]certified|uncertified|without|other|others|"
-                        r"rest|not)\b|\bby aeo\b|\baeo status\b")
+_AEO_SPLIT = re.compile(r"\b(?:aeo|certified)\b.*\b(?:vs\.?|versus|compared|and|or|against|than)"
+                        r"\b.*\b(?:non[- ]?aeo|non[- ]certified|uncertified|without|other|others|"
+                        r"rest|not)\b|\bby aeo\b|\baeo status\b|\baeo\s*/\s*(?:not|non)\b|"
+                        r"\baeo certificate types?\b|\bper aeo\b")
+# Two groups only (AEO or not), unless the question asks for the status or certificate type.
+_AEO_BY_STATUS = re.compile(r"\baeo status(?:es)?\b|\bcertificate types?\b|\bper aeo\b|"
+                            r"\bby aeo (?:status|type|certificate)\b")
+_CURRENCY = re.compile(r"\b(?P<a>usd|eur|gbp|jpy|cny|krw)[- ]invoiced\b|\binvoiced in "
+                       r"(?P<b>usd|eur|us dollars|dollars|euros)\b|\b(?P<c>usd|eur) invoices?\b")
+_CURRENCY_CODE = {"us dollars": "USD", "dollars": "USD", "euros": "EUR"}
 _NON_AEO = re.compile(r"\bnon[- ]?aeo\b|\bwithout (?:an? )?aeo\b|\bnot aeo\b|\buncertified\b")
 _AEO = re.compile(r"\baeo\b|\bauthori[sz]ed economic operators?\b|\btrusted traders?\b")
 _RELATED = re.compile(r"\brelated[- ]part(?:y|ies)\b|\baffiliated (?:sellers|suppliers)\b|"
-                      r"\bintra[- ]group\b")
+                      r"\bintra[- ]group\b|\bbuyer and seller are related\b|\bare related\b")
 _UNRELATED = re.compile(r"\bunrelated\b|\bnon[- ]related\b|\barm'?s[- ]length\b")
 _EXPORT_WORDS = re.compile(r"\bexport(?:s|ed|ers?|ing)?\b")
 _IMPORT_WORDS = re.compile(r"\bimport(?:s|ed|ers?|ing)?\b")
 _BOTH = re.compile(r"\bimports? and exports?\b|\bexports? and imports?\b|\bboth flows\b|"
                    r"\ball trade\b|\btotal trade\b|\btwo[- ]way\b")
-_DISPATCH = re.compile(r"\b(?:shipped|dispatched|sent|consigned)\s+from\b|\bdispatch(?:ed)?\b")
+_DISPATCH = re.compile(r"\b(?:shipped|dispatched|sent|consigned)\s+(?:to us\s+)?from\b|"
+                       r"\bdispatch(?:ed)?\b")
 _LARGEST_DECL = re.compile(r"\b(?:largest|biggest|most valuable|highest[- ]value|priciest|"
                            r"smallest|cheapest|lowest[- ]value)\s+(?:single\s+)?(?:import\s+)?"
                            r"(?:declarations?|entr(?:y|ies)|shipments?|consignments?)\b")
@@ -272,6 +332,14 @@ brought get got see know need want could would should can may might will shall u
 you i my mine ours summary summarise summarize overview picture figures figure stats statistics
 opened conducted carried performed run done started closed had have has saw see seen recorded
 handled received
+supplied supply supplies sold sell selling lodged lodge lodging cleared clear
+clearing shipped ship sent send went go goes going reach reached bringing based registered
+entered account accounts carry carried relative exceeded exceeding exceeds bill names name
+separately collection collected certified operators ones checked inspection inspected stopped
+check often slice big terms digit present gone lost none nothing following kind type
+outcomes record weakest strongest busy least fewest please add adds up them its their
+originating workload declaring cheaper dearer expensive everyone else rest peers competitors
+others cost costs one two three four five six seven eight nine ten twelve fifteen twenty
 """
 _GENERIC = frozenset(_GENERIC_TEXT.split())
 
@@ -316,7 +384,7 @@ class Planner:
 
     def share_part(self, filters: list[Filter]) -> Filter | None:
         """The filter whose share of the whole a share question asks for."""
-        return self._share_part(filters, "")
+        return self._share_part(filters, "", owner=True)
 
     # -- the rules ------------------------------------------------------------------------------
 
@@ -330,11 +398,29 @@ class Planner:
         flow = self._flow(q, slots, measures)
         related = self._related(q, measures, explained)
         shape = "total"
-        n: int | None = slots.top_n if slots.top_n else None
+        n: int | None = slots.top_n if slots.top_n else self._count_n(masked)
+        explicit_n = n is not None
         dims = self._dimensions(masked, explained)
         for d in dims_from_filters:
             if d not in dims:
                 dims.insert(0, d)
+        if any(m in ("red_share", "yellow_share", "checked_share") for m in measures):
+            filters = [f for f in filters if f.dimension != "channel"]
+        if "flow" in dims:
+            flow = "both"
+        elif flow == "both" and dims and re.search(
+                r"\bimports? and exports?\b|\bimport and export\b", masked):
+            dims.append("flow")
+        if currency_us(filters):
+            filters = [f for f in filters if not (f.dimension == "origin" and f.values == ["US"])]
+        if any(d in ("month", "quarter", "year") for d in dims) and len(dims) == 1:
+            several = next((f for f in filters if len(f.values) >= 2 and f.dimension not in
+                            ("aeo_status",)), None)
+            if several is not None:
+                dims.append(several.dimension)
+        if "value_per_kg" in measures and re.search(r"\bunit values?\b", masked) and \
+                any(f.dimension == "hs_subheading" for f in filters):
+            measures = ["value_per_unit" if m == "value_per_kg" else m for m in measures]
         threshold = None
         count_only = bool(_HOW_MANY.search(masked))
         share_of: Filter | None = None
@@ -346,11 +432,19 @@ class Planner:
         compare_to: PeriodSpec | None = None
         latest = facts.latest_date
 
+        impossible = _impossible_request(q, facts.first_date)
+        if impossible is not None:
+            raise PlanError(impossible)
         bad_n = _BAD_N.search(q)
         if bad_n is not None:
             raise PlanError(f"I can list between 1 and 100 rows; "
                             f"{bad_n.group('n').replace(' ', '')} is not possible.")
         peak = _PEAK.search(masked) or _WHICH_PEAK.search(masked)
+        one = _ONE_SUPERLATIVE.search(masked)
+        superlative = _SUPERLATIVE.search(one.group("rest")) if one is not None else None
+        if one is not None and (self._dim_of(one.group("dim")) is None or re.search(
+                r"\bof\s+(?:the\s+)?$", masked[:one.start("dim")])):
+            one = None  # "regions of the country" names no country
         largest_decl = _LARGEST_DECL.search(masked)
         thr = _THRESHOLD.search(q)
         if thr is not None and thr.group("num") and _is_year(thr.group("num"), thr.group("scale")):
@@ -366,8 +460,9 @@ class Planner:
                 or ["customs_value"]
             if period is None:
                 period = _spec(self._year(latest.year))
-        elif _NOT_IN.search(masked) and (len(periods) >= 2 or "stopped" in masked
-                                          or "no longer" in masked):
+        elif _NOT_IN.search(masked) and (len(periods) >= 2 or re.search(
+                r"\bstopped\b(?! for)|\bno longer\b|\bdropped out\b|\bnone\b|\bgone\b|\blost\b",
+                masked)):
             shape = "set_difference"
             dims = [d for d in dims if d not in ("year", "month", "quarter")] or \
                 [self._entity_dim(masked)]
@@ -375,6 +470,10 @@ class Planner:
                 or ["customs_value"]
             if len(periods) >= 2:
                 active, absent = self._active_absent(q, periods)
+            elif periods and re.search(r"\b(?:the )?(?:following|next) year\b|\bthe year after\b",
+                                       masked):
+                active = periods[0]
+                absent = self._year(active.start.year + 1)
             elif periods:
                 absent = periods[-1]
                 active = self._previous(absent, yoy=False)
@@ -409,13 +508,18 @@ class Planner:
             shape = "compare"
             period, compare_to = self._two_periods(q, periods, latest, default_ytd=False)
             dims = [d for d in dims if d not in ("year",)]
-        elif _COMPARE.search(masked) and re.search(r"\b(?:this|so far this) year\b", q):
+        elif _COMPARE.search(masked) and re.search(r"\b(?:this|so far this) year\b", q) and \
+                not dims:
             shape = "compare"
             period, compare_to = self._two_periods(q, periods, latest, default_ytd=True)
         elif _SHARE.search(masked) and not any(m in ("red_share", "yellow_share",
                                                       "related_party_share") for m in measures):
             shape = "share"
-            share_of = self._share_part(filters, masked)
+            if "market share" in masked:
+                explained.add("market")
+            owner = any(kind == "trader" and re.match(r"\s*['\u2019]s\b", original[e:e + 4])
+                        for _, e, kind in slots.spans)
+            share_of = self._share_part(filters, masked, owner)
             if share_of is not None:
                 filters = [f for f in filters if f is not share_of]
                 dims = [d for d in dims if d != share_of.dimension]
@@ -427,32 +531,48 @@ class Planner:
             dims = ["declaration"]
             n = n or 1
         elif peak is not None and self._dim_of(peak.group("dim")) is not None and (
-                not peak.group("dim").endswith(("s", "ies")) or slots.top_n):
+                not peak.group("dim").endswith(("s", "ies")) or explicit_n):
             dim = self._dim_of(peak.group("dim"))
             assert dim is not None
             shape = "argmin" if peak.group("word") in _MIN_WORDS else "argmax"
             dims = [dim]
-            n = n if slots.top_n else 1
-            if slots.top_n:
+            n = n if explicit_n else 1
+            if explicit_n:
                 shape = "bottom" if shape == "argmin" else "top"
-            if dim in ("month", "quarter", "year") and measures == ["customs_value"] and \
-                    re.search(r"\bbusiest\b|\bquietest\b", masked):
+            if measures == ["customs_value"] and re.search(
+                    r"\bbusiest\b|\bquietest\b|\bbusy\b", masked) and \
+                    not _VALUE_WORDS.search(masked):
                 measures = ["declarations"]
-        elif dims and (slots.top_n or (_TOP.search(masked) and dims[0] not in ("month", "quarter",
-                                                                               "year"))
+        elif one is not None and superlative is not None and not explicit_n and (
+                not dims or dims == [self._dim_of(one.group("dim"))]):
+            dim = self._dim_of(one.group("dim"))
+            assert dim is not None
+            if dim == "origin" and _DISPATCH.search(masked):
+                dim = "dispatch_country"
+            shape = "argmin" if superlative.group("min") else "argmax"
+            dims = [dim]
+            n = 1
+            if measures == ["customs_value"] and re.search(
+                    r"\bbusiest\b|\bquietest\b", masked) and not _VALUE_WORDS.search(masked):
+                measures = ["declarations"]
+        elif dims and (explicit_n or (_TOP.search(masked) and dims[0] not in ("month", "quarter",
+                                                                             "year"))
                        or _BOTTOM.search(masked)):
             shape = "bottom" if _BOTTOM.search(masked) and not _TOP.search(masked) else "top"
             n = n or (1 if re.search(r"\bwhich (?!\w+s\b)\w+\b", masked) and not
                       dims[0].endswith("s") else 10)
             if re.search(r"\b(?:the|which)\s+(?:single\s+)?(?:\w+\s+)?(?:trader|importer|"
                          r"company|country|office|chapter|heading|month|year|quarter|sector|"
-                         r"seller|supplier)\b(?!s)", masked) and not slots.top_n:
+                         r"seller|supplier)\b(?!s)", masked) and not explicit_n:
                 n = 1
         elif dims:
             shape = "breakdown"
 
         if shape in ("compare", "change_ranking", "set_difference", "first_seen"):
             pass
+        if any(d in ("audit_outcome", "audit_type") for d in dims) and not any(
+                m in AUDIT_MEASURES for m in measures):
+            measures = ["audits"]
         if any(m in AUDIT_MEASURES for m in measures):
             measures = [m for m in measures if m in AUDIT_MEASURES]
             filters = [f for f in filters if f.dimension in ("trader", "aeo_status", "sector",
@@ -497,8 +617,22 @@ class Planner:
                     chars[k] = " "
         return " ".join("".join(chars).split())
 
+    @staticmethod
+    def _count_n(q: str) -> int | None:
+        """Rows asked for in words the slot extractor leaves ("which 5 importers", ", five")."""
+        for m in _COUNT_N.finditer(q):
+            word = m.group("n") or m.group("tail") or m.group("par")
+            if m.group("n") and re.search(r"\b(?:chapter|heading|subheading|hs|code|procedure|last|"
+                                          r"past|previous|next|recent|first)\s*$", q[:m.start()]):
+                continue
+            n = int(word) if word.isdigit() else _NUMBERS.get(word)
+            if n is not None:
+                return n
+        return None
+
     def _measures(self, q: str, explained: set[str]) -> list[str]:
         found: list[str] = []
+        original = q
         for pattern, measure in _MEASURES:
             m = pattern.search(q)
             if m and measure not in found:
@@ -511,14 +645,21 @@ class Planner:
                 break
         if "value_per_kg" in found or "value_per_unit" in found:
             found = [m for m in found if m not in ("net_mass", "quantity")]
+        if re.search(r"\bgreen\b", original):  # every channel named: counts by channel
+            found = [m for m in found if m not in ("checked_share", "red_share",
+                                                   "yellow_share")]
         if "red_share" in found or "yellow_share" in found:
             found = [m for m in found if m not in ("declarations", "customs_value")] or found
         if "audit_recoveries" in found and "audits" not in found and not re.search(
-                r"\baudit", q):
+                r"\baudit", original):
             found.remove("audit_recoveries")
+        if "audit_recoveries" in found:
+            explained.update({"additional", "duty", "plus", "penalty", "penalties", "extra",
+                              "recover", "recovered", "recoveries"})
         if not found or found == ["customs_value"]:
             usage = re.search(r"\b(?:used?|using) (?:the )?most\b|\bmost (?:used|common|"
-                              r"frequent|popular)\b|\bmost often\b|\bhow often\b", q)
+                              r"frequent|popular)\b|\bmost often\b|\bhow often\b|\bbusy\b|"
+                              r"\bbusiest\b|\bquietest\b|\bworkload\b", original)
             counted = re.search(r"\bdeclarations\b", q) and not re.search(
                 r"\b(?:value|worth|duty|duties|vat|customs value|usd|\$|kg|weight)\b", q)
             found = ["declarations"] if usage or counted else ["customs_value"]
@@ -528,15 +669,45 @@ class Planner:
 
     def _dimensions(self, q: str, explained: set[str]) -> list[str]:
         dims: list[str] = []
-        for pattern in (_BY, _WHICH):
+        for pattern in (_LEAD_DIM, _BY, _WHICH, _AND_DIM, _DIM_SPLIT):
             for m in pattern.finditer(q):
                 dim = self._dim_of(m.group(1))
                 if dim is not None and dim not in dims:
                     if pattern is _WHICH and dim == "declaration" and not re.search(
                             r"\b(?:which|list|show|name)\s+(?:\w+\s+)?declarations?\b", q):
                         continue
+                    if pattern is _AND_DIM and not dims:
+                        continue
+                    if dim in ("month", "quarter", "year") and re.search(
+                            rf"\b(?:last|this|previous|prior|next|same|that|the|past|recent|"
+                            rf"first)\s+(?:{_NUM_WORD}\s+)?$", q[:m.start(1)]):
+                        continue  # "last quarter" is a period, not a grouping
+                    if re.match(r"\s*\d", q[m.end(1):]):
+                        continue  # "heading 8703" is a filter
+                    if dim == "trader" and pattern is not _BY and re.match(
+                            r"\s+(?:based|registered|located|headquartered|from the|in the)\b",
+                            q[m.end(1):]):
+                        continue  # "traders based in Panamá": whose imports, not by whom
                     dims.append(dim)
                     explained.update(_WORD.findall(m.group(0)))
+        if re.match(r"^whose\b", q) and "trader" not in dims:
+            dims.insert(0, "trader")
+        modes = set(re.findall(r"\b(sea|air|road|rail)\b", q))
+        if len(modes) >= 2 and "transport_mode" not in dims:
+            dims.insert(0, "transport_mode")
+            explained.update(modes | {"split"})
+        channels = set(re.findall(r"\b(green|yellow|red)\b", q))
+        if len(channels) >= 3 and "channel" not in dims:
+            dims.insert(0, "channel")
+            explained.update(channels)
+        if re.search(r"\baudits?\b", q):
+            if re.search(r"\bby type\b|\beach (?:kind|type)\b|\bof each (?:kind|type)\b", q) and \
+                    "audit_type" not in dims:
+                dims.insert(0, "audit_type")
+                explained.update({"type", "kind"})
+            if re.search(r"\boutcomes?\b|\bresults\b", q) and "audit_outcome" not in dims:
+                dims.insert(0, "audit_outcome")
+                explained.update({"outcome", "outcomes", "results"})
         if re.search(r"\bmonth[- ]by[- ]month\b|\bmonthly\b|\beach month\b|\bper month\b", q) \
                 and "month" not in dims:
             dims.append("month")
@@ -546,10 +717,11 @@ class Planner:
         if re.search(r"\b(?:yearly|annual(?:ly)?|each year|per year|year by year)\b", q) and \
                 "year" not in dims:
             dims.append("year")
-        if _AEO_SPLIT.search(q) and "aeo_status" not in dims:
-            dims.insert(0, "aeo_status")
+        if _AEO_SPLIT.search(q) and "aeo_status" not in dims and "aeo" not in dims:
+            dims.insert(0, "aeo_status" if _AEO_BY_STATUS.search(q) else "aeo")
             explained.update({"aeo", "non", "certified", "uncertified", "without", "other",
-                              "others", "rest", "status"})
+                              "others", "rest", "status", "certificate", "type", "including",
+                              "operators", "ones", "firms"})
         if re.search(r"\bimports? (?:and|vs\.?|versus) exports?\b", q) and "flow" not in dims and \
                 re.search(r"\b(?:split|compare|vs|versus|each|by)\b", q):
             dims.append("flow")
@@ -580,6 +752,9 @@ class Planner:
                                   labels=[slots.trader.name]))
         if slots.countries:
             dim = "dispatch_country" if _DISPATCH.search(q) else "origin"
+            if dim == "dispatch_country":
+                explained.update({"dispatch", "dispatched", "shipped", "sent", "consigned",
+                                  "country"})
             filters.append(Filter(dimension=dim, values=[c.code for c in slots.countries],  # type: ignore[arg-type]
                                   labels=[c.name for c in slots.countries]))
         if slots.hs is not None:
@@ -594,11 +769,12 @@ class Planner:
         if slots.office is not None:
             filters.append(Filter(dimension="office", values=[slots.office]))
         if slots.channel is not None and not re.search(
-                r"\b(?:share|percentage|proportion|rate|ratio|how often|%)\b", q):
+                r"\b(?:share|percentage|proportion|rate|ratio|how often|%)\b", q) and \
+                len(set(re.findall(r"\b(green|yellow|red)\b", q))) < 2:
             filters.append(Filter(dimension="channel", values=[slots.channel]))
         values = self.values()
         transport = _TRANSPORT.search(q)
-        if transport is not None:
+        if transport is not None and len(set(re.findall(r"\b(sea|air|road|rail)\b", q))) < 2:
             word = next(g for g in transport.groups() if g)
             mode = _TRANSPORT_WORD.get(word, word)
             if mode in values.get("transport_mode", []):
@@ -609,21 +785,44 @@ class Planner:
                 not re.search(r"\bby incoterms?\b", q):
             filters.append(Filter(dimension="incoterm", values=sorted(set(incoterms))))
             explained.update(t.lower() for t in incoterms)
+            explained.update({"terms", "term", "incoterm", "incoterms"})
         procedure = _PROCEDURE.search(q)
         if procedure is not None:
             code = procedure.group(1) or procedure.group(2)
             if code in values.get("procedure", []):
                 filters.append(Filter(dimension="procedure", values=[code]))
-                explained.add(code)
+                explained.update({code, "procedure", "code", "entered", "declared"})
+        currency = _CURRENCY.search(q)
+        if currency is not None:
+            word = next(g for g in currency.groups() if g)
+            filters.append(Filter(dimension="currency",
+                                  values=[_CURRENCY_CODE.get(word, word.upper())]))
+            explained.update(_WORD.findall(currency.group(0)))
         free = fold_plain(self._without_slot_text(q, slots)) if slots.spans else fold_plain(q)
+        whole = fold_plain(q)
         for dim in ("sector", "region"):
-            if dim == "region" and not re.search(r"\bregions?\b|\bprovinces?\b", q):
-                continue  # place names are countries or offices unless called a region
             for value in values.get(dim, []):
                 folded = fold_plain(value)
-                if len(folded) >= 4 and re.search(rf"\b{re.escape(folded)}\b", free):
+                if len(folded) < 4:
+                    continue
+                if dim == "region" and not re.search(
+                        rf"\b(?:based|registered|located|headquartered|established) in "
+                        rf"{re.escape(folded)}\b|\b{re.escape(folded)} (?:region|province)\b|"
+                        rf"\b(?:region|province) (?:of )?{re.escape(folded)}\b", whole):
+                    continue  # place names are countries or offices unless called a region
+                if dim == "sector" and not re.search(rf"\b{re.escape(folded)}\b", free) and \
+                        re.search(rf"\b{re.escape(folded)}\b", whole):
+                    # the sector's name was read as a trader ("Fuels and energy companies")
+                    filters = [f for f in filters if f.dimension != "trader"]
+                    free = whole
+                if re.search(rf"\b{re.escape(folded)}\b", free if dim == "sector" else whole):
                     filters.append(Filter(dimension=dim, values=[value]))  # type: ignore[arg-type]
                     explained.update(folded.split())
+                    explained.update({"based", "registered", "located", "region", "sector"})
+                    if dim == "region":  # the place is the traders', not the goods' origin
+                        filters = [f for f in filters if not (
+                            f.dimension == "origin" and slots.countries and
+                            fold_plain(slots.countries[0].name) == folded)]
                     break
         if not _AEO_SPLIT.search(q):
             aeo = values.get("aeo_status", [])
@@ -711,8 +910,16 @@ class Planner:
             measure = "customs_value"
         return Threshold(measure=measure, op=op, value=value), [subject], measure  # type: ignore[arg-type]
 
-    def _share_part(self, filters: list[Filter], q: str) -> Filter | None:
-        """The filter whose share is asked ("what share of imports comes from China")."""
+    def _share_part(self, filters: list[Filter], q: str, owner: bool = False) -> Filter | None:
+        """The filter whose share is asked ("what share of imports comes from China"); a
+        trader is the part when the question asks for its share of the rest ("X's market share
+        in 8703", "what share of 8703 does X account for"), not when it owns the imports
+        ("what share of X's imports came from China")."""
+        trader = next((f for f in filters if f.dimension == "trader"), None)
+        if trader is not None and len(filters) > 1 and (
+                re.search(r"\bmarket share\b|\baccount(?:s|ed)? for\b|\bhow much of all\b", q)
+                or not owner):
+            return trader
         preferred = ("origin", "dispatch_country", "transport_mode", "office", "hs_chapter",
                      "hs_heading", "hs_subheading", "incoterm", "aeo_status", "sector", "region",
                      "trader", "channel", "procedure")
@@ -793,6 +1000,56 @@ _LISTING = re.compile(
     r"(?:the\s+)?(?:\w+\s+){0,3}(?:declarations|audits)\b(?!\s+(?:by|per|above|over|with))")
 _CODED_FILTERS = frozenset({"transport_mode", "incoterm", "procedure", "sector", "region",
                             "aeo_status"})
+
+
+_MONTH_NAMES = ("january", "february", "march", "april", "may", "june", "july", "august",
+                "september", "october", "november", "december")
+_MONTH_RE = "|".join(_MONTH_NAMES)
+
+
+def _impossible_request(q: str, first: date) -> str | None:
+    """A clear sentence for a date, position or count that cannot exist (13th month, Q5,
+    30 February, week 60, a range that ends before it starts, 1850, 'last 0 months')."""
+    m = re.search(r"\b(\d+)(?:st|nd|rd|th) month\b", q)
+    if m and not 1 <= int(m.group(1)) <= 12:
+        return f"There is no {m.group(0)}: months run from 1 to 12."
+    m = re.search(r"\bq([05-9])\b", q)
+    if m:
+        return f"There is no Q{m.group(1)}: quarters run from Q1 to Q4."
+    m = re.search(r"\bweek (\d+)\b", q)
+    if m and not 1 <= int(m.group(1)) <= 53:
+        return f"There is no week {m.group(1)}: ISO weeks run from 1 to 53."
+    for m in re.finditer(rf"\b(\d{{1,2}}) ({_MONTH_RE}),? ((?:19|20)\d\d)\b|"
+                         rf"\b({_MONTH_RE}) (\d{{1,2}}),? ((?:19|20)\d\d)\b", q):
+        day, month, year = (m.group(1), m.group(2), m.group(3)) if m.group(1) else (
+            m.group(5), m.group(4), m.group(6))
+        try:
+            date(int(year), _MONTH_NAMES.index(month) + 1, int(day))
+        except ValueError:
+            return f"{day} {month.capitalize()} {year} is not a valid date."
+    m = re.search(rf"\bfrom ({_MONTH_RE}) ((?:19|20)\d\d) (?:to|until|till|through) "
+                  rf"({_MONTH_RE}) ((?:19|20)\d\d)\b", q)
+    if m and (int(m.group(4)), _MONTH_NAMES.index(m.group(3))) < (
+            int(m.group(2)), _MONTH_NAMES.index(m.group(1))):
+        return (f"That period ends before it starts ({m.group(3).capitalize()} {m.group(4)} is "
+                f"before {m.group(1).capitalize()} {m.group(2)}); did you mean the reverse?")
+    m = re.search(r"\b(?:last|past|previous) 0 (?:days?|weeks?|months?|quarters?|years?)\b", q)
+    if m:
+        return f"'{m.group(0)}' is an empty period: ask for at least one."
+    if re.search(r"\b0th\b", q):
+        return "There is no 0th: positions start at the first."
+    if re.search(r"\b(?:fewer|less) than (?:0|zero)\b", q):
+        return "A count cannot be negative, so nothing can have fewer than 0."
+    m = re.search(r"\b(?:in|of|during|since|for) (1[0-8]\d\d|19[0-4]\d)\b", q)
+    if m and int(m.group(1)) < first.year:
+        return (f"The data starts on {first.isoformat()}: there is nothing for "
+                f"{m.group(1)}, which is before it.")
+    return None
+
+
+def currency_us(filters: list[Filter]) -> bool:
+    """'invoiced in US dollars' names a currency, not the origin United States."""
+    return any(f.dimension == "currency" and f.values == ["USD"] for f in filters)
 
 
 def _spec(period: Period) -> PeriodSpec:

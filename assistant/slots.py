@@ -573,8 +573,12 @@ class SlotExtractor:
             add(m, self._month(MONTHS[m.group(1)], None), group=1)
         for m in text.finditer(re.compile(rf"\b(?:fy\s*)?{_Y}\b")):
             before = f[max(0, m.start() - 24):m.start()]
-            if re.search(rf"\b{_HS_CUE}\s*$", before):
-                continue
+            cue_end = re.search(rf"\b{_HS_CUE}\s*$", before)
+            if cue_end is not None:
+                s, _ = text.orig_span(m.start() - len(before) + cue_end.start(), m.start())
+                if not re.search(r"[,;:]", text.original[s:text.orig_span(m.start(),
+                                                                          m.end())[0]]):
+                    continue  # "heading 2025" is a code; "by heading, 2025" a year
             add(m, self._year(int(m.group(1))))
         found.sort(key=lambda t: t[0])
         slots.periods = [p for _, p in found]
@@ -765,6 +769,11 @@ class SlotExtractor:
                 if level == -1 and (re.fullmatch(r"(19|20)\d\d", digits) or (digits[:6] not in hs
                                     and digits[:4] not in hs)):
                     continue
+                s, e = text.orig_span(m.start(), m.end())
+                if level != -1 and re.search(r"[,;:]", text.original[s:e]):
+                    continue  # "by heading, 2025": a list, not a code after its cue
+                if level == 0 and re.search(r"\bprocedure\s*$", text.original[:s].lower()):
+                    continue  # "procedure code 7100" is a customs procedure
                 ref = self._hs_ref(digits, "code")
                 if ref is None:
                     if level >= 0:

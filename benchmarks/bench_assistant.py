@@ -105,6 +105,15 @@ def compare(check: str, ref: list[list[Any]], rows: list[list[Any]]) -> tuple[bo
             if not row_matches(ref_row, rows[k]):
                 return False, f"row {k + 1}: {rows[k]} vs {ref_row}"
         return True, ""
+    if check == "values":
+        cells = [cell for row in rows for cell in row]
+        free = list(range(len(cells)))
+        for value in (v for ref_row in ref for v in ref_row):
+            hit = next((k for k in free if same(cells[k], value)), None)
+            if hit is None:
+                return False, f"{value!r} is not in the table"
+            free.remove(hit)
+        return True, ""
     if check in ("set", "subset"):
         if check == "set" and len(rows) != len(ref):
             return False, f"{len(rows)} rows, expected {len(ref)}"

@@ -22,14 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 Measure = Literal[
     "customs_value", "invoice_value", "duty", "vat", "declarations", "items", "traders",
     "sellers", "origins", "net_mass", "quantity", "value_per_kg", "value_per_unit",
-    "effective_duty_rate", "red_share", "yellow_share", "related_party_share", "audits",
-    "audit_recoveries",
+    "effective_duty_rate", "red_share", "yellow_share", "checked_share", "related_party_share",
+    "audits", "audit_recoveries",
 ]
 Dimension = Literal[
     "trader", "seller", "hs_chapter", "hs_heading", "hs_subheading", "origin",
     "dispatch_country", "office", "transport_mode", "incoterm", "procedure", "channel",
-    "preference", "aeo_status", "sector", "region", "flow", "month", "quarter", "year",
-    "declaration", "audit_outcome", "audit_type",
+    "preference", "aeo_status", "aeo", "sector", "region", "flow", "month", "quarter", "year",
+    "declaration", "audit_outcome", "audit_type", "currency",
 ]
 Shape = Literal[
     "total", "breakdown", "top", "bottom", "change_ranking", "compare", "share", "vs_peers",
@@ -42,13 +42,13 @@ Comparison = Literal["gt", "ge", "lt", "le"]
 AUDIT_MEASURES = frozenset({"audits", "audit_recoveries"})
 #: Dimensions audits can be grouped or filtered by.
 AUDIT_DIMENSIONS = frozenset({
-    "trader", "aeo_status", "sector", "region", "month", "quarter", "year", "audit_outcome",
-    "audit_type",
+    "trader", "aeo_status", "aeo", "sector", "region", "month", "quarter", "year",
+    "audit_outcome", "audit_type",
 })
 #: Measures that are ratios (sum/sum or shares): they are not added up across groups.
 RATIO_MEASURES = frozenset({
     "value_per_kg", "value_per_unit", "effective_duty_rate", "red_share", "yellow_share",
-    "related_party_share",
+    "checked_share", "related_party_share",
 })
 TIME_DIMENSIONS = frozenset({"month", "quarter", "year"})
 MAX_N = 100
@@ -169,6 +169,12 @@ def check_plan(plan: QueryPlan) -> None:
     audit = [m for m in plan.measures if m in AUDIT_MEASURES]
     if audit and len(audit) != len(plan.measures):
         raise PlanError("Audit figures and declaration figures cannot be mixed in one answer.")
+    audit_only = [d for d in plan.dimensions if d in ("audit_outcome", "audit_type")]
+    audit_only += [f.dimension for f in plan.filters if f.dimension in ("audit_outcome",
+                                                                        "audit_type")]
+    if audit_only and not audit:
+        raise PlanError(f"{', '.join(audit_only)} applies to audit figures only (number of "
+                        "audits, audit recoveries).")
     if audit:
         wrong = [d for d in plan.dimensions if d not in AUDIT_DIMENSIONS]
         wrong += [f.dimension for f in plan.filters if f.dimension not in AUDIT_DIMENSIONS]

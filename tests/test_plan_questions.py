@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 @cache
 def bench() -> ModuleType:
     """benchmarks/bench_plan.py as a module (it is a script, not a package)."""
-    spec = importlib.util.spec_from_file_location("bench_plan", REPO / "benchmarks" / "bench_plan.py")
+    spec = importlib.util.spec_from_file_location("bench_plan",
+                                                  REPO / "benchmarks" / "bench_plan.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while being defined

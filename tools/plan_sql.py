@@ -62,6 +62,13 @@ def _channel_share(channel: str) -> Agg:
     return sql
 
 
+def _checked_share(c: str | None) -> str:
+    both = f"({c}) AND " if c else ""
+    return (f"100.0 * count(DISTINCT d.declaration_id) FILTER (WHERE {both}"
+            f"d.control_channel IN ('red', 'yellow')) / nullif(count(DISTINCT d.declaration_id)"
+            f"{_f(c)}, 0)")
+
+
 def _related_share(c: str | None) -> str:
     both = f"({c}) AND " if c else ""
     return (f"100.0 * sum(i.customs_value) FILTER (WHERE {both}i.related_party) / "
@@ -88,11 +95,16 @@ MEASURES: dict[str, MeasureSql] = {
                                       percent=True),
     "red_share": MeasureSql(_channel_share("red"), percent=True),
     "yellow_share": MeasureSql(_channel_share("yellow"), percent=True),
+    "checked_share": MeasureSql(_checked_share, percent=True),
     "related_party_share": MeasureSql(_related_share, percent=True),
     "audits": MeasureSql(lambda c: f"count(*){_f(c)}"),
     "audit_recoveries": MeasureSql(
         _sum("coalesce(a.additional_duty, 0) + coalesce(a.penalty_amount, 0)"), money=True),
 }
+
+# AEO holders against everybody else (no status recorded counts as not AEO).
+_AEO_GROUP = ("CASE WHEN coalesce(t.aeo_status, 'none') = 'none' THEN 'not AEO' "
+              "ELSE 'AEO' END")
 
 # Dimension -> (expression over declarations, expression over audits or None, needs traders).
 DIMENSIONS: dict[str, tuple[str, str | None, bool]] = {
@@ -110,6 +122,7 @@ DIMENSIONS: dict[str, tuple[str, str | None, bool]] = {
     "channel": ("d.control_channel", None, False),
     "preference": ("i.preference_code", None, False),
     "aeo_status": ("t.aeo_status", "t.aeo_status", True),
+    "aeo": (_AEO_GROUP, _AEO_GROUP, True),
     "sector": ("t.sector", "t.sector", True),
     "region": ("t.region", "t.region", True),
     "flow": ("d.flow", None, False),
@@ -120,6 +133,7 @@ DIMENSIONS: dict[str, tuple[str, str | None, bool]] = {
     "declaration": ("d.declaration_id", None, False),
     "audit_outcome": ("NULL", "a.outcome", False),
     "audit_type": ("NULL", "a.audit_type", False),
+    "currency": ("d.currency", None, False),
 }
 
 # Names looked up after grouping: dimension -> SQL giving the name of `{col}`.
@@ -307,6 +321,8 @@ def compile_plan(plan: QueryPlan) -> str:
         for m in measures:
             col = column_of(m)
             a_sql, b_sql = _measure(m, a_cond), _measure(m, b_cond)
+            if m not in RATIO_MEASURES:  # an entity absent from one period counts 0 there
+                a_sql, b_sql = f"coalesce({a_sql}, 0)", f"coalesce({b_sql}, 0)"
             select += [f"{_rounded(a_sql, m)} AS {col}_{a_name}",
                        f"{_rounded(b_sql, m)} AS {col}_{b_name}",
                        f"{_rounded(f'({b_sql}) - ({a_sql})', m)} AS {col}_change"]
