@@ -12,6 +12,13 @@ TAMGA_LOCAL_MODEL=1 for the packaged local model); without one they answer offli
 LLM engines. `--routing` needs no model: it prints how `auto` would route each set (a
 verified intent answers, or the question goes to the LLM when one is configured).
 
+`--plan` runs the compositional question sets instead (benchmarks/bench_plan.py, once per
+set: the development set and the two held-out sets) and prints accuracy per shape and per
+engine; `--plan FILE ...` runs only those files:
+
+    .venv/bin/python benchmarks/bench_assistant.py --plan --engine offline
+    .venv/bin/python benchmarks/bench_assistant.py --plan benchmarks/questions_plan_holdout2.yaml
+
 For every question the reference SQL is run on the same database at evaluation time and its
 rows are compared with the main table of the answer (see the header of the question file for
 the check modes). Latency is measured in one warm process (the first question of the run
@@ -307,6 +314,29 @@ def routing(assistant: Assistant, data: dict[str, Any],
     return out
 
 
+#: The compositional question sets, development set first.
+PLAN_SETS = ("questions_plan.yaml", "questions_plan_holdout.yaml", "questions_plan_holdout2.yaml")
+
+
+def run_plan_sets(args: argparse.Namespace) -> int:
+    """`--plan`: bench_plan.py on each compositional set, with this run's options."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_plan
+
+    files = args.plan or [ROOT / "benchmarks" / name for name in PLAN_SETS]
+    status = 0
+    for path in files:
+        if not args.json:
+            print(f"== {path}", flush=True)
+        argv = ["--questions", str(path), "--engine", *args.engine]
+        argv += ["--db", str(args.db)] if args.db else []
+        argv += ["--index", str(args.index)] if args.index else []
+        argv += ["--limit", str(args.limit)] if args.limit else []
+        argv += [flag for flag, on in (("--verbose", args.verbose), ("--json", args.json)) if on]
+        status = max(status, bench_plan.main(argv))
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -322,7 +352,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true",
                         help="print every miss (every question with --limit)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--plan", type=Path, nargs="*", default=None, metavar="FILE",
+                        help="run the compositional sets (all three, or these files) with "
+                             "benchmarks/bench_plan.py: accuracy per shape and per engine")
     args = parser.parse_args(argv)
+    if args.plan is not None:
+        return run_plan_sets(args)
     settings = get_settings()
     db = (args.db or settings.database).expanduser()
     data = yaml.safe_load(args.questions.read_text(encoding="utf-8"))

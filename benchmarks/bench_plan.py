@@ -4,9 +4,11 @@
     .venv/bin/python benchmarks/bench_plan.py                       # offline engine, default demo
     .venv/bin/python benchmarks/bench_plan.py --db /tmp/demo.duckdb --engine offline auto --verbose
     .venv/bin/python benchmarks/bench_plan.py --json --limit 30
+    .venv/bin/python benchmarks/bench_plan.py --questions benchmarks/questions_plan_holdout2.yaml
     TAMGA_LOCAL_MODEL=1 .venv/bin/python benchmarks/bench_plan.py --engine llm --declined
 
-The set is held out from the query-plan work (see the header of the question file). Every
+Three sets share this format: questions_plan.yaml (development), questions_plan_holdout.yaml
+and questions_plan_holdout2.yaml (held out; see the header of each file). Every
 phrasing is one question; its reference SQL is run on the same database at evaluation time
 and compared with the answer's main table with the matching rules of
 benchmarks/bench_assistant.py (imported from there, not copied). Prints accuracy per shape

@@ -1,6 +1,8 @@
-"""The compositional question set (benchmarks/questions_plan.yaml) is well formed and its
-references run: every shape covered, placeholders defined, every reference SQL accepted by the
-SQL guard and returning rows on the test demo. The assistant is never asked."""
+"""The compositional question sets are well formed and their references run: the development
+set benchmarks/questions_plan.yaml and the held-out sets questions_plan_holdout.yaml and
+questions_plan_holdout2.yaml. Every shape covered, placeholders defined, every reference SQL
+accepted by the SQL guard and returning rows on the test demo, and the three sets together hold
+at least 150 distinct questions. The assistant is never asked."""
 
 from __future__ import annotations
 
@@ -32,10 +34,28 @@ def bench() -> ModuleType:
     return module
 
 
-@pytest.fixture(scope="module")
-def data() -> dict[str, Any]:
-    result: dict[str, Any] = bench().load_set()
+#: Each set, with the least it must hold: phrasings in all, and phrasings of every shape.
+SETS = {
+    "questions_plan.yaml": (150, 3),
+    "questions_plan_holdout.yaml": (40, 2),
+    "questions_plan_holdout2.yaml": (100, 3),
+}
+
+
+def load(name: str) -> dict[str, Any]:
+    result: dict[str, Any] = bench().load_set(REPO / "benchmarks" / name)
     return result
+
+
+@pytest.fixture(scope="module", params=sorted(SETS))
+def set_name(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture(scope="module")
+def data(set_name: str) -> dict[str, Any]:
+    return load(set_name)
 
 
 @pytest.fixture(scope="module")
@@ -55,15 +75,16 @@ def names(runner: SqlRunner, data: dict[str, Any]) -> dict[str, SimpleNamespace]
     return out
 
 
-def test_schema_and_coverage(data: dict[str, Any]) -> None:
+def test_schema_and_coverage(data: dict[str, Any], set_name: str) -> None:
     b = bench()
     assert b.problems_in(data) == []
+    least, per_shape = SETS[set_name]
     phrasings = Counter[str]()
     for q in data["questions"]:
         phrasings[q["shape"]] += len(q["phrasings"])
-    assert sum(phrasings.values()) >= 150
-    thin = {s: phrasings[s] for s in b.SHAPES if phrasings[s] < 3}
-    assert thin == {}, f"shapes with fewer than 3 phrasings: {thin}"
+    assert sum(phrasings.values()) >= least
+    thin = {s: phrasings[s] for s in b.SHAPES if phrasings[s] < per_shape}
+    assert thin == {}, f"shapes with fewer than {per_shape} phrasings: {thin}"
     every = [p for q in data["questions"] for p in q["phrasings"]]
     assert len(every) == len(set(every)), "a phrasing appears twice"
 
@@ -101,8 +122,12 @@ def test_every_reference_is_guarded_sql_with_rows(data: dict[str, Any], runner: 
     assert empty == []
 
 
-def test_bad_section(data: dict[str, Any], names: dict[str, SimpleNamespace]) -> None:
+def test_bad_section(data: dict[str, Any], names: dict[str, SimpleNamespace],
+                     set_name: str) -> None:
     bad = bench().bad_items(data, names)
+    if set_name != "questions_plan.yaml":
+        assert bad == [], "impossible requests belong to the development set"
+        return
     assert len(bad) >= 10
     for item in bad:
         assert item.text.strip() and "{" not in item.text
@@ -119,3 +144,33 @@ def test_checks_of_the_benchmark_accept_the_reference_itself(
         rows = runner.run(q["ref"].format(**names)).rows
         ok, why = b.compare(q["check"], rows, rows)
         assert ok, f"{q['id']}: {why}"
+
+
+def _words(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+#: Questions of the first held-out set that ask what a development question asks (same
+#: reference, other words); they are kept so that set's recorded figure stays comparable.
+REPEATED = {"h_breakdown_value_by_incoterm", "h_transport_air_value_year"}
+
+
+def test_the_three_sets_hold_150_distinct_questions() -> None:
+    """Together the sets hold at least 150 distinct questions (the issue's minimum): a question
+    is its reference SQL, so two ids with the same reference count once. No id or phrasing is
+    shared between the sets, and the second held-out set repeats no earlier reference."""
+    sets = {name: load(name) for name in SETS}
+    ids: Counter[str] = Counter()
+    phrasings: Counter[str] = Counter()
+    refs: dict[str, list[str]] = {}
+    for data in sets.values():
+        for q in data["questions"]:
+            ids[q["id"]] += 1
+            refs.setdefault(_words(q["ref"]), []).append(q["id"])
+            phrasings.update(_words(p) for p in q["phrasings"])
+    assert [i for i, n in ids.items() if n > 1] == []
+    assert [p for p, n in phrasings.items() if n > 1] == []
+    shared = {i for same in refs.values() if len(same) > 1 for i in same[1:]}
+    assert shared == REPEATED
+    assert len(refs) >= 150
+    assert len(sets["questions_plan_holdout2.yaml"]["questions"]) >= 40
