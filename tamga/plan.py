@@ -130,6 +130,11 @@ class QueryPlan(BaseModel):
     share_of: Filter | None = None  # share: the part whose share of the whole is asked
     entity: Filter | None = None  # vs_peers: the one compared with the others
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_currency(cls, data: Any) -> Any:
+        return invoice_values_by_currency(data)
+
     @model_validator(mode="after")
     def _consistent(self) -> QueryPlan:
         check_plan(self)
@@ -140,6 +145,37 @@ class QueryPlan(BaseModel):
         data = self.model_dump()
         data.update(changes)
         return QueryPlan.model_validate(data)
+
+
+#: Shapes where invoice values can be kept apart by currency with one more grouping.
+_CURRENCY_GROUPABLE = ("breakdown", "top", "bottom", "argmax", "argmin", "threshold", "compare",
+                       "change_ranking")
+
+
+def invoice_values_by_currency(data: Any) -> Any:
+    """Invoice values are in each invoice's own currency and cannot be added across currencies:
+    a plan measuring them without one currency filter gets currency as a grouping (a total
+    becomes a breakdown by currency), or a PlanError where no grouping can be added."""
+    if not isinstance(data, dict) or "invoice_value" not in (data.get("measures") or []):
+        return data
+
+    def field(item: Any, name: str) -> Any:
+        return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
+
+    dims = list(data.get("dimensions") or [])
+    one_currency = any(field(f, "dimension") == "currency" and field(f, "op") in (None, "eq")
+                       and len(field(f, "values") or []) == 1
+                       for f in data.get("filters") or [])
+    if one_currency or "currency" in dims:
+        return data
+    shape = data.get("shape")
+    if shape == "total":
+        return {**data, "shape": "breakdown", "dimensions": ["currency"]}
+    if shape in _CURRENCY_GROUPABLE and len(dims) < 2:
+        return {**data, "dimensions": [*dims, "currency"]}
+    raise PlanError("Invoice values are in each invoice's own currency and cannot be added "
+                    "across currencies: name one currency (e.g. 'invoiced in EUR') or ask for "
+                    "the customs value.")
 
 
 def check_plan(plan: QueryPlan) -> None:

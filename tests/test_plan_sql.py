@@ -226,6 +226,41 @@ def test_user_text_never_reaches_sql_text(runner: SqlRunner) -> None:
     assert runner.run(sql).rows == [[None]]
 
 
+def test_share_of_a_rate_ranks_the_rate(runner: SqlRunner) -> None:
+    """A rate's groups do not add up to a whole: 'share' by a rate ranks the groups by it."""
+    plan = QueryPlan(shape="share", measures=["red_share"], dimensions=["office"], period=Y24)
+    columns, got = rows(runner, plan)
+    assert "share_pct" not in columns
+    expected = ref(runner, f"SELECT d.customs_office, round(100.0 * count(DISTINCT "
+                           f"d.declaration_id) FILTER (WHERE d.control_channel = 'red') / "
+                           f"count(DISTINCT d.declaration_id), 2) AS r {IMPORTS} AND "
+                           f"{between(Y24)} GROUP BY 1 ORDER BY r DESC")
+    assert dict((row[0], row[-1]) for row in got) == pytest.approx(
+        {row[0]: row[1] for row in expected}, abs=0.01)
+    rates = [row[-1] for row in got]
+    assert rates == sorted(rates, reverse=True)
+
+
+def test_invoice_values_are_never_added_across_currencies(runner: SqlRunner) -> None:
+    total = QueryPlan(shape="total", measures=["invoice_value"], period=Y24)
+    assert (total.shape, total.dimensions) == ("breakdown", ["currency"])
+    columns, got = rows(runner, total)
+    value = columns.index("invoice_value")
+    expected = ref(runner, f"SELECT d.currency, round(sum(i.invoice_value), 2) {IMPORTS} AND "
+                           f"{between(Y24)} GROUP BY 1")
+    assert sorted((r[0], r[value]) for r in got) == sorted((r[0], r[1]) for r in expected)
+    assert len(got) > 1  # the test demo invoices in several currencies
+
+    one = QueryPlan(shape="total", measures=["invoice_value"], period=Y24,
+                    filters=[Filter(dimension="currency", values=["EUR"])])
+    assert (one.shape, one.dimensions) == ("total", [])
+    top = QueryPlan(shape="top", measures=["invoice_value"], dimensions=["trader"], period=Y24)
+    assert top.dimensions == ["trader", "currency"]
+    with pytest.raises(ValidationError, match="cannot be added across currencies"):
+        QueryPlan(shape="vs_peers", measures=["invoice_value"], period=Y24,
+                  entity=Filter(dimension="trader", values=["T000001"]))
+
+
 @pytest.mark.parametrize(("changes", "message"), [
     ({"shape": "top", "dimensions": ["trader"], "n": -3}, "between 1 and"),
     ({"shape": "top", "dimensions": ["trader"], "n": 0}, "between 1 and"),

@@ -355,6 +355,10 @@ def compile_plan(plan: QueryPlan) -> str:
             order = ", ".join(column_of(d) for d in dims) if all(
                 d in TIME_DIMENSIONS for d in dims) else "share_pct DESC NULLS LAST"
             return _grouped(plan, source, select, dims, [], order, plan.n or BREAKDOWN_ROWS)
+        if m not in ADDITIVE:  # a rate's groups do not add up: no share, rank by the rate
+            select = [f"{_rounded(_measure(m), m)} AS {column_of(m)}"]
+            return _grouped(plan, source, select, list(plan.dimensions), [],
+                            _order_by_measure(plan, column_of(m)), plan.n or BREAKDOWN_ROWS)
         select = [f"{_rounded(_measure(m), m)} AS {column_of(m)}",
                   f"round(100.0 * {_measure(m)} / nullif(sum({_measure(m)}) OVER (), 0), 1)"
                   " AS share_pct"]
