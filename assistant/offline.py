@@ -63,6 +63,21 @@ SEARCH_K = 4
 # Below this intent score, a question with a shape no intent has (growth ranking, share,
 # peers, new traders, set difference, threshold, coded filters) is answered from its plan.
 SPECIFIC_OVERRIDE = 0.75
+# Filter values an intent's own SQL rules out: the AEO intents list certified traders only, so
+# a plan asking for the uncertified ones ("importers without AEO status") is not theirs.
+_INTENT_EXCLUDES: dict[str, tuple[str, str]] = {
+    "aeo_traders": ("aeo_status", "none"),
+    "aeo_summary": ("aeo_status", "none"),
+}
+
+
+def _excluded_by_intent(intent_id: str, query: QueryPlan) -> bool:
+    """True when the plan filters on a value the intent's SQL excludes."""
+    excluded = _INTENT_EXCLUDES.get(intent_id)
+    return excluded is not None and any(
+        f.dimension == excluded[0] and excluded[1] in f.values for f in query.filters)
+
+
 def intent_covers(intent_id: str, query: QueryPlan) -> bool:
     """True when the verified intent answers what the query plan asks (then the intent,
     with its richer answer, is kept): same shape, groupings, measures and kinds of filter."""
@@ -70,7 +85,7 @@ def intent_covers(intent_id: str, query: QueryPlan) -> bool:
     if found is None:
         return False
     shapes, dims, measures, filters = found
-    if query.count_only:
+    if query.count_only or _excluded_by_intent(intent_id, query):
         return False  # the intents list; a count is a plan's
     if query.shape == "first_seen" and query.n is not None:
         return False  # "the five biggest newcomers": the intent lists them, a plan ranks
@@ -87,7 +102,8 @@ def asks_more(intent_id: str, query: QueryPlan) -> bool:
     if found is None:
         return False
     shapes, dims, measures, filters = found
-    return (not set(query.measures) <= measures or not set(query.dimensions) <= dims
+    return (_excluded_by_intent(intent_id, query) or not set(query.measures) <= measures
+            or not set(query.dimensions) <= dims
             or not {f.dimension for f in query.filters} <= filters
             or (query.shape not in shapes and query.shape != "total")
             or query.related_party is not None or query.flow == "both")

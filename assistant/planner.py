@@ -291,7 +291,19 @@ _AEO_BY_STATUS = re.compile(r"\baeo status(?:es)?\b|\bcertificate types?\b|\bper
 _CURRENCY = re.compile(r"\b(?P<a>usd|eur|gbp|jpy|cny|krw)[- ]invoiced\b|\binvoiced in "
                        r"(?P<b>usd|eur|us dollars|dollars|euros)\b|\b(?P<c>usd|eur) invoices?\b")
 _CURRENCY_CODE = {"us dollars": "USD", "dollars": "USD", "euros": "EUR"}
-_NON_AEO = re.compile(r"\bnon[- ]?aeo\b|\bwithout (?:an? )?aeo\b|\bnot aeo\b|\buncertified\b")
+_NON_AEO = re.compile(r"\bnon[- ]?aeo\b|\b(?:without|lacking|no) (?:an? )?aeo\b|\bnot aeo\b|"
+                      r"\buncertified\b")
+# "without AEO status" is a filter (the uncertified ones), not a split by status, unless the
+# question also sets them against the others.
+_ONLY_NON_AEO = re.compile(r"\b(?:without|lacking|no) (?:an? )?aeo\b")
+_AGAINST = re.compile(r"\b(?:vs\.?|versus|compared|against)\b")
+
+
+def _aeo_split(q: str) -> bool:
+    """Whether the question splits figures by AEO (status), rather than filtering on it."""
+    if _ONLY_NON_AEO.search(q) and not _AGAINST.search(q):
+        return False
+    return bool(_AEO_SPLIT.search(q))
 _AEO = re.compile(r"\baeo\b|\bauthori[sz]ed economic operators?\b|\btrusted traders?\b")
 _RELATED = re.compile(r"\brelated[- ]part(?:y|ies)\b|\baffiliated (?:sellers|suppliers)\b|"
                       r"\bintra[- ]group\b|\bbuyer and seller are related\b|\bare related\b")
@@ -717,7 +729,7 @@ class Planner:
         if re.search(r"\b(?:yearly|annual(?:ly)?|each year|per year|year by year)\b", q) and \
                 "year" not in dims:
             dims.append("year")
-        if _AEO_SPLIT.search(q) and "aeo_status" not in dims and "aeo" not in dims:
+        if _aeo_split(q) and "aeo_status" not in dims and "aeo" not in dims:
             dims.insert(0, "aeo_status" if _AEO_BY_STATUS.search(q) else "aeo")
             explained.update({"aeo", "non", "certified", "uncertified", "without", "other",
                               "others", "rest", "status", "certificate", "type", "including",
@@ -824,12 +836,13 @@ class Planner:
                             f.dimension == "origin" and slots.countries and
                             fold_plain(slots.countries[0].name) == folded)]
                     break
-        if not _AEO_SPLIT.search(q):
+        if not _aeo_split(q):
             aeo = values.get("aeo_status", [])
             if _NON_AEO.search(q) and "none" in aeo:
                 filters.append(Filter(dimension="aeo_status", values=["none"],
                                       labels=["none (not AEO)"]))
-                explained.update({"non", "aeo", "uncertified", "without"})
+                explained.update({"non", "aeo", "uncertified", "without", "lacking", "status",
+                                  "certificate", "certification", "an", "no"})
             elif _AEO.search(q):
                 certified = [a for a in aeo if a != "none"]
                 if certified:

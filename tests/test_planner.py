@@ -113,6 +113,19 @@ def test_set_difference_and_new_traders(engine: OfflineEngine) -> None:
     assert set(column(answer, "trader")) == expected
 
 
+def test_without_aeo_lists_the_uncertified(engine: OfflineEngine) -> None:
+    """The negation is kept: 'without AEO status' lists uncertified traders, not AEO holders."""
+    answer = engine.answer("The five largest importers without AEO status in 2024")
+    assert answer.intent == "plan:top", (answer.intent, answer.text)
+    expected = ref(engine, "SELECT d.trader_id FROM declarations d JOIN declaration_items i ON "
+                           "i.declaration_id = d.declaration_id JOIN traders t ON t.trader_id = "
+                           "d.trader_id WHERE d.flow = 'import' AND t.aeo_status = 'none' AND "
+                           "year(d.declaration_date) = 2024 GROUP BY 1 ORDER BY "
+                           "sum(i.customs_value) DESC LIMIT 5")
+    assert column(answer, "trader") == [r[0] for r in expected]
+    assert engine.answer("Which AEO traders import the most in 2024?").intent == "aeo_traders"
+
+
 @pytest.mark.parametrize(("question", "words"), [
     ("Top 10 importers in 2030", "ends on"),
     ("Top -3 importers in 2024", "between 1 and 100"),
