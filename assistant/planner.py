@@ -52,7 +52,7 @@ _MEASURE_RULES: tuple[tuple[str, str], ...] = (
      r"\bdut(?:y|ies) (?:paid |collected )?(?:as (?:a )?(?:%|percent(?:age)?|share) of (?:the )?"
      r"value|relative to (?:the )?value)\b|\b(?:effective |average )?tariff (?:rates?|burden)\b",
      "effective_duty_rate"),
-    (r"\b(?:red|yellow) ?(?:or|and|plus|\+) ?(?:red|yellow)\b|\binspection rates?\b|"
+    (r"\b(?:red|yellow)[- ]?(?:or|and|plus|\+)[- ]?(?:red|yellow)\b|\binspection rates?\b|"
      r"\b(?:checked|inspected|stopped for (?:a )?checks?)\b", "checked_share"),
     (r"\bred[- ]channel (?:share|rate|ratio|percentage|proportion)\b|"
      r"\b(?:share|percentage|proportion|rate|fraction|%) of (?:all )?(?:declarations )?(?:that )?"
@@ -651,8 +651,9 @@ class Planner:
                 if measure == "customs_value" and found:
                     continue
                 found.append(measure)
-                explained.update(_WORD.findall(m.group(0)))
-                q = q[:m.start()] + " " * (m.end() - m.start()) + q[m.end():]
+                for hit in pattern.finditer(q):  # every wording of it ("inspection rate (red +
+                    explained.update(_WORD.findall(hit.group(0)))  # yellow)") is explained
+                    q = q[:hit.start()] + " " * (hit.end() - hit.start()) + q[hit.end():]
             if len(found) >= 2 and measure != "customs_value":
                 break
         if "value_per_kg" in found or "value_per_unit" in found:

@@ -113,6 +113,21 @@ def test_set_difference_and_new_traders(engine: OfflineEngine) -> None:
     assert set(column(answer, "trader")) == expected
 
 
+@pytest.mark.parametrize("question", [
+    "5 offices with the highest red-or-yellow share in 2024",
+    "top five offices by inspection rate (red + yellow) in 2024",
+])
+def test_red_or_yellow_is_the_checked_share(engine: OfflineEngine, question: str) -> None:
+    answer = engine.answer(question)  # a "share" by a rate ranks by the rate, as "top" does
+    assert answer.intent in ("plan:top", "plan:share"), (answer.intent, answer.text)
+    assert answer.plan is not None and answer.plan["measures"] == ["checked_share"]
+    expected = ref(engine, "SELECT d.customs_office, round(100.0 * count(DISTINCT "
+                           "d.declaration_id) FILTER (WHERE d.control_channel IN ('red', "
+                           f"'yellow')) / count(DISTINCT d.declaration_id), 2) {IMPORTS} AND "
+                           "year(d.declaration_date) = 2024 GROUP BY 1 ORDER BY 2 DESC LIMIT 5")
+    assert column(answer, "checked_share") == [r[1] for r in expected]
+
+
 def test_without_aeo_lists_the_uncertified(engine: OfflineEngine) -> None:
     """The negation is kept: 'without AEO status' lists uncertified traders, not AEO holders."""
     answer = engine.answer("The five largest importers without AEO status in 2024")
