@@ -222,14 +222,16 @@ _YOY = re.compile(r"\bsame (?:quarter|month|period|half)\b|\ba year (?:earlier|b
 _UP = re.compile(
     r"\b(?:biggest|largest|highest|greatest|most|top|strongest|fastest|sharpest|steepest)\s+"
     r"(?:\w+\s+){0,3}?(?:increases?|growth|rises?|jumps?|gains?|growers?|climbs?|surges?)\b|"
-    r"\b(?:grew|increased|rose|jumped|climbed|surged|gained|grown)\b(?:\s+\w+){0,4}\s+"
+    r"\b(?:grew|increased|rose|jumped|climbed|surged|gained|grown|grow|increase|rise|jump|"
+    r"climb|surge|gain)\b(?:\s+\w+){0,4}\s+"
     r"(?:the\s+)?(?:most|fastest|strongest|the most)\b|\bgrown the most\b|\bmost growth\b|"
     r"\bfastest[- ]growing\b|\b(?:went|gone|go) up (?:the )?most\b|"
     r"\bby (?:\w+ )?(?:growth|increase)\b")
 _DOWN = re.compile(
     r"\b(?:biggest|largest|greatest|sharpest|steepest|most)\s+(?:\w+\s+){0,3}?"
     r"(?:drops?|declines?|decreases?|falls?|fall-offs?|reductions?|losses?|shrinkage)\b|"
-    r"\b(?:fell|dropped|declined|decreased|shrank|shrunk|fallen|slumped)\b(?:\s+\w+){0,4}\s+"
+    r"\b(?:fell|dropped|declined|decreased|shrank|shrunk|fallen|slumped|fall|drop|decline|"
+    r"decrease|shrink|slump)\b(?:\s+\w+){0,4}\s+"
     r"(?:the\s+)?(?:most|fastest|the most)\b|\bfastest[- ]shrinking\b|\bmost decline\b|"
     r"\b(?:went|gone|go) down (?:the )?most\b|\bby (?:\w+ )?(?:drop|decline|decrease)\b")
 _SHARE = re.compile(

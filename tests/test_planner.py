@@ -113,6 +113,18 @@ def test_set_difference_and_new_traders(engine: OfflineEngine) -> None:
     assert set(column(answer, "trader")) == expected
 
 
+def test_fall_the_most_ranks_the_largest_drops_first(engine: OfflineEngine) -> None:
+    answer = engine.answer("Which 3 origin countries saw import duty fall the most between "
+                           "2023 and 2024?")
+    assert answer.intent == "plan:change_ranking", (answer.intent, answer.text)
+    expected = ref(engine, "SELECT i.origin_country, coalesce(sum(i.duty_amount) FILTER (WHERE "
+                           "year(d.declaration_date) = 2024), 0) - coalesce(sum(i.duty_amount) "
+                           "FILTER (WHERE year(d.declaration_date) = 2023), 0) AS c "
+                           f"{IMPORTS} GROUP BY 1 ORDER BY c ASC LIMIT 3")
+    assert column(answer, "duty_change") == pytest.approx([r[1] for r in expected], abs=0.01)
+    assert all(change < 0 for change in column(answer, "duty_change"))
+
+
 @pytest.mark.parametrize("question", [
     "5 offices with the highest red-or-yellow share in 2024",
     "top five offices by inspection rate (red + yellow) in 2024",
