@@ -161,7 +161,8 @@ _NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "sev
 _COUNT_N = re.compile(
     rf"\b(?P<n>{_NUM_WORD})\s+(?:[\w-]+\s+){{0,3}}?(?:importers|traders|companies|chapters|"
     r"headings|subheadings|codes|offices|origins|countries|sellers|suppliers|months|sectors|"
-    r"names|payers|newcomers|firms|exporters|regions|products|of them)\b|"
+    r"names|payers|newcomers|firms|exporters|regions|products|of them|incoterms|modes|"
+    r"currencies|procedures|channels|quarters|years|buyers)\b|"
     rf"(?<!\d),\s*(?P<tail>{_NUM_WORD})\s*[?.!]?\s*$|\((?:top\s+)?(?P<par>{_NUM_WORD})\)")
 # A dimension named at the start: "offices with the largest increase", "importers whose ..."
 _LEAD_DIM = re.compile(rf"^(?:the\s+)?({_DIM_ALTERNATION})\s+(?:with|whose|that|which|where|"
@@ -672,12 +673,15 @@ class Planner:
             explained.update({"additional", "duty", "plus", "penalty", "penalties", "extra",
                               "recover", "recovered", "recoveries"})
         if not found or found == ["customs_value"]:
-            usage = re.search(r"\b(?:used?|using) (?:the )?most\b|\bmost (?:used|common|"
+            usage = re.search(r"\b(?:used?|using) (?:the )?(?:most|least)\b|\b(?:most|least) "
+                              r"(?:used|common|"
                               r"frequent|popular)\b|\bmost often\b|\bhow often\b|\bbusy\b|"
                               r"\bbusiest\b|\bquietest\b|\bworkload\b", original)
             counted = re.search(r"\bdeclarations\b", q) and not re.search(
                 r"\b(?:value|worth|duty|duties|vat|customs value|usd|\$|kg|weight)\b", q)
             found = ["declarations"] if usage or counted else ["customs_value"]
+            if usage:
+                explained.update({"used", "use", "using", "most", "least", "common", "often"})
         if len(found) > 1 and found[-1] == "customs_value":
             found.pop()
         return found
@@ -723,6 +727,8 @@ class Planner:
             if re.search(r"\boutcomes?\b|\bresults\b", q) and "audit_outcome" not in dims:
                 dims.insert(0, "audit_outcome")
                 explained.update({"outcome", "outcomes", "results"})
+            if "audit_outcome" in dims:  # "ended in each outcome", "closed with which result"
+                explained.update({"ended", "end", "ending", "closed", "finished", "concluded"})
         if re.search(r"\bmonth[- ]by[- ]month\b|\bmonthly\b|\beach month\b|\bper month\b", q) \
                 and "month" not in dims:
             dims.append("month")

@@ -91,6 +91,12 @@ def test_quarter_against_the_previous_quarter(engine: OfflineEngine) -> None:
      "ON i.declaration_id = d.declaration_id JOIN traders t ON t.trader_id = d.trader_id WHERE "
      "d.flow = 'import' AND year(d.declaration_date) = 2024 GROUP BY t.aeo_status ORDER BY 1 "
      "DESC LIMIT 1"),
+    ("The 3 incoterms used least in 2024", "bottom",
+     f"SELECT count(DISTINCT d.declaration_id) {IMPORTS} AND year(d.declaration_date) = 2024 "
+     "GROUP BY d.incoterm ORDER BY 1 ASC LIMIT 1"),
+    ("How many audits opened in 2024 ended in each outcome?", "breakdown",
+     "SELECT count(*) FROM audits WHERE year(opened_on) = 2024 GROUP BY outcome ORDER BY 1 DESC "
+     "LIMIT 1"),
 ])
 def test_compositional_questions(engine: OfflineEngine, question: str, shape: str,
                                  sql: str) -> None:
