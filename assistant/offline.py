@@ -109,6 +109,14 @@ def asks_more(intent_id: str, query: QueryPlan) -> bool:
             or query.related_party is not None or query.flow == "both")
 
 
+def drops_filter(intent_id: str, query: QueryPlan) -> bool:
+    """True when the plan filters on something the intent cannot filter on (its answer would
+    leave the filter out)."""
+    found = INTENT_COVERS.get(intent_id)
+    return found is not None and (not {f.dimension for f in query.filters} <= found[3]
+                                  or _excluded_by_intent(intent_id, query))
+
+
 _SLOT_FILTERS = frozenset({"trader", "origin", "hs_chapter", "hs_heading", "hs_subheading",
                            "office", "channel"})
 _COUNT = frozenset({"declarations"})
@@ -509,10 +517,13 @@ class OfflineEngine:
         # any other intent (profiles, listings, look-ups) only to a plan with a shape, measure
         # or filter of its own.
         known = plan.intent is not None and plan.intent.id in INTENT_COVERS
+        # The intent would silently drop a filter the plan read ("rail declarations per
+        # office"): the plan answers even with a word it could not place.
+        drops = known and plan.intent is not None and drops_filter(plan.intent.id, query)
         use = (plan.kind == "fallback" and not planned.unexplained) or (
             plan.kind == "intent" and plan.intent is not None
             and ((known and asks_more(plan.intent.id, query)) or planned.specific)
-            and (covers_more or not planned.unexplained)
+            and (covers_more or not planned.unexplained or drops)
             and not intent_covers(plan.intent.id, query))
         if not use:
             return plan

@@ -97,6 +97,9 @@ def test_quarter_against_the_previous_quarter(engine: OfflineEngine) -> None:
     ("How many audits opened in 2024 ended in each outcome?", "breakdown",
      "SELECT count(*) FROM audits WHERE year(opened_on) = 2024 GROUP BY outcome ORDER BY 1 DESC "
      "LIMIT 1"),
+    ("How many rail import declarations did each office handle in 2024?", "breakdown",
+     f"SELECT count(DISTINCT d.declaration_id) {IMPORTS} AND d.transport_mode = 'rail' AND "
+     "year(d.declaration_date) = 2024 GROUP BY d.customs_office ORDER BY 1 DESC LIMIT 1"),
 ])
 def test_compositional_questions(engine: OfflineEngine, question: str, shape: str,
                                  sql: str) -> None:
