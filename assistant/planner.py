@@ -79,7 +79,9 @@ _MEASURE_RULES: tuple[tuple[str, str], ...] = (
      r"penalt(?:y|ies)(?: and additional duty)?|amounts? assessed)\b", "audit_recoveries"),
     (r"\b(?:how many|number of|count of|count the) (?:\w+ ){0,2}audits?\b|\baudits? "
      r"(?:per|by|each|a) \w+|\baudits?\b(?= (?:were |have been |did we )?(?:opened|carried|done|"
-     r"run|conducted|performed|started))|\baudits? count\b", "audits"),
+     r"run|conducted|performed|started))|\baudits? count\b|"
+     r"\b(?:open(?:ed)?|start(?:ed)?|conduct(?:ed)?|run|ran|carr(?:y|ied) out) (?:more|fewer|less) "
+     r"audits\b|\b(?:more|fewer|less) audits\b", "audits"),
     (r"\bvat\b|\bvalue[- ]added tax\b|\bimport vat\b", "vat"),
     (r"\binvoice(?:d)? values?\b|\binvoice amounts?\b|\binvoices\b", "invoice_value"),
     (r"\bdut(?:y|ies)(?: paid| collected| revenue)?\b|\btariffs? (?:paid|collected)\b|"

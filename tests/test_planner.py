@@ -100,6 +100,9 @@ def test_quarter_against_the_previous_quarter(engine: OfflineEngine) -> None:
     ("How many rail import declarations did each office handle in 2024?", "breakdown",
      f"SELECT count(DISTINCT d.declaration_id) {IMPORTS} AND d.transport_mode = 'rail' AND "
      "year(d.declaration_date) = 2024 GROUP BY d.customs_office ORDER BY 1 DESC LIMIT 1"),
+    ("Did we open more audits in 2024 than in 2023?", "compare",
+     "SELECT count(*) FILTER (WHERE year(opened_on) = 2024) - count(*) FILTER (WHERE "
+     "year(opened_on) = 2023) FROM audits"),
 ])
 def test_compositional_questions(engine: OfflineEngine, question: str, shape: str,
                                  sql: str) -> None:
