@@ -78,20 +78,27 @@ def _excluded_by_intent(intent_id: str, query: QueryPlan) -> bool:
         f.dimension == excluded[0] and excluded[1] in f.values for f in query.filters)
 
 
+def drops_filter(intent_id: str, query: QueryPlan) -> bool:
+    """True when the plan filters on something the intent cannot filter on, or on a value its
+    SQL excludes (its answer would leave the filter out)."""
+    found = INTENT_COVERS.get(intent_id)
+    return found is not None and (not {f.dimension for f in query.filters} <= found[3]
+                                  or _excluded_by_intent(intent_id, query))
+
+
 def intent_covers(intent_id: str, query: QueryPlan) -> bool:
     """True when the verified intent answers what the query plan asks (then the intent,
     with its richer answer, is kept): same shape, groupings, measures and kinds of filter."""
     found = INTENT_COVERS.get(intent_id)
-    if found is None:
+    if found is None or drops_filter(intent_id, query):
         return False
-    shapes, dims, measures, filters = found
-    if query.count_only or _excluded_by_intent(intent_id, query):
+    shapes, dims, measures, _ = found
+    if query.count_only:
         return False  # the intents list; a count is a plan's
     if query.shape == "first_seen" and query.n is not None:
         return False  # "the five biggest newcomers": the intent lists them, a plan ranks
     return (query.shape in shapes and set(query.dimensions) <= dims
             and set(query.measures) <= measures
-            and {f.dimension for f in query.filters} <= filters
             and query.related_party is None and query.flow != "both")
 
 
@@ -101,20 +108,11 @@ def asks_more(intent_id: str, query: QueryPlan) -> bool:
     found = INTENT_COVERS.get(intent_id)
     if found is None:
         return False
-    shapes, dims, measures, filters = found
-    return (_excluded_by_intent(intent_id, query) or not set(query.measures) <= measures
+    shapes, dims, measures, _ = found
+    return (drops_filter(intent_id, query) or not set(query.measures) <= measures
             or not set(query.dimensions) <= dims
-            or not {f.dimension for f in query.filters} <= filters
             or (query.shape not in shapes and query.shape != "total")
             or query.related_party is not None or query.flow == "both")
-
-
-def drops_filter(intent_id: str, query: QueryPlan) -> bool:
-    """True when the plan filters on something the intent cannot filter on (its answer would
-    leave the filter out)."""
-    found = INTENT_COVERS.get(intent_id)
-    return found is not None and (not {f.dimension for f in query.filters} <= found[3]
-                                  or _excluded_by_intent(intent_id, query))
 
 
 _SLOT_FILTERS = frozenset({"trader", "origin", "hs_chapter", "hs_heading", "hs_subheading",
@@ -519,7 +517,7 @@ class OfflineEngine:
         known = plan.intent is not None and plan.intent.id in INTENT_COVERS
         # The intent would silently drop a filter the plan read ("rail declarations per
         # office"): the plan answers even with a word it could not place.
-        drops = known and plan.intent is not None and drops_filter(plan.intent.id, query)
+        drops = plan.intent is not None and drops_filter(plan.intent.id, query)
         use = (plan.kind == "fallback" and not planned.unexplained) or (
             plan.kind == "intent" and plan.intent is not None
             and ((known and asks_more(plan.intent.id, query)) or planned.specific)

@@ -11,7 +11,7 @@ from typing import Any
 
 from tamga.formatting import fmt_money, fmt_num
 from tamga.plan import TIME_DIMENSIONS, Filter, QueryPlan
-from tools.plan_sql import ADDITIVE, MEASURES, column_of
+from tools.plan_sql import MEASURES, column_of, share_ranks_by_rate
 
 MEASURE_WORDS = {
     "customs_value": "customs value", "invoice_value": "invoice value", "duty": "duty",
@@ -125,7 +125,7 @@ def understood(plan: QueryPlan) -> str:
         way = "rose the most" if plan.order == "desc" else "fell the most"
         text = (f"the {n or 10} {many} whose {m} {way} from {plan.compare_to.label()} to "
                 f"{plan.period.label()}, {scope}")
-    elif shape == "share" and plan.share_of is None and plan.measures[0] not in ADDITIVE:
+    elif share_ranks_by_rate(plan):
         text = f"the {m} of each {one}, {scope}, highest first (a rate has no share of a total)"
     elif shape == "share":
         part = filter_words(plan.share_of) if plan.share_of is not None else f"each {one}"

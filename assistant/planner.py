@@ -296,19 +296,11 @@ _AEO_BY_STATUS = re.compile(r"\baeo status(?:es)?\b|\bcertificate types?\b|\bper
 _CURRENCY = re.compile(r"\b(?P<a>usd|eur|gbp|jpy|cny|krw)[- ]invoiced\b|\binvoiced in "
                        r"(?P<b>usd|eur|us dollars|dollars|euros)\b|\b(?P<c>usd|eur) invoices?\b")
 _CURRENCY_CODE = {"us dollars": "USD", "dollars": "USD", "euros": "EUR"}
-_NON_AEO = re.compile(r"\bnon[- ]?aeo\b|\b(?:without|lacking|no) (?:an? )?aeo\b|\bnot aeo\b|"
-                      r"\buncertified\b")
 # "without AEO status" is a filter (the uncertified ones), not a split by status, unless the
 # question also sets them against the others.
-_ONLY_NON_AEO = re.compile(r"\b(?:without|lacking|no) (?:an? )?aeo\b")
+_WITHOUT_AEO = re.compile(r"\b(?:without|lacking|no) (?:an? )?aeo\b")
 _AGAINST = re.compile(r"\b(?:vs\.?|versus|compared|against)\b")
-
-
-def _aeo_split(q: str) -> bool:
-    """Whether the question splits figures by AEO (status), rather than filtering on it."""
-    if _ONLY_NON_AEO.search(q) and not _AGAINST.search(q):
-        return False
-    return bool(_AEO_SPLIT.search(q))
+_NON_AEO = re.compile(rf"\bnon[- ]?aeo\b|{_WITHOUT_AEO.pattern}|\bnot aeo\b|\buncertified\b")
 _AEO = re.compile(r"\baeo\b|\bauthori[sz]ed economic operators?\b|\btrusted traders?\b")
 _RELATED = re.compile(r"\brelated[- ]part(?:y|ies)\b|\baffiliated (?:sellers|suppliers)\b|"
                       r"\bintra[- ]group\b|\bbuyer and seller are related\b|\bare related\b")
@@ -369,6 +361,13 @@ class Planned:
     problem: str | None = None
     unexplained: list[str] = field(default_factory=list)
     specific: bool = False  # a shape the verified intents do not have (compare by group, ...)
+
+
+def _aeo_split(q: str) -> bool:
+    """Whether the question splits figures by AEO (status), rather than filtering on it."""
+    if _WITHOUT_AEO.search(q) and not _AGAINST.search(q):
+        return False
+    return bool(_AEO_SPLIT.search(q))
 
 
 class Planner:

@@ -265,6 +265,12 @@ def _period_cond(source: _Source, period: object) -> str:
     return _between(source, period.start, period.end)  # type: ignore[attr-defined]
 
 
+def share_ranks_by_rate(plan: QueryPlan) -> bool:
+    """A share of each group in a rate (red share, duty rate, unit value): the groups of a rate
+    do not add up to a whole, so the plan ranks the groups by the rate itself."""
+    return plan.shape == "share" and plan.share_of is None and plan.measures[0] not in ADDITIVE
+
+
 def compile_plan(plan: QueryPlan) -> str:
     """One read-only SELECT answering `plan` (no parameters: values are written as literals)."""
     source = _source(plan)
@@ -355,7 +361,7 @@ def compile_plan(plan: QueryPlan) -> str:
             order = ", ".join(column_of(d) for d in dims) if all(
                 d in TIME_DIMENSIONS for d in dims) else "share_pct DESC NULLS LAST"
             return _grouped(plan, source, select, dims, [], order, plan.n or BREAKDOWN_ROWS)
-        if m not in ADDITIVE:  # a rate's groups do not add up: no share, rank by the rate
+        if share_ranks_by_rate(plan):
             select = [f"{_rounded(_measure(m), m)} AS {column_of(m)}"]
             return _grouped(plan, source, select, list(plan.dimensions), [],
                             _order_by_measure(plan, column_of(m)), plan.n or BREAKDOWN_ROWS)
