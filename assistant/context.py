@@ -23,6 +23,7 @@ from assistant.prompts import DataCard, read_data_card
 from assistant.slots import DataFacts, SlotExtractor, load_facts
 from tamga.errors import TamgaError
 from tamga.scope import Scope
+from tools.backends import Backend, open_backend
 from tools.indicators import analysis_runner
 from tools.runner import Runner, try_run
 from tools.scoping import ScopedRunner
@@ -180,6 +181,7 @@ class DataContexts:
                  vocabulary: frozenset[str] = frozenset(),
                  timeout_s: float | None = None, row_cap: int | None = None) -> None:
         self.database = Path(database).expanduser()
+        self.settings = settings
         self.regulations = regulations
         self.vocabulary = vocabulary
         self.timeout_s = timeout_s if timeout_s is not None else (
@@ -189,7 +191,17 @@ class DataContexts:
         self._lock = threading.Lock()
         self._runner: SqlRunner | None = None
         self._analysis: SqlRunner | None = None
+        self._shared: Backend | None = None
         self._contexts: dict[str, tuple[float, DataContext]] = {}
+
+    def _backend(self) -> Backend | None:
+        """The one remote backend both runners share (Spark Connect when the settings ask
+        for it); None for DuckDB, where each runner opens its own read-only connection."""
+        if self.settings is None or not self.settings.spark_remote:
+            return None
+        if self._shared is None:
+            self._shared = open_backend(self.settings, self.database)
+        return self._shared
 
     @property
     def runner(self) -> SqlRunner:
@@ -197,7 +209,7 @@ class DataContexts:
         with self._lock:
             if self._runner is None:
                 self._runner = SqlRunner(self.database, timeout_s=self.timeout_s,
-                                         row_cap=self.row_cap)
+                                         row_cap=self.row_cap, backend=self._backend())
             return self._runner
 
     @property
@@ -205,7 +217,7 @@ class DataContexts:
         """The database's unscoped analysis runner (long time limit, large row cap)."""
         with self._lock:
             if self._analysis is None:
-                self._analysis = analysis_runner(self.database)
+                self._analysis = analysis_runner(self.database, backend=self._backend())
             return self._analysis
 
     def _version(self) -> float:
@@ -243,5 +255,7 @@ class DataContexts:
             for runner in (self._runner, self._analysis):
                 if runner is not None:
                     runner.close()
-            self._runner = self._analysis = None
+            if self._shared is not None:
+                self._shared.close()
+            self._runner = self._analysis = self._shared = None
             self._contexts.clear()

@@ -131,6 +131,31 @@ def import_(
     print(summary.describe())
 
 
+export_app = typer.Typer(
+    help="Write the trade data out for other engines.", no_args_is_help=True
+)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("parquet")
+def export_parquet_(
+    to: Annotated[Path, typer.Option("--to", help="Folder to write the Parquet tables to.")],
+    db: DbOption = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Write over an earlier export in that folder.")
+    ] = False,
+) -> None:
+    """Every trade table as Parquet (dated tables partitioned by year/month), for Spark."""
+    from tradedata.parquet_export import export_parquet
+
+    try:
+        summary = export_parquet(_db(db), to, replace=replace, progress=progress)
+    except TamgaError as exc:
+        _fail(str(exc))
+        return
+    print(summary.describe())
+
+
 @app.command()
 def sql(
     query: Annotated[str, typer.Argument(help="One read-only SELECT statement.")],

@@ -49,3 +49,11 @@ class DocumentRefused(TamgaError):
 
 class DeclarationNotFound(TamgaError):
     """No declaration matches (or the one named is not in the user's offices)."""
+
+
+class BackendUnavailable(TamgaError):
+    """The configured query engine cannot be used (package missing, server down, no export)."""
+
+
+class ExportRefused(TamgaError):
+    """An export would overwrite or mix with files it did not write; nothing was written."""

@@ -66,6 +66,19 @@ class Settings(BaseSettings):
     session_hours: float = Field(
         default=8.0, gt=0, description="Lifetime of a login session, in hours."
     )
+    spark_remote: str | None = Field(
+        default=None,
+        description="Spark Connect address (sc://host:port) to run queries on instead of the "
+        "DuckDB file; unset = DuckDB. Needs `pip install '.[spark]'`.",
+    )
+    spark_token: str | None = Field(
+        default=None, description="Token the Spark Connect server expects (sent over gRPC)."
+    )
+    spark_data: str | None = Field(
+        default=None,
+        description="The `tamga export parquet` folder as the Spark server reads it (a path or "
+        "a lake URL such as s3a://bucket/tamga; default: <home>/parquet).",
+    )
 
     def resolved_home(self) -> Path:
         """The data directory with ~ expanded."""
@@ -75,6 +88,10 @@ class Settings(BaseSettings):
     def database(self) -> Path:
         """Path of the DuckDB trade database."""
         return (self.db_path or self.resolved_home() / "trade.duckdb").expanduser()
+
+    def resolved_spark_data(self) -> str:
+        """Where the Spark backend reads the exported Parquet tables from."""
+        return self.spark_data or str(self.resolved_home() / "parquet")
 
     @property
     def index(self) -> Path:

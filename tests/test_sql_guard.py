@@ -327,7 +327,7 @@ def test_connection_refuses_files_even_without_the_guard(
 
 def test_low_level_connection_is_locked_down(world: dict[str, Path], runner: SqlRunner) -> None:
     outside = world["outside"]
-    cursor = runner._connection().cursor()
+    cursor = runner.backend._connection().cursor()  # type: ignore[attr-defined]
     try:
         with pytest.raises(duckdb.PermissionException):
             cursor.execute(f"SELECT * FROM read_csv('{outside}/canary.csv')").fetchall()

@@ -38,6 +38,7 @@ from tools.runner import reporting_currency
 from tools.sql import SqlRunner
 
 if TYPE_CHECKING:
+    from tools.backends import Backend
     from tools.runner import Runner
     from tools.sql import QueryResult
 
@@ -107,9 +108,11 @@ class Flag:
         return asdict(self)
 
 
-def analysis_runner(db_path: Path, timeout_s: float = 300.0) -> SqlRunner:
-    """A guarded read-only runner for analytics: long time limit, large row cap."""
-    return SqlRunner(db_path, timeout_s=timeout_s, row_cap=2_000_000)
+def analysis_runner(db_path: Path, timeout_s: float = 300.0,
+                    backend: Backend | None = None) -> SqlRunner:
+    """A guarded read-only runner for analytics: long time limit, large row cap (on
+    `backend` when given, else its own DuckDB connection to `db_path`)."""
+    return SqlRunner(db_path, timeout_s=timeout_s, row_cap=2_000_000, backend=backend)
 
 
 def _money(x: float, currency: str) -> str:
