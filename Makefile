@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install browser lint bench clean-venv
+.PHONY: run test install browser lint bench clean-venv spark-test
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,3 +43,13 @@ lint: install
 local-llm: install
 	$(BIN)/pip install -e '.[local]'
 	$(BIN)/tamga model install --verify
+
+## Opt-in: the Spark backend against a local Spark Connect server (docs/scale.md). Needs Java
+## 17; pyspark (~500 MB) goes into its own environment because it needs pandas < 3.
+SPARK_VENV := .venv-spark
+spark-test:
+	@command -v java >/dev/null 2>&1 || { echo "spark-test skipped: Spark needs Java 17 (apt-get install openjdk-17-jre-headless)."; exit 0; }
+	test -x $(SPARK_VENV)/bin/python || $(PYTHON) -m venv $(SPARK_VENV)
+	$(SPARK_VENV)/bin/pip install --quiet --upgrade pip
+	$(SPARK_VENV)/bin/pip install --quiet -e '.[dev,spark]'
+	$(SPARK_VENV)/bin/pytest tests/spark tests/test_spark_sql.py tests/test_parquet_export.py -p no:cacheprovider

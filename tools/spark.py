@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import socket
 import threading
 import uuid
@@ -24,7 +25,7 @@ from urllib.parse import urlsplit
 
 from tamga.errors import BackendUnavailable, SqlFailed, SqlRefused, SqlTimeout
 from tools.backends import Params, engine_message, timeout_message
-from tools.spark_sql import to_spark
+from tools.spark_sql import SparkQuery, to_spark
 from tools.sql_guard import TRADE_TABLES
 
 if TYPE_CHECKING:
@@ -97,6 +98,8 @@ class SparkBackend:
                 "TAMGA_SPARK_REMOTE to use the DuckDB file)."
             ) from exc
         self._probe()
+        # the client logs every failed query with its JVM stack; the caller gets the message
+        logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
         try:
             session = SparkSession.builder.remote(self._url()).create()
             for key, value in SESSION_CONF.items():
@@ -154,7 +157,7 @@ class SparkBackend:
 
     # -- queries ------------------------------------------------------------------------------
 
-    def translate(self, statement: str) -> str:
+    def translate(self, statement: str) -> SparkQuery:
         """The Spark SQL for a guarded DuckDB statement (SqlRefused when not exact)."""
         self._connect()
         return to_spark(statement, self._schema)
@@ -162,10 +165,8 @@ class SparkBackend:
     def execute(self, statement: str, params: Params, row_cap: int,
                 timeout_s: float) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Translate, then run on Spark under a tag that a timer interrupts."""
-        spark_sql = self.translate(statement)
+        query = self.translate(statement)
         session = self._connect()
-        if isinstance(params, dict):
-            raise SqlFailed("The Spark backend takes positional (?) query parameters only.")
         tag = f"tamga-{uuid.uuid4().hex}"
         timed_out = threading.Event()
 
@@ -179,9 +180,12 @@ class SparkBackend:
         session.addTag(tag)
         timer.start()
         try:
-            frame = session.sql(spark_sql, args=list(params) if params else None)
-            columns = list(frame.columns)
-            rows = [tuple(row) for row in frame.limit(row_cap + 1).collect()]
+            # $name parameters are :name in Spark SQL; both kinds stay bound, never inlined
+            args = (dict(params) if isinstance(params, dict) else list(params)) if params else None
+            frame = session.sql(query.sql, args=args)
+            keep = len(frame.columns) - query.hidden_columns
+            columns = list(frame.columns)[:keep]
+            rows = [tuple(row)[:keep] for row in frame.limit(row_cap + 1).collect()]
         except SqlRefused:
             raise
         except Exception as exc:

@@ -16,13 +16,14 @@ silently change meaning between the engines. So the translation here
   function not on the allow-list below. A Spark-only function (``reflect``, ``java_method``,
   ``input_file_name``...) therefore never reaches Spark, whatever the guard let through.
 
-    to_spark("SELECT median(customs_value) FROM main.declaration_items", schema)
+    to_spark("SELECT median(customs_value) FROM main.declaration_items", schema).sql
     -> "SELECT PERCENTILE(customs_value, 0.5) FROM declaration_items"
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import sqlglot
 from sqlglot import exp
@@ -31,7 +32,7 @@ from sqlglot.errors import ParseError
 from tamga.errors import SqlFailed, SqlRefused
 from tools.sql_guard import DIALECT
 
-__all__ = ["SPARK_DIALECT", "to_spark"]
+__all__ = ["SPARK_DIALECT", "SparkQuery", "to_spark"]
 
 SPARK_DIALECT = "spark"
 
@@ -52,14 +53,16 @@ _ALLOWED_NODES: tuple[type[exp.Func], ...] = tuple(
         "Year", "Month", "Quarter", "Day", "DayOfYear", "WeekOfYear", "DayOfMonth", "LastDay",
         "DateFromParts", "CurrentDate", "DateTrunc", "TimestampTrunc", "TimeToStr", "Extract",
         "DateDiff", "RowNumber", "Lag", "Lead", "FirstValue", "LastValue", "NthValue",
+        "And", "Or", "Exists", "Case", "GroupConcat", "ArrayContains",
+        # rewritten below into what Spark computes the same way
+        "PercentileCont", "Median", "DayOfWeek", "DayOfWeekIso", "Week",
     )
     if hasattr(exp, name)
 )
 
-#: Functions sqlglot keeps by name (window ranks and the rewrites' own targets).
+#: Functions sqlglot keeps by name (window ranks; date_part is rewritten).
 _ALLOWED_NAMES = frozenset({
-    "rank", "dense_rank", "percent_rank", "cume_dist", "ntile", "percentile", "log10",
-    "dayofweek", "weekofyear", "datediff",
+    "rank", "dense_rank", "percent_rank", "cume_dist", "ntile", "date_part", "datepart",
 })
 
 #: Why a function is refused, for the functions people are likely to try.
@@ -73,9 +76,7 @@ _REFUSED_BECAUSE: dict[type[exp.Expr], str] = {
         ("ApproxDistinct", "approximate counts differ between engines; use count(DISTINCT ...)"),
         ("ApproxQuantile", "approximate quantiles differ between engines; use quantile_cont()"),
         ("TimeToUnix", "epoch() depends on the engine's time zone"),
-        ("GroupConcat", "string_agg() orders its parts differently on each engine"),
         ("ArrayAgg", "lists are not supported on the Spark backend"),
-        ("Array", "lists are not supported on the Spark backend"),
         ("Explode", "lists are not supported on the Spark backend"),
         ("Unnest", "lists are not supported on the Spark backend"),
         ("GenerateSeries", "range()/generate_series() number rows differently on Spark"),
@@ -182,9 +183,39 @@ def _percentile(node: exp.Expr) -> exp.Expr:
         return _anon("PERCENTILE", keys[0].this, fraction)
     assert isinstance(node, exp.PercentileCont)
     fraction = node.expression
+    if isinstance(fraction, exp.Order):  # quantile_cont(x, p ORDER BY x [DESC])
+        keys, fraction = fraction.expressions, fraction.this
+        if len(keys) != 1:
+            raise _refuse("quantile_cont() may be ordered by one column only")
+        if keys[0].args.get("desc"):
+            if not isinstance(fraction, exp.Literal) or fraction.is_string:
+                raise _refuse("a descending percentile needs a literal fraction")
+            fraction = exp.Literal.number(round(1 - float(fraction.this), 12))
+        return _anon("PERCENTILE", keys[0].this, fraction)
     if fraction is None or isinstance(fraction, exp.Array):
         raise _refuse("quantile_cont() needs one fraction (lists are not supported)")
     return _anon("PERCENTILE", node.this, fraction)
+
+
+def _string_agg(node: exp.GroupConcat) -> exp.Expr:
+    """string_agg([DISTINCT] x, sep ORDER BY x [DESC]) -> the sorted (distinct) values joined;
+    Spark's own listagg fails on DISTINCT ... WITHIN GROUP."""
+    order = node.this
+    if not isinstance(order, exp.Order) or len(order.expressions) != 1:
+        raise _refuse("string_agg() without ORDER BY joins its parts in any order; write "
+                      "string_agg(x, ', ' ORDER BY x)")
+    value, key = order.this, order.expressions[0]
+    distinct = isinstance(value, exp.Distinct)
+    if distinct:
+        value = value.expressions[0]
+    if key.this != value:
+        raise _refuse("string_agg() must be ordered by the values it joins on Spark")
+    collected = _anon("COLLECT_SET" if distinct else "COLLECT_LIST", value.copy())
+    ordered: exp.Expr = _anon("ARRAY_SORT", collected)
+    if key.args.get("desc"):
+        ordered = _anon("REVERSE", ordered)
+    separator = node.args.get("separator") or exp.Literal.string(",")
+    return _anon("ARRAY_JOIN", ordered, separator)
 
 
 def _rewrite(node: exp.Expr, date_columns: frozenset[str]) -> exp.Expr:
@@ -223,10 +254,19 @@ def _rewrite(node: exp.Expr, date_columns: frozenset[str]) -> exp.Expr:
         return _anon("LOG10", node.this)
     if isinstance(node, exp.Bracket):
         raise _refuse("lists and list indexing are not supported on the Spark backend")
+    if isinstance(node, exp.GroupConcat):
+        return _string_agg(node)
+    if isinstance(node, exp.CTE) and node.args.get("materialized") is not None:
+        node.set("materialized", None)  # a DuckDB planning hint; Spark has no such keyword
     return node
 
 
 def _check_function(node: exp.Func) -> None:
+    if isinstance(node, exp.Array) and isinstance(node.parent, exp.ArrayContains) \
+            and node.arg_key == "this":
+        return  # list_contains(['a', 'b'], x): membership in a literal list is the same
+    if isinstance(node, exp.Array):
+        raise _refuse("lists are not supported on the Spark backend")
     for refused, reason in _REFUSED_BECAUSE.items():
         if isinstance(node, refused):
             raise _refuse(reason)
@@ -250,7 +290,40 @@ def _in_table_slot(node: exp.Func) -> bool:
         node.arg_key == "this"
 
 
-def to_spark(statement: str, schema: Schema | None = None) -> str:
+@dataclass(frozen=True)
+class SparkQuery:
+    """A translated statement, and how many trailing helper columns to drop from its rows."""
+
+    sql: str
+    hidden_columns: int = 0
+
+
+_HIDDEN = "__tamga_order_"
+
+
+def _order_by_helpers(tree: exp.Expr) -> int:
+    """Spark cannot sort a grouped query that also has a window function by an aggregate it
+    does not select (ORDER BY sum(x) beside sum(sum(x)) OVER ()). Such sort keys of the
+    top-level SELECT become extra columns, selected last and dropped after the query runs."""
+    if not isinstance(tree, exp.Select) or tree.args.get("distinct") \
+            or not tree.args.get("group") or not tree.find(exp.Window):
+        return 0
+    order = tree.args.get("order")
+    if not isinstance(order, exp.Order):
+        return 0
+    hidden = 0
+    for ordered in order.expressions:
+        key = ordered.this
+        if isinstance(key, exp.Literal | exp.Column) or not key.find(exp.AggFunc):
+            continue
+        hidden += 1
+        name = f"{_HIDDEN}{hidden}"
+        tree.append("expressions", exp.alias_(key.copy(), name))
+        ordered.set("this", exp.column(name))
+    return hidden
+
+
+def to_spark(statement: str, schema: Schema | None = None) -> SparkQuery:
     """The Spark SQL that computes what the guarded DuckDB `statement` computes.
 
     `schema` gives column types by table, so that date arithmetic on date columns can be
@@ -270,7 +343,8 @@ def to_spark(statement: str, schema: Schema | None = None) -> str:
         for column, kind in columns.items()
         if kind.lower().startswith("date") and not kind.lower().startswith("datetime")
     )
-    tree = tree.transform(lambda node: _rewrite(node, date_columns), copy=False)
-    for node in tree.find_all(exp.Func):
+    for node in tree.find_all(exp.Func):  # what the user wrote, before any rewrite
         _check_function(node)
-    return tree.sql(dialect=SPARK_DIALECT)
+    tree = tree.transform(lambda node: _rewrite(node, date_columns), copy=False)
+    hidden = _order_by_helpers(tree)
+    return SparkQuery(tree.sql(dialect=SPARK_DIALECT), hidden)

@@ -115,17 +115,23 @@ def export_parquet(db_path: Path, folder: Path, *, replace: bool = False,
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "tables": {},
     }
-    con = duckdb.connect(str(db_path), read_only=True)
+    # A separate in-memory engine that attaches the file read-only: it may write files (the
+    # export) and does not clash with read-only connections this process already holds.
+    con = duckdb.connect(":memory:")
     try:
+        con.execute(f"ATTACH {_quote(db_path)} AS source (READ_ONLY)")
+        con.execute("USE source")
         present = {row[0] for row in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = 'main' AND table_catalog = 'source'"
         ).fetchall()}
         staging.mkdir()
         for table in (t for t in TABLES if t in present):
             count = int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
             columns = con.execute(
                 "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
+                "WHERE table_catalog = 'source' AND table_schema = 'main' AND table_name = ? "
+                "ORDER BY ordinal_position",
                 [table],
             ).fetchall()
             progress(f"Exporting {table} ({count:,} rows)...")
