@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from tamga.errors import DatabaseMissing, ExportRefused
+from tradedata import db
 from tradedata.db import TABLES
 from tradedata.parquet_export import MANIFEST, PARTITION_DATES, export_parquet
 
@@ -45,7 +46,7 @@ def test_every_table_comes_back_identical(demo_db: Path, exported: Path) -> None
 
 
 def test_dated_tables_are_partitioned_by_year_and_month(demo_db: Path, exported: Path) -> None:
-    con = duckdb.connect(str(demo_db), read_only=True)
+    con = db.connect(demo_db, read_only=True)
     try:
         for table, column in PARTITION_DATES.items():
             months = {(y, m) for y, m in con.execute(
@@ -59,11 +60,11 @@ def test_dated_tables_are_partitioned_by_year_and_month(demo_db: Path, exported:
 
 def test_the_manifest_says_what_was_exported(demo_db: Path, exported: Path) -> None:
     manifest = json.loads((exported / MANIFEST).read_text(encoding="utf-8"))
-    con = duckdb.connect(str(demo_db), read_only=True)
+    con = db.connect(demo_db, read_only=True)
     try:
         for table in TABLES:
             entry = manifest["tables"][table]
-            assert entry["rows"] == con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            assert (entry["rows"],) == con.execute(f"SELECT count(*) FROM {table}").fetchone()
             assert entry["partitioned_by"] == (["year", "month"] if table in PARTITION_DATES
                                                else [])
         assert manifest["tables"]["declarations"]["columns"]["declaration_date"] == "DATE"

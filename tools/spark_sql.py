@@ -218,10 +218,20 @@ def _string_agg(node: exp.GroupConcat) -> exp.Expr:
     return _anon("ARRAY_JOIN", ordered, separator)
 
 
+#: Table options that would make Spark read something else than the exported view.
+_TABLE_OPTIONS = ("version", "when", "changes", "hints", "partition", "format", "pattern",
+                  "only", "indexed", "rows_from", "ordinality")
+
+
 def _rewrite(node: exp.Expr, date_columns: frozenset[str]) -> exp.Expr:
     """One node of the DuckDB tree, rewritten to Spark's meaning (or refused)."""
-    if isinstance(node, exp.Table) and node.args.get("db"):
-        node.set("db", None)  # the guard allowed only the main schema
+    if isinstance(node, exp.Table):
+        used = [key for key in _TABLE_OPTIONS if node.args.get(key)]
+        if used:
+            raise _refuse(f"table options ({', '.join(used)}: time travel, hints, partitions) "
+                          "are not supported")
+        if node.args.get("db"):
+            node.set("db", None)  # the guard allowed only the main schema
         return node
     if isinstance(node, exp.WithinGroup | exp.Median):
         return _percentile(node)

@@ -11,7 +11,9 @@ local Spark Connect server, results compared after normalising row order and flo
 
 from __future__ import annotations
 
+import difflib
 import math
+import re
 import time
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -61,6 +63,14 @@ def _reference_queries(demo_db: Path) -> list[tuple[str, str]]:
     finally:
         con.close()
     return [(qid, sql) for sql, qid in seen.items()]
+
+
+_PREPARED_AT = re.compile(r"Prepared \d{4}-\d\d-\d\d \d\d:\d\d UTC")
+
+
+def _stamped(text: str) -> str:
+    """The answer text without the time a briefing was prepared at."""
+    return _PREPARED_AT.sub("Prepared <time>", text)
 
 
 def _norm(value: Any) -> Any:
@@ -172,8 +182,9 @@ def test_the_assistant_answers_the_same_on_both_backends(
                 different[question] = why
                 continue
             answered += 1
-        if want.text != got.text:
-            different[question] = f"text differs:\n{want.text}\n---\n{got.text}"
+        if _stamped(want.text) != _stamped(got.text):
+            diff = difflib.unified_diff(want.text.splitlines(), got.text.splitlines(), lineterm="")
+            different[question] = "text differs:\n" + "\n".join(list(diff)[2:12])
     spark_s.sort()
     with capsys.disabled():
         print(f"\n[spark] assistant: {len(questions)} questions, {answered} with a table, "
