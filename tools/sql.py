@@ -3,8 +3,9 @@
 Two locks on the door: `check_sql` (tools/sql_guard.py) refuses anything but one read-only query
 over the trade tables, and the DuckDB connection itself is read-only, has file and network
 access switched off and its configuration locked, so even a statement that slipped past the
-guard could not read or write a file. Each query runs on its own cursor with a time limit
-(the query is interrupted) and a row cap.
+guard could not read or write a file (tools/backends.py). Each query runs with a time limit
+(the query is interrupted) and a row cap. With TAMGA_SPARK_REMOTE set, the checked statement
+goes to the Spark backend instead (tools/spark.py), which translates it or refuses it.
 
     runner = SqlRunner(Path("trade.duckdb"))
     result = runner.run("SELECT count(*) AS n FROM declarations")
