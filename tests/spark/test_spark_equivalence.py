@@ -6,7 +6,8 @@ local Spark Connect server, results compared after normalising row order and flo
 - the reference SQL of the project's question sets (officers' questions, written by hand:
   benchmarks/questions_offline.yaml and the three query-plan sets);
 - the assistant itself (offline engine: verified intents and query plans) asked the
-  questions of benchmarks/questions_offline.yaml, once on each backend.
+  questions of benchmarks/questions_offline.yaml, once on each backend;
+- every verified intent of the library, run with slots from its own first phrasing.
 """
 
 from __future__ import annotations
@@ -25,8 +26,13 @@ import duckdb
 import pytest
 import yaml
 
+from assistant.context import DataContexts
 from assistant.core import Assistant
+from assistant.intents import load_intents
+from assistant.offline import OfflineEngine, Plan
+from assistant.slots import clean_question
 from tamga.errors import TamgaError
+from tamga.scope import Scope
 from tamga.settings import Settings
 from tools.sql import SqlRunner
 from tradedata import db
@@ -192,3 +198,75 @@ def test_the_assistant_answers_the_same_on_both_backends(
               f" p95 {spark_s[int(len(spark_s) * 0.95)]:.1f} s")
     assert answered >= 60
     assert not different, different
+
+
+def _engine(contexts: DataContexts) -> OfflineEngine:
+    library = load_intents()
+    context = contexts.get(Scope.everything())
+    context.vocabulary = frozenset(library.vocabulary())
+    return OfflineEngine(context, library=library)
+
+
+def test_every_verified_intent_answers_the_same_on_both_backends(
+    demo_db: Path, spark_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each SQL intent of the library, run with slots read from its own first phrasing (as
+    tests/test_offline_engine.py does on DuckDB), on each backend."""
+    duck_contexts = DataContexts(demo_db, Settings(home=spark_settings.home))
+    spark_contexts = DataContexts(demo_db, spark_settings)
+    duck, spark = _engine(duck_contexts), _engine(spark_contexts)
+    con = db.connect(demo_db, read_only=True)
+    try:
+        values = _intent_values(con)
+    finally:
+        con.close()
+    different: dict[str, str] = {}
+    ran = 0
+    for intent in load_intents():
+        if intent.kind == "search":
+            continue
+        question = intent.examples[0].format(**values)
+        answers = []
+        for engine in (duck, spark):
+            slots = engine.extractor.extract(clean_question(question))
+            if "hs" in intent.required and slots.hs is None:
+                slots = engine.extractor.extract(f"HS {values['chapter']}")
+            answers.append(engine.execute(Plan("intent", question, intent=intent, slots=slots)))
+        want, got = answers
+        assert want.sql and "could not run" not in want.text, (intent.id, want.text)
+        ran += 1
+        if want.sql != got.sql:
+            different[intent.id] = f"SQL differs: {got.text[:200]}"
+        elif want.table is not None and got.table is not None and \
+                (why := same_rows(want.table.rows, got.table.rows)):
+            different[intent.id] = why
+        elif _stamped(want.text) != _stamped(got.text):
+            different[intent.id] = f"text differs: {got.text[:200]}"
+    spark_contexts.close()
+    duck_contexts.close()
+    with capsys.disabled():
+        print(f"\n[spark] {ran} verified intents run on both backends: "
+              f"{ran - len(different)} same, {len(different)} different")
+    assert ran >= 40
+    assert not different, different
+
+
+def _intent_values(con: Any) -> dict[str, str]:
+    """Slot values for the intents' example phrasings, read from the data."""
+    trader = con.execute(
+        "SELECT t.name FROM declaration_items i JOIN traders t USING (trader_id) "
+        "WHERE i.flow = 'import' GROUP BY t.trader_id, t.name "
+        "ORDER BY sum(i.customs_value) DESC LIMIT 1").fetchone()[0]
+    latest = con.execute("SELECT max(declaration_date) FROM declarations").fetchone()[0]
+    chapter = con.execute("SELECT hs_chapter FROM declaration_items GROUP BY 1 "
+                          "ORDER BY sum(customs_value) DESC LIMIT 1").fetchone()[0]
+    country = con.execute(
+        "SELECT c.name FROM declaration_items i JOIN countries c ON c.iso2 = i.origin_country "
+        "GROUP BY 1 ORDER BY sum(i.customs_value) DESC LIMIT 1").fetchone()[0]
+    office = con.execute("SELECT customs_office FROM declarations ORDER BY declaration_id "
+                         "LIMIT 1").fetchone()[0]
+    declaration = con.execute("SELECT declaration_id FROM declarations ORDER BY 1 "
+                              "LIMIT 1").fetchone()[0]
+    return {"trader": trader, "period": str(latest.year - 1), "country": country,
+            "hs": f"chapter {chapter}", "goods": f"chapter {chapter}", "office": office,
+            "n": "5", "declaration": declaration, "chapter": chapter}
