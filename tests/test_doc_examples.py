@@ -143,7 +143,8 @@ def test_readme_command_lines_run(home: Path, command: str, tmp_path: Path) -> N
     if words[1] == "users":  # creating a user turns on sign-in: keep the shared home open
         env = {**_env(tmp_path), "TAMGA_DB_PATH": str(home / "trade.duckdb")}
         typed = "a long enough passphrase\na long enough passphrase\n"
-    words = [w.replace("/tmp/kcs.duckdb", str(tmp_path / "kcs.duckdb")) for w in words]
+    words = [w.replace("/tmp/kcs.duckdb", str(tmp_path / "kcs.duckdb"))
+             .replace("/tmp/tamga-export", str(tmp_path / "tamga-export")) for w in words]
     words = [str(home / w[len("~/.tamga/"):]) if w.startswith("~/.tamga/") else w
              for w in words]  # the README's default home is the fixture's home
     words = [str(tmp_path / w) if w.endswith(".pdf") and not Path(w).is_absolute() else w
