@@ -23,9 +23,9 @@ import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from tamga.errors import BackendUnavailable, SqlFailed, SqlRefused, SqlTimeout
+from tamga.errors import BackendUnavailable, SqlFailed, SqlTimeout
 from tools.backends import Params, engine_message, timeout_message
-from tools.spark_sql import SparkQuery, to_spark
+from tools.spark_sql import to_spark
 from tools.sql_guard import TRADE_TABLES
 
 if TYPE_CHECKING:
@@ -157,16 +157,12 @@ class SparkBackend:
 
     # -- queries ------------------------------------------------------------------------------
 
-    def translate(self, statement: str) -> SparkQuery:
-        """The Spark SQL for a guarded DuckDB statement (SqlRefused when not exact)."""
-        self._connect()
-        return to_spark(statement, self._schema)
-
     def execute(self, statement: str, params: Params, row_cap: int,
                 timeout_s: float) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Translate, then run on Spark under a tag that a timer interrupts."""
-        query = self.translate(statement)
+        """Translate (SqlRefused when Spark would answer differently), then run on Spark under
+        a tag that a timer interrupts."""
         session = self._connect()
+        query = to_spark(statement, self._schema)
         tag = f"tamga-{uuid.uuid4().hex}"
         timed_out = threading.Event()
 
@@ -186,8 +182,6 @@ class SparkBackend:
             keep = len(frame.columns) - query.hidden_columns
             columns = list(frame.columns)[:keep]
             rows = [tuple(row)[:keep] for row in frame.limit(row_cap + 1).collect()]
-        except SqlRefused:
-            raise
         except Exception as exc:
             if timed_out.is_set():
                 raise SqlTimeout(timeout_message(timeout_s)) from exc

@@ -30,7 +30,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError
 
 from tamga.errors import SqlFailed, SqlRefused
-from tools.sql_guard import DIALECT
+from tools.sql_guard import DIALECT, in_table_position
 
 __all__ = ["SPARK_DIALECT", "SparkQuery", "to_spark"]
 
@@ -294,12 +294,6 @@ def _check_function(node: exp.Func) -> None:
     )
 
 
-def _in_table_slot(node: exp.Func) -> bool:
-    parent = node.parent
-    return isinstance(parent, exp.Table | exp.From | exp.Join | exp.Lateral) and \
-        node.arg_key == "this"
-
-
 @dataclass(frozen=True)
 class SparkQuery:
     """A translated statement, and how many trailing helper columns to drop from its rows."""
@@ -345,7 +339,7 @@ def to_spark(statement: str, schema: Schema | None = None) -> SparkQuery:
     except ParseError as exc:
         raise SqlFailed(f"Could not read the SQL for Spark: {exc}") from exc
     for node in tree.find_all(exp.Func):
-        if _in_table_slot(node):
+        if in_table_position(node):
             raise _refuse(f"the table function {node.sql_name().lower()}() is not supported")
     date_columns = frozenset(
         column.lower()

@@ -154,13 +154,17 @@ def _function_name(node: exp.Func) -> str:
     return node.sql_name().lower()
 
 
+def in_table_position(node: exp.Func) -> bool:
+    """Whether a function stands where a table does (a table function in FROM / JOIN /
+    LATERAL). Only the table slot ("this") counts: a join condition (ON a = b AND c = d) sits
+    under the same Join node in its "on" slot."""
+    return isinstance(node.parent, _TABLE_POSITION) and node.arg_key == "this"
+
+
 def _check_function(node: exp.Func) -> None:
     name = _function_name(node)
     table_functions, other_functions = _engine_functions()
-    # Only the table slot ("this") of FROM / JOIN / LATERAL holds a table function; a join
-    # condition (ON a = b AND c = d) sits under the same Join node in its "on" slot.
-    in_table_position = isinstance(node.parent, _TABLE_POSITION) and node.arg_key == "this"
-    if in_table_position and name not in ALLOWED_TABLE_FUNCTIONS:
+    if in_table_position(node) and name not in ALLOWED_TABLE_FUNCTIONS:
         raise _refuse(
             f"the table function {name}() is not allowed; read the trade tables instead "
             f"(only {', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))} may appear in FROM)."

@@ -76,8 +76,7 @@ def _check_target(folder: Path, replace: bool) -> None:
         return
     if not folder.is_dir():
         raise ExportRefused(f"{folder} exists and is not a folder.")
-    entries = [p for p in folder.iterdir()]
-    if not entries:
+    if not any(folder.iterdir()):
         return
     if not (folder / MANIFEST).exists():
         raise ExportRefused(

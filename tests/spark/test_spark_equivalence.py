@@ -17,12 +17,9 @@ import math
 import re
 import time
 from collections.abc import Iterator
-from datetime import date, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-import duckdb
 import pytest
 import yaml
 
@@ -34,25 +31,13 @@ from assistant.slots import clean_question
 from tamga.errors import TamgaError
 from tamga.scope import Scope
 from tamga.settings import Settings
+from tests.test_plan_questions import bench
 from tools.sql import SqlRunner
 from tradedata import db
 
 REPO = Path(__file__).resolve().parents[2]
 SETS = ["questions_offline.yaml", "questions_plan.yaml", "questions_plan_holdout.yaml",
         "questions_plan_holdout2.yaml"]
-
-
-def _vars(con: duckdb.DuckDBPyConnection, spec: dict[str, str]) -> dict[str, SimpleNamespace]:
-    out = {}
-    for name, sql in spec.items():
-        cursor = con.execute(sql)
-        columns = [d[0] for d in cursor.description or []]
-        row = cursor.fetchone()
-        assert row is not None, f"var {name} found nothing in the test database"
-        out[name] = SimpleNamespace(**{
-            c: (v.isoformat() if isinstance(v, date | datetime) else v)
-            for c, v in zip(columns, row, strict=True)})
-    return out
 
 
 def _reference_queries(demo_db: Path) -> list[tuple[str, str]]:
@@ -62,7 +47,7 @@ def _reference_queries(demo_db: Path) -> list[tuple[str, str]]:
     try:
         for name in SETS:
             data = yaml.safe_load((REPO / "benchmarks" / name).read_text(encoding="utf-8"))
-            names = _vars(con, data.get("vars", {}))
+            names = bench().load_vars(con, data.get("vars", {}))
             for k, q in enumerate(data["questions"]):
                 sql = q["ref"].format(**names)
                 seen.setdefault(sql, f"{name}:{q.get('id', k)}")
@@ -156,7 +141,7 @@ def _questions(demo_db: Path) -> list[str]:
     data = yaml.safe_load((REPO / "benchmarks" / "questions_offline.yaml").read_text("utf-8"))
     con = db.connect(demo_db, read_only=True)
     try:
-        names = _vars(con, data["vars"])
+        names = bench().load_vars(con, data["vars"])
     finally:
         con.close()
     return [q["q"].format(**names) for q in data["questions"]]
