@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from assistant.lookup_cache import LookupCache
 from assistant.prompts import DataCard, read_data_card
 from assistant.slots import DataFacts, SlotExtractor, load_facts
 from tamga.errors import TamgaError
@@ -45,8 +46,10 @@ class DataContext:
     def __init__(self, database: Path, scope: Scope, runner: Runner,
                  analysis: Runner | Callable[[], Runner],
                  regulations: RegulationsIndex | None = None,
-                 vocabulary: frozenset[str] = frozenset()) -> None:
-        """`analysis` is the analysis runner, or a function that makes it on first use."""
+                 vocabulary: frozenset[str] = frozenset(),
+                 cache: LookupCache | None = None) -> None:
+        """`analysis` is the analysis runner, or a function that makes it on first use;
+        `cache` keeps the look-ups on disk between processes (None: built in memory only)."""
         if runner.scope.key != scope.key:
             raise ValueError("the runners of a data context must carry its scope")
         self.database = database
@@ -55,6 +58,7 @@ class DataContext:
         self._analysis = analysis
         self.regulations = regulations
         self.vocabulary = vocabulary
+        self.cache = cache
         self._lock = threading.RLock()
         self._traders: TraderIndex | None = None
         self._facts: DataFacts | None = None
@@ -88,7 +92,13 @@ class DataContext:
         """The traders this scope can see, for names, TINs and IDs in questions."""
         with self._lock:
             if self._traders is None:
-                self._traders = load_trader_index(self.runner)
+                stored = self.cache.get("traders") if self.cache else None
+                if stored is not None:
+                    self._traders = TraderIndex.from_json(stored)
+                else:
+                    self._traders = load_trader_index(self.runner)
+                    if self.cache:
+                        self.cache.put("traders", self._traders.to_json())
             return self._traders
 
     @property
@@ -96,7 +106,13 @@ class DataContext:
         """Date range, currency, offices, countries and HS codes, as this scope sees them."""
         with self._lock:
             if self._facts is None:
-                self._facts = load_facts(self.runner)
+                stored = self.cache.get("facts") if self.cache else None
+                if stored is not None:
+                    self._facts = DataFacts.from_json(stored)
+                else:
+                    self._facts = load_facts(self.runner)
+                    if self.cache:
+                        self.cache.put("facts", self._facts.to_json())
             return self._facts
 
     @property
@@ -127,7 +143,13 @@ class DataContext:
         sectors...), by query-plan dimension: the planner filters only on values that exist."""
         with self._lock:
             if self._coded is None:
-                self._coded = load_coded_values(self.runner)
+                stored = self.cache.get("coded_values") if self.cache else None
+                if stored is not None:
+                    self._coded = {dim: list(values) for dim, values in stored.items()}
+                else:
+                    self._coded = load_coded_values(self.runner)
+                    if self.cache:
+                        self.cache.put("coded_values", self._coded)
             return self._coded
 
     def searcher(self) -> Searcher:
@@ -139,6 +161,7 @@ class DataContext:
     def warm(self) -> None:
         """Build the look-ups now instead of on the first question."""
         self.extractor  # noqa: B018
+        self.coded_values  # noqa: B018
 
     def __repr__(self) -> str:
         return f"DataContext({str(self.database)!r}, {self.scope.describe()})"
@@ -179,8 +202,14 @@ class DataContexts:
     def __init__(self, database: Path, settings: Settings | None = None, *,
                  regulations: RegulationsIndex | None = None,
                  vocabulary: frozenset[str] = frozenset(),
-                 timeout_s: float | None = None, row_cap: int | None = None) -> None:
+                 timeout_s: float | None = None, row_cap: int | None = None,
+                 cache_dir: Path | None = None) -> None:
+        """`cache_dir` keeps each scope's look-ups on disk (default: <home>/cache when
+        `settings` are given and the data is the DuckDB file; None keeps them in memory)."""
         self.database = Path(database).expanduser()
+        if cache_dir is None and settings is not None and not settings.spark_remote:
+            cache_dir = settings.resolved_home() / "cache"
+        self.cache_dir = cache_dir
         self.settings = settings
         self.regulations = regulations
         self.vocabulary = vocabulary
@@ -240,8 +269,9 @@ class DataContexts:
             analysis = self.analysis_runner
             return analysis if scope.unrestricted else ScopedRunner(analysis, scope)
 
+        cache = LookupCache(self.cache_dir, self.database, scope) if self.cache_dir else None
         context = DataContext(self.database, scope, runner, wide, self.regulations,
-                              self.vocabulary)
+                              self.vocabulary, cache)
         with self._lock:
             found = self._contexts.get(scope.key)
             if found is not None and found[0] == version:

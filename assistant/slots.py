@@ -274,11 +274,43 @@ class DataFacts:
     offices: list[str]
     countries: dict[str, str]  # iso2 -> name
     hs: dict[str, tuple[int, str]]  # code -> (level, description)
+    hs_words: dict[str, list[str]] = field(default_factory=dict)  # description word -> codes
+
+    def __post_init__(self) -> None:
+        if not self.hs_words:
+            self.hs_words = hs_word_index(self.hs)
 
     @property
     def latest_year(self) -> int:
         """The year of the latest declaration."""
         return self.latest_date.year
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything as plain JSON data (for the look-up cache)."""
+        return {"first_date": self.first_date.isoformat(),
+                "latest_date": self.latest_date.isoformat(), "currency": self.currency,
+                "offices": self.offices, "countries": self.countries,
+                "hs": {code: [level, desc] for code, (level, desc) in self.hs.items()},
+                "hs_words": self.hs_words}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DataFacts:
+        """The facts written by `to_json`."""
+        return cls(date.fromisoformat(data["first_date"]), date.fromisoformat(data["latest_date"]),
+                   str(data["currency"]), list(data["offices"]), dict(data["countries"]),
+                   {code: (int(v[0]), str(v[1])) for code, v in data["hs"].items()},
+                   dict(data["hs_words"]))
+
+
+def hs_word_index(hs: dict[str, tuple[int, str]]) -> dict[str, list[str]]:
+    """The chapters, headings and subheadings whose description holds each word (4+ letters)."""
+    words: dict[str, list[str]] = {}
+    for code, (level, desc) in hs.items():
+        if level not in (2, 4, 6):
+            continue
+        for word in set(re.findall(r"[a-z]{4,}", fold_plain(desc))):
+            words.setdefault(word, []).append(code)
+    return words
 
 
 def _fetch_all(runner: Runner, sql: str) -> list[list[Any]]:
@@ -436,13 +468,7 @@ class SlotExtractor:
         self.goods = {w: c for w, c in GOODS_SYNONYMS.items() if c[:6] in hs or c in hs}
         alternation = "|".join(re.escape(w) for w in sorted(self.goods, key=len, reverse=True))
         self._goods_re = re.compile(rf"(?<![a-z0-9])({alternation})(?![a-z0-9])")
-        words: dict[str, list[str]] = {}
-        for code, (level, desc) in hs.items():
-            if level not in (2, 4, 6):
-                continue
-            for word in set(re.findall(r"[a-z]{4,}", fold_plain(desc))):
-                words.setdefault(word, []).append(code)
-        self.hs_words = words
+        self.hs_words = self.facts.hs_words
 
     # -- extraction -----------------------------------------------------------------------------
 

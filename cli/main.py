@@ -74,8 +74,25 @@ def demo(
             print(summary.describe())
         _build_demo_documents(db_path, seed, if_missing)
         _build_guidance_index(index_dir, if_missing)
+        _prepare_lookups(db_path)
     except TamgaError as exc:
         _fail(str(exc))
+
+
+def _prepare_lookups(db_path: Path) -> None:
+    """The trader index, dates, offices and codes of the database, kept on disk so the
+    first question of each process does not read them again (assistant/lookup_cache.py)."""
+    from assistant.context import DataContexts
+    from tamga.scope import Scope
+
+    contexts = DataContexts(db_path, get_settings())
+    try:
+        context = contexts.get(Scope.everything())
+        if context.cache is not None and not context.cache.stored():
+            progress("Indexing the traders, offices and codes for the assistant (once)")
+        context.warm()
+    finally:
+        contexts.close()
 
 
 def _export_encoder_if_missing() -> None:

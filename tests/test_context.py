@@ -9,6 +9,9 @@ matches, suggestions and the verified examples shown to a model.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +20,12 @@ import pytest
 from assistant.context import DataContext, DataContexts
 from assistant.core import Assistant
 from assistant.llm import DirectSqlEngine
+from assistant.lookup_cache import LookupCache
 from assistant.prompts import IntentExamples, hints_for
 from tamga.scope import Scope
 from tamga.settings import Settings
 from tools.access import UserStore
+from tools.runner import RecordingRunner
 from tradedata.db import connect
 
 PASSWORD = "a long enough password"
@@ -154,3 +159,84 @@ def test_a_context_refuses_runners_of_another_scope(demo_db: Path, offices: tupl
     officer = contexts.get(Scope.offices_of("ana", [offices[0].name]))
     with pytest.raises(ValueError, match="scope"):
         DataContext(demo_db, Scope.everything(), officer.runner, officer.analysis_runner)
+
+
+# -- the look-ups kept on disk between processes ---------------------------------------------------
+
+
+def _recorded_context(database: Path, scope: Scope, cache_dir: Path
+                      ) -> tuple[DataContext, RecordingRunner]:
+    """A context as a new process builds it, with a recorder on its runner."""
+    base = DataContexts(database).get(scope).runner
+    recorder = RecordingRunner(base)
+    return DataContext(database, scope, recorder, recorder,
+                       cache=LookupCache(cache_dir, database, scope)), recorder
+
+
+def _lookups(context: DataContext) -> tuple[object, ...]:
+    return (context.traders.to_json(), context.facts.to_json(), context.coded_values)
+
+
+def test_a_new_process_reads_the_lookups_from_disk_without_querying(
+        demo_db: Path, offices: tuple[Office, Office], tmp_path: Path) -> None:
+    mine, theirs = offices
+    scope = Scope.offices_of(mine.user, [mine.name])
+    first, first_sql = _recorded_context(demo_db, scope, tmp_path)
+    first.warm()
+    assert first_sql.statements  # built from the database once ...
+    assert len(list(tmp_path.glob("lookups-*.json"))) == 1
+
+    second, second_sql = _recorded_context(demo_db, scope, tmp_path)
+    assert _lookups(second) == _lookups(first)
+    second.warm()
+    assert second_sql.statements == []  # ... then read from the file
+    found = second.extractor.extract(_question(mine)).trader
+    assert found is not None and found.trader_id == mine.trader_id
+    # the officer's file holds only what the officer sees
+    assert second.extractor.extract(_question(theirs)).trader is None
+    assert theirs.trader_id not in json.dumps(second.traders.to_json())
+    assert second.facts.offices == [mine.name]
+
+
+def test_each_scope_and_each_database_version_has_its_own_file(
+        demo_db: Path, offices: tuple[Office, Office], tmp_path: Path) -> None:
+    everything = LookupCache(tmp_path, demo_db, Scope.everything())
+    officer = LookupCache(tmp_path, demo_db, Scope.offices_of("ana", [offices[0].name]))
+    assert everything.path() != officer.path()
+    copy = tmp_path / "copy.duckdb"
+    shutil.copyfile(demo_db, copy)
+    before = LookupCache(tmp_path, copy, Scope.everything()).path()
+    stat = copy.stat()
+    os.utime(copy, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # a new import
+    assert LookupCache(tmp_path, copy, Scope.everything()).path() != before
+    assert LookupCache(tmp_path, tmp_path / "missing.duckdb", Scope.everything()).path() is None
+
+
+def test_a_damaged_cache_file_is_rebuilt(demo_db: Path, tmp_path: Path) -> None:
+    scope = Scope.everything()
+    path = LookupCache(tmp_path, demo_db, scope).path()
+    assert path is not None
+    path.write_text('{"traders": [["T1", "Not', encoding="utf-8")  # cut off mid-write
+    context, recorder = _recorded_context(demo_db, scope, tmp_path)
+    assert len(context.traders) > 10 and recorder.statements
+    assert json.loads(path.read_text(encoding="utf-8"))["traders"] == context.traders.to_json()
+
+
+def test_an_unwritable_cache_folder_only_costs_time(demo_db: Path, tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder", encoding="utf-8")
+    context, _ = _recorded_context(demo_db, Scope.everything(), blocked)
+    context.warm()
+    assert len(context.traders) > 10 and blocked.read_text(encoding="utf-8") == "not a folder"
+
+
+def test_the_assistant_keeps_its_lookups_under_its_home(demo_db: Path, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    first = Assistant(settings, db_path=demo_db, index_dir=tmp_path / "no-index", audit=False,
+                      load_llm=False)
+    answer = first.ask("Top 5 importers in 2024", engine="offline")
+    assert answer.tables
+    assert len(list((tmp_path / "home" / "cache").glob("lookups-*.json"))) == 1
+    again = Assistant(settings, db_path=demo_db, index_dir=tmp_path / "no-index", audit=False,
+                      load_llm=False).ask("Top 5 importers in 2024", engine="offline")
+    assert again.text == answer.text and again.tables[0].rows == answer.tables[0].rows

@@ -147,8 +147,11 @@ class TraderIndex:
     @classmethod
     def build(cls, traders: Iterable[tuple[str, str, str | None]]) -> TraderIndex:
         """Index (trader_id, name, tin) triples."""
-        rows = [_Row(str(tid), str(name), tin, fold(str(name)), core_name(str(name)))
-                for tid, name, tin in traders]
+        return cls._index([_Row(str(tid), str(name), tin, fold(str(name)), core_name(str(name)))
+                           for tid, name, tin in traders])
+
+    @classmethod
+    def _index(cls, rows: list[_Row]) -> TraderIndex:
         index = cls(rows)
         for n, row in enumerate(rows):
             index.by_id[row.trader_id.lower()] = n
@@ -160,6 +163,15 @@ class TraderIndex:
             for word in set(row.core.split()):
                 index.by_word.setdefault(word, []).append(n)
         return index
+
+    def to_json(self) -> list[list[str | None]]:
+        """The indexed rows as plain lists (for the look-up cache; the maps are rebuilt)."""
+        return [[r.trader_id, r.name, r.tin, r.full, r.core] for r in self.rows]
+
+    @classmethod
+    def from_json(cls, rows: list[list[str | None]]) -> TraderIndex:
+        """The index of rows written by `to_json` (names already folded: no folding again)."""
+        return cls._index([_Row(str(r[0]), str(r[1]), r[2], str(r[3]), str(r[4])) for r in rows])
 
     def __len__(self) -> int:
         return len(self.rows)
