@@ -17,19 +17,22 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from assistant.lookup_cache import LookupCache
+from assistant.lookup_cache import LookupCache, code_version
 from assistant.prompts import DataCard, read_data_card
 from assistant.slots import DataFacts, SlotExtractor, load_facts
 from tamga.errors import TamgaError
 from tamga.scope import Scope
 from tools.backends import Backend, open_backend
+from tools.dashboard import data_overview
 from tools.indicators import analysis_runner
 from tools.runner import Runner, try_run
 from tools.scoping import ScopedRunner
 from tools.sql import SqlRunner
 from tools.traders import TraderIndex, load_trader_index
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from retrieval.search import RegulationsIndex, Searcher
@@ -60,11 +63,9 @@ class DataContext:
         self.vocabulary = vocabulary
         self.cache = cache
         self._lock = threading.RLock()
-        self._traders: TraderIndex | None = None
-        self._facts: DataFacts | None = None
+        self._derived: dict[str, Any] = {}
         self._extractor: SlotExtractor | None = None
         self._card: DataCard | None = None
-        self._coded: dict[str, list[str]] | None = None
 
     @classmethod
     def open(cls, database: Path, scope: Scope | None = None, *,
@@ -87,38 +88,47 @@ class DataContext:
 
     # -- derived look-ups, built once --------------------------------------------------------------
 
+    def derived(self, name: str, build: Callable[[Runner], T],
+                to_json: Callable[[T], Any] | None = None,
+                from_json: Callable[[Any], T] | None = None) -> T:
+        """The look-up `name`, built by `build(self.runner)` on first use and kept on this
+        context (and in its disk cache, when it has one, as `to_json(value)`; default: the
+        value itself, which must then be plain JSON data)."""
+        with self._lock:
+            if name in self._derived:
+                return cast(T, self._derived[name])
+            part = f"{name}@{code_version(build, to_json, from_json)}"
+            stored = self.cache.get(part) if self.cache else None
+            if stored is not None:
+                value = from_json(stored) if from_json else cast(T, stored)
+            else:
+                value = build(self.runner)
+                if self.cache:
+                    self.cache.put(part, to_json(value) if to_json else value)
+            self._derived[name] = value
+            return value
+
     @property
     def traders(self) -> TraderIndex:
         """The traders this scope can see, for names, TINs and IDs in questions."""
-        with self._lock:
-            if self._traders is None:
-                stored = self.cache.get("traders") if self.cache else None
-                if stored is not None:
-                    self._traders = TraderIndex.from_json(stored)
-                else:
-                    self._traders = load_trader_index(self.runner)
-                    if self.cache:
-                        self.cache.put("traders", self._traders.to_json())
-            return self._traders
+        return self.derived("traders", load_trader_index, TraderIndex.to_json,
+                            TraderIndex.from_json)
 
     @property
     def facts(self) -> DataFacts:
         """Date range, currency, offices, countries and HS codes, as this scope sees them."""
-        with self._lock:
-            if self._facts is None:
-                stored = self.cache.get("facts") if self.cache else None
-                if stored is not None:
-                    self._facts = DataFacts.from_json(stored)
-                else:
-                    self._facts = load_facts(self.runner)
-                    if self.cache:
-                        self.cache.put("facts", self._facts.to_json())
-            return self._facts
+        return self.derived("facts", load_facts, DataFacts.to_json, DataFacts.from_json)
 
     @property
     def currency(self) -> str:
         """The reporting currency of the money columns."""
         return self.facts.currency
+
+    @property
+    def overview(self) -> dict[str, Any]:
+        """What this scope's data holds: source, row counts, date range, reporting currency
+        and the largest importer (tools.dashboard.data_overview; the web app's data panel)."""
+        return self.derived("overview", data_overview)
 
     @property
     def extractor(self) -> SlotExtractor:
@@ -141,16 +151,7 @@ class DataContext:
     def coded_values(self) -> dict[str, list[str]]:
         """The values of coded columns this scope's data holds (transport modes, incoterms,
         sectors...), by query-plan dimension: the planner filters only on values that exist."""
-        with self._lock:
-            if self._coded is None:
-                stored = self.cache.get("coded_values") if self.cache else None
-                if stored is not None:
-                    self._coded = {dim: list(values) for dim, values in stored.items()}
-                else:
-                    self._coded = load_coded_values(self.runner)
-                    if self.cache:
-                        self.cache.put("coded_values", self._coded)
-            return self._coded
+        return self.derived("coded_values", load_coded_values)
 
     def searcher(self) -> Searcher:
         """The regulations searcher (TamgaError when no index is configured or built)."""
@@ -162,6 +163,7 @@ class DataContext:
         """Build the look-ups now instead of on the first question."""
         self.extractor  # noqa: B018
         self.coded_values  # noqa: B018
+        self.overview  # noqa: B018
 
     def __repr__(self) -> str:
         return f"DataContext({str(self.database)!r}, {self.scope.describe()})"

@@ -5,11 +5,12 @@ the offices, the HS nomenclature and the coded values out of the database and in
 They only change when the database does, so the first process (or `tamga demo`) writes them to
 `<home>/cache/lookups-<key>.json` and the next ones read that file.
 
-The key is made of everything the look-ups depend on: the database file (resolved path, size,
-modification time), the scope (an officer's file holds only the traders of their offices),
-and the code that builds them (the source of the modules that fold names and index words).
-A changed database, another scope or new code gives another file; an unreadable file is
-ignored and rebuilt. JSON, not pickle: reading the cache can never run code.
+The file's key is made of what the look-ups depend on: the database file (resolved path, size,
+modification time) and the scope (an officer's file holds only the traders of their offices).
+A changed database or another scope gives another file. Within the file, each part is stored
+under its name and the version of the code that builds it (`code_version`), so new code
+never reads what old code wrote. An unreadable file is ignored and rebuilt. JSON, not pickle:
+reading the cache can never run code.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -27,17 +30,18 @@ FORMAT = 1
 _KEEP = 8  # files of other keys kept per folder (other scopes, older databases)
 
 
-@lru_cache(maxsize=1)
-def _code_fingerprint() -> str:
-    """A hash of the modules whose code decides what the look-ups contain."""
-    import assistant.context
-    import assistant.slots
-    import tools.traders
+@lru_cache(maxsize=64)
+def _file_hash(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
 
-    digest = hashlib.sha256()
-    for module in (tools.traders, assistant.slots, assistant.context):
-        digest.update(Path(str(module.__file__)).read_bytes())
-    return digest.hexdigest()[:16]
+
+def code_version(*functions: Callable[..., Any] | None) -> str:
+    """A hash of the source files of the modules that define `functions`: a part built by
+    other code is stored under another name, so changed code never reads a stale part."""
+    files = sorted({str(getattr(sys.modules.get(f.__module__), "__file__", "") or "")
+                    for f in functions if f is not None})
+    return hashlib.sha256("|".join(_file_hash(f) if f else "" for f in files).encode()
+                          ).hexdigest()[:12]
 
 
 class LookupCache:
@@ -58,7 +62,7 @@ class LookupCache:
         except OSError:
             return None
         key = json.dumps([FORMAT, str(self.database.resolve()), stat.st_size, stat.st_mtime_ns,
-                          self.scope.key, _code_fingerprint()])
+                          self.scope.key])
         return self.folder / f"lookups-{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
 
     def _load(self) -> dict[str, Any]:
@@ -80,12 +84,16 @@ class LookupCache:
         return path is not None and path.exists()
 
     def get(self, name: str) -> Any:
-        """The stored part `name`, or None when it is not stored."""
+        """The stored part `name` ("what@code version"), or None when it is not stored."""
         return self._load().get(name)
 
     def put(self, name: str, value: Any) -> None:
-        """Store part `name` (written at once; a folder that cannot be written is ignored)."""
+        """Store part `name` ("what@code version", replacing other versions of it), written at
+        once; a folder that cannot be written, or a value that is not JSON data, is skipped."""
         parts = self._load()
+        family = name.split("@", 1)[0] + "@"
+        for older in [k for k in parts if k.startswith(family) and k != name]:
+            del parts[older]  # written by other code: never read again
         parts[name] = value
         if self._path is None:
             return
@@ -95,7 +103,8 @@ class LookupCache:
             partial.write_text(json.dumps(parts, ensure_ascii=False), encoding="utf-8")
             partial.replace(self._path)
             self._prune()
-        except OSError:
+        except (OSError, TypeError, ValueError):  # unwritable folder, or not JSON data
+            parts.pop(name, None)
             return
 
     def _prune(self) -> None:

@@ -95,6 +95,11 @@ def main() -> None:
         time.sleep(3)  # let the load settle
     home = Path(tempfile.mkdtemp(prefix="tamga-bench-web-"))
     runs_file = home / "script-runs.jsonl"
+    # as `make run` does before it serves: the demo's look-ups are prepared on disk
+    tamga = str(Path(sys.executable).with_name("tamga"))
+    subprocess.run([tamga, "demo", "--if-missing", "--db", str(args.db), "--index",
+                    str(args.index)], env=dict(os.environ, TAMGA_HOME=str(home)), check=True,
+                   capture_output=True)
     load_before = load_average()
     pw_manager = sync_playwright()
     pw = pw_manager.__enter__()

@@ -53,6 +53,8 @@ def test_officer_session_in_chromium(app_url: str) -> None:
         last = page.locator('[data-testid="stChatMessage"]').last
         # Tables and charts load their components lazily: wait for them to be drawn.
         last.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=60_000)
+        chart = last.locator('[data-testid="stVegaLiteChart"]').first
+        chart.locator("canvas, svg").first.wait_for(timeout=60_000)  # Vega drew the spec
         last.get_by_text("How I got this").click()
         code = last.locator('[data-testid="stCode"]').first
         code.wait_for(timeout=30_000)

@@ -219,7 +219,8 @@ def test_a_damaged_cache_file_is_rebuilt(demo_db: Path, tmp_path: Path) -> None:
     path.write_text('{"traders": [["T1", "Not', encoding="utf-8")  # cut off mid-write
     context, recorder = _recorded_context(demo_db, scope, tmp_path)
     assert len(context.traders) > 10 and recorder.statements
-    assert json.loads(path.read_text(encoding="utf-8"))["traders"] == context.traders.to_json()
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    assert [stored[k] for k in stored if k.startswith("traders@")] == [context.traders.to_json()]
 
 
 def test_an_unwritable_cache_folder_only_costs_time(demo_db: Path, tmp_path: Path) -> None:
@@ -240,3 +241,26 @@ def test_the_assistant_keeps_its_lookups_under_its_home(demo_db: Path, tmp_path:
     again = Assistant(settings, db_path=demo_db, index_dir=tmp_path / "no-index", audit=False,
                       load_llm=False).ask("Top 5 importers in 2024", engine="offline")
     assert again.text == answer.text and again.tables[0].rows == answer.tables[0].rows
+
+
+def test_a_part_written_by_other_code_is_not_read(demo_db: Path, tmp_path: Path) -> None:
+    scope = Scope.everything()
+    path = LookupCache(tmp_path, demo_db, scope).path()
+    assert path is not None
+    path.write_text(json.dumps({"traders@0ld": [["T9", "Stale Name", None, "stale", "stale"]]}),
+                    encoding="utf-8")
+    context, recorder = _recorded_context(demo_db, scope, tmp_path)
+    assert "Stale Name" not in {row.name for row in context.traders.rows}
+    assert recorder.statements  # read from the database instead ...
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    assert "traders@0ld" not in stored and any(k.startswith("traders@") for k in stored)
+
+
+def test_the_web_overview_is_kept_with_the_context(demo_db: Path, tmp_path: Path) -> None:
+    context, recorder = _recorded_context(demo_db, Scope.everything(), tmp_path)
+    built = context.derived("overview", lambda r: r.run(
+        "SELECT count(*), max(declaration_date) FROM declarations").rows[0])
+    again, again_sql = _recorded_context(demo_db, Scope.everything(), tmp_path)
+    assert again.derived("overview", lambda r: r.run(
+        "SELECT count(*), max(declaration_date) FROM declarations").rows[0]) == list(built)
+    assert again_sql.statements == [] and len(recorder.statements) == 1

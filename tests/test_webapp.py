@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -53,7 +54,7 @@ def test_empty_chat_shows_examples_for_each_kind_of_user(app_env: Path, demo_db:
     (top_trader,) = _reference(
         demo_db,
         "SELECT t.name FROM declarations d JOIN declaration_items i USING (declaration_id) "
-        "JOIN traders t ON t.trader_id = d.trader_id GROUP BY t.name "
+        "JOIN traders t ON t.trader_id = d.trader_id WHERE d.flow = 'import' GROUP BY t.name "
         "ORDER BY sum(i.customs_value) DESC "
         "LIMIT 1",
     )[0]
@@ -88,6 +89,14 @@ def test_data_question_renders_table_sql_and_feedback(app_env: Path, demo_db: Pa
     assert top_value == pytest.approx(reference[0][0], rel=1e-6)
     assert any(e.label == "How I got this" for e in at.expander)
     assert any("SELECT" in c.value.upper() for c in at.code)
+    # The chart draws the table's own rows, its axes named by the table's columns.
+    (chart,) = at.get("vega_lite_chart")
+    spec = json.loads(chart.proto.spec)
+    axes = {spec["encoding"][a]["field"] for a in ("x", "y")}
+    assert axes <= set(frame.columns) and spec["mark"]["type"] == "bar"
+    drawn = pa.ipc.open_stream(chart.proto.data.data).read_all().to_pydict()
+    for column in axes:
+        assert drawn[column] == frame[column].tolist()
     # Thumbs up is stored with the question.
     at.feedback[0].set_value(1).run()
     records = [json.loads(x) for x in (app_env / "feedback.jsonl").read_text().splitlines()]

@@ -22,6 +22,32 @@ def data_range(runner: Runner) -> tuple[date, date] | None:
     return date.fromisoformat(str(first)), date.fromisoformat(str(last))
 
 
+def data_overview(runner: Runner) -> dict[str, Any]:
+    """What the data holds, as plain JSON data: the `dataset_info` entries (source, reporting
+    currency...), row counts of traders, declarations and items, the first and last declaration
+    date, and the name of the largest importer by customs value (for example questions)."""
+    info: dict[str, Any] = {
+        str(k): v for k, v in runner.run("SELECT key, value FROM dataset_info").rows}
+    counts = runner.run(
+        "SELECT (SELECT count(*) FROM traders), (SELECT count(*) FROM declarations), "
+        "(SELECT count(*) FROM declaration_items), "
+        "(SELECT min(declaration_date) FROM declarations), "
+        "(SELECT max(declaration_date) FROM declarations)"
+    ).rows[0]
+    largest = runner.run(
+        "SELECT t.name FROM declarations d JOIN declaration_items i USING (declaration_id) "
+        "JOIN traders t ON t.trader_id = d.trader_id WHERE d.flow = 'import' GROUP BY t.name "
+        "ORDER BY sum(i.customs_value) DESC, t.name LIMIT 1"
+    ).rows
+    info.update(
+        traders=int(counts[0]), declarations=int(counts[1]), items=int(counts[2]),
+        date_from=None if counts[3] is None else str(counts[3]),
+        date_to=None if counts[4] is None else str(counts[4]),
+        largest_importer=str(largest[0][0]) if largest else None,
+    )
+    return info
+
+
 KEY_FIGURES_SQL = """
 SELECT count(DISTINCT d.declaration_id) AS declarations,
        coalesce(sum(i.customs_value), 0) AS customs_value,

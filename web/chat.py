@@ -16,6 +16,7 @@ from tamga.plan import QueryPlan
 from tamga.settings import get_settings
 from web.render import answer_view, render_answer
 from web.resources import (
+    answer_drawn,
     dataset_info,
     get_assistant,
     largest_importer,
@@ -271,3 +272,4 @@ def chat_page() -> None:
         turns.append(turn)
         with section("new_answer"):
             _render_reply(len(turns) - 1, turn, currency)
+        answer_drawn()

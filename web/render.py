@@ -10,7 +10,6 @@ import streamlit as st
 from tamga.answer import Answer, Table
 
 if TYPE_CHECKING:
-    import altair as alt
     import pandas as pd
 
 
@@ -44,31 +43,46 @@ def column_config(frame: pd.DataFrame, currency: str = "") -> dict[str, Any]:
     return config
 
 
-def chart_for(spec: dict[str, Any], frame: pd.DataFrame) -> alt.Chart | None:
-    """An Altair chart from the answer's small chart spec, or None when it does not fit the data."""
-    import altair as alt
+def _plain(value: Any) -> Any:
+    """A table cell as Vega-Lite reads it (numbers stay numbers; dates and others as text)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    try:
+        return float(value)  # Decimal, numpy numbers
+    except (TypeError, ValueError):
+        return str(value)
 
+
+def _field(column: str) -> str:
+    """A column name as a Vega-Lite field (dots and brackets would mean nested fields)."""
+    return column.replace("\\", "\\\\").replace(".", "\\.").replace("[", "\\[").replace(
+        "]", "\\]")
+
+
+def chart_for(spec: dict[str, Any], table: Table) -> dict[str, Any] | None:
+    """The Vega-Lite spec of the answer's small chart spec (bar or line, the rows inline), or
+    None when its columns are not in the table. Written out directly: no Altair to import."""
     x, y = spec.get("x"), spec.get("y")
-    if x not in frame.columns or y not in frame.columns:
+    if x not in table.columns or y not in table.columns:
         return None
-    kind = spec.get("kind", "bar")
-    base = alt.Chart(frame, title=spec.get("title", ""))
-    color = spec.get("color")
-    if kind == "line":
-        chart = base.mark_line(point=True).encode(
-            x=alt.X(f"{x}:O", title=x),
-            y=alt.Y(f"{y}:Q", title=y),
-            tooltip=list(frame.columns),
-        )
+    values = [{c: _plain(v) for c, v in zip(table.columns, row, strict=False)}
+              for row in table.rows]
+    tooltip = [{"field": _field(c), "title": c} for c in table.columns]
+    if spec.get("kind", "bar") == "line":
+        mark: dict[str, Any] = {"type": "line", "point": True}
+        encoding: dict[str, Any] = {
+            "x": {"field": _field(x), "type": "ordinal", "title": x},
+            "y": {"field": _field(y), "type": "quantitative", "title": y}}
     else:
-        chart = base.mark_bar().encode(
-            y=alt.Y(f"{x}:N", sort="-x", title=x),
-            x=alt.X(f"{y}:Q", title=y),
-            tooltip=list(frame.columns),
-        )
-    if color and color in frame.columns:
-        chart = chart.encode(color=f"{color}:N")
-    return chart.properties(height=320)
+        mark = {"type": "bar"}
+        encoding = {"y": {"field": _field(x), "type": "nominal", "sort": "-x", "title": x},
+                    "x": {"field": _field(y), "type": "quantitative", "title": y}}
+    encoding["tooltip"] = tooltip
+    color = spec.get("color")
+    if color and color in table.columns:
+        encoding["color"] = {"field": _field(color), "type": "nominal", "title": color}
+    return {"title": spec.get("title", ""), "data": {"values": values}, "mark": mark,
+            "encoding": encoding, "height": 320}
 
 
 @dataclass
@@ -84,17 +98,16 @@ class AnswerView:
 
 
 def answer_view(answer: Answer, currency: str = "") -> AnswerView:
-    """Build the AnswerView of `answer` (Altair builds the chart spec once, here)."""
+    """Build the AnswerView of `answer` (the chart spec too, once, here)."""
     table = answer.table
     if table is None or not table.columns:
         return AnswerView()
     frame = table_frame(table)
-    chart = chart_for(answer.chart, frame) if answer.chart else None
     return AnswerView(
         frame=frame,
         config=column_config(frame, currency),
         csv=frame.to_csv(index=False).encode("utf-8"),
-        chart=chart.to_dict(validate=False) if chart is not None else None,
+        chart=chart_for(answer.chart, table) if answer.chart else None,
         truncated=table.truncated,
     )
 

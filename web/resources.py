@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
+from tamga.scope import Scope
 from tamga.settings import get_settings
 from web.login import current_scope
 
@@ -54,6 +55,8 @@ _WARMED: set[str] = set()
 # Set once the assistant itself is warm (encoder, intent vectors, data look-ups): a data
 # question waits for this only, not for the regulations index, which warms afterwards.
 _ASSISTANT_READY: dict[str, threading.Event] = {}
+_FIRST_ANSWER = threading.Event()  # set once any session has drawn an answer
+REGULATIONS_WARM_AFTER_S = 15.0  # ... or after this long, whichever comes first
 
 
 def warm_up_in_background() -> None:
@@ -72,6 +75,8 @@ def warm_up_in_background() -> None:
         started = time.perf_counter()
         try:
             assistant = _assistant(str(settings.database), str(settings.index))
+            # what the first page shows (data panel, example questions) before the models
+            assistant.context_for(Scope.everything()).overview  # noqa: B018
             assistant.warm()
             logging.getLogger("tamga.app").info(
                 "assistant warm in %.2f s", time.perf_counter() - started)
@@ -80,15 +85,24 @@ def warm_up_in_background() -> None:
             return
         finally:
             ready.set()
-        import altair  # noqa: F401  (the first answer with a table draws with these)
-        import pandas  # noqa: F401
+        import pandas  # noqa: F401  (the first answer's table is drawn from a data frame)
 
+        # The regulations index takes a second or more to load, holding the interpreter most of
+        # that time: wait until the first answer is drawn (or the page is left idle), so that
+        # it does not slow the first page and the first data answer. A rule question asked
+        # before then opens the index itself.
+        _FIRST_ANSWER.wait(REGULATIONS_WARM_AFTER_S)
         try:  # the regulations searcher: its index, keyword table and a first query
             assistant.regulations.search("warm up", k=1)
         except Exception:  # no index yet: rule questions will say so
             logging.getLogger("tamga.app").info("regulations index not warmed", exc_info=True)
 
     threading.Thread(target=warm, name="tamga-warm-up", daemon=True).start()
+
+
+def answer_drawn() -> None:
+    """Tell the warm-up that an answer has been drawn: it may now load the regulations."""
+    _FIRST_ANSWER.set()
 
 
 def wait_for_warm_up(timeout: float = 600) -> None:
@@ -101,48 +115,16 @@ def wait_for_warm_up(timeout: float = 600) -> None:
         ready.wait(timeout)
 
 
-@st.cache_data(show_spinner=False, ttl=300)
-def _dataset_info(db_path: str, scope_key: str) -> dict[str, Any]:
-    runner = get_runner()
-    info = {str(k): v for k, v in runner.run("SELECT key, value FROM dataset_info").rows}
-    counts = runner.run(
-        "SELECT (SELECT count(*) FROM traders), (SELECT count(*) FROM declarations), "
-        "(SELECT count(*) FROM declaration_items), "
-        "(SELECT min(declaration_date) FROM declarations), "
-        "(SELECT max(declaration_date) FROM declarations)"
-    ).rows[0]
-    info.update(
-        traders=counts[0],
-        declarations=counts[1],
-        items=counts[2],
-        date_from=counts[3],
-        date_to=counts[4],
-    )
-    return info
-
-
 def dataset_info() -> dict[str, Any]:
-    """Source, row counts, date range and reporting currency of the trade database."""
-    return _dataset_info(str(get_settings().database), current_scope().key)
-
-
-@st.cache_data(show_spinner=False, ttl=300)
-def _largest_importer(db_path: str, scope_key: str) -> str | None:
-    rows = (
-        get_runner()
-        .run(
-            "SELECT t.name FROM declarations d JOIN declaration_items i USING (declaration_id) "
-            "JOIN traders t ON t.trader_id = d.trader_id GROUP BY t.name "
-            "ORDER BY sum(i.customs_value) DESC LIMIT 1"
-        )
-        .rows
-    )
-    return str(rows[0][0]) if rows else None
+    """Source, row counts, date range and reporting currency of the trade database, as the
+    signed-in user sees it (kept with the user's data context, on disk between restarts)."""
+    return get_context().overview
 
 
 def largest_importer() -> str | None:
     """The name of the trader with the largest customs value (for the example questions)."""
-    return _largest_importer(str(get_settings().database), current_scope().key)
+    name = get_context().overview.get("largest_importer")
+    return str(name) if name else None
 
 
 def reporting_currency() -> str:
