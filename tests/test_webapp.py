@@ -31,9 +31,9 @@ def app_env(
     get_settings.cache_clear()
 
 
-def _reference(db: Path, sql: str) -> list[tuple]:
+def _reference(db: Path, sql: str, params: list[object] | None = None) -> list[tuple]:
     with connect(db, read_only=True) as con:
-        return con.execute(sql).fetchall()
+        return con.execute(sql, params).fetchall()
 
 
 def _app() -> AppTest:
@@ -60,6 +60,28 @@ def test_empty_chat_shows_examples_for_each_kind_of_user(app_env: Path, demo_db:
     )[0]
     assert any(top_trader in label for label in labels)
     assert any("related parties" in label for label in labels)
+
+
+def test_empty_chat_shows_the_data_at_a_glance_with_its_sql(app_env: Path, demo_db: Path
+                                                            ) -> None:
+    at = _app().run()
+    assert not at.exception
+    ((last,),) = _reference(demo_db, "SELECT max(declaration_date) FROM declarations")
+    reference = _reference(
+        demo_db,
+        "SELECT strftime(d.declaration_date, '%Y-%m') AS m, sum(i.customs_value) "
+        "FROM declarations d JOIN declaration_items i USING (declaration_id) "
+        "WHERE d.flow = 'import' AND d.declaration_date >= date_trunc('month', ?::DATE) "
+        "- INTERVAL 11 MONTH GROUP BY m ORDER BY m", [last])
+    frame = at.dataframe[0].value
+    assert frame["month"].tolist() == [m for m, _ in reference]
+    assert frame["customs_value"].tolist() == pytest.approx([v for _, v in reference])
+    assert any("The data at a glance" in m for m in _texts(at).splitlines())
+    (chart,) = at.get("vega_lite_chart")
+    assert json.loads(chart.proto.spec)["mark"]["type"] == "line"
+    assert any("GROUP BY" in c.value.upper() for c in at.code)  # the SQL behind it
+    at.chat_input[0].set_value("Top 5 importers in 2024").run()
+    assert not any("The data at a glance" in m for m in _texts(at).splitlines())
 
 
 def test_sidebar_describes_the_data_set(app_env: Path, demo_db: Path) -> None:

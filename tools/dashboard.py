@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
 
-from tamga.period import Period
+from tamga.period import Period, add_months
+from tamga.sqltext import bind_known
 
 if TYPE_CHECKING:
     from tools.runner import Runner
@@ -25,7 +26,8 @@ def data_range(runner: Runner) -> tuple[date, date] | None:
 def data_overview(runner: Runner) -> dict[str, Any]:
     """What the data holds, as plain JSON data: the `dataset_info` entries (source, reporting
     currency...), row counts of traders, declarations and items, the first and last declaration
-    date, and the name of the largest importer by customs value (for example questions)."""
+    date, the name of the largest importer by customs value (for example questions), and the
+    monthly import trend of the data's last 12 months with the SQL that produced it."""
     info: dict[str, Any] = {
         str(k): v for k, v in runner.run("SELECT key, value FROM dataset_info").rows}
     counts = runner.run(
@@ -44,8 +46,20 @@ def data_overview(runner: Runner) -> dict[str, Any]:
         date_from=None if counts[3] is None else str(counts[3]),
         date_to=None if counts[4] is None else str(counts[4]),
         largest_importer=str(largest[0][0]) if largest else None,
+        recent_months=None,
     )
+    if counts[4] is not None:
+        last = date.fromisoformat(str(counts[4]))
+        end = add_months(last.replace(day=1), 1)
+        params = {"start": add_months(end, -RECENT_MONTHS), "end": end}
+        trend = runner.run(MONTHLY_TREND_SQL, params)
+        info["recent_months"] = {
+            "sql": bind_known(trend.sql, params),
+            "columns": list(trend.columns), "rows": [list(r) for r in trend.rows]}
     return info
+
+
+RECENT_MONTHS = 12  # the overview's monthly trend: the last year of the data
 
 
 KEY_FIGURES_SQL = """

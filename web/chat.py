@@ -10,7 +10,7 @@ from typing import Any
 import streamlit as st
 
 from assistant.plan_render import plan_variants
-from tamga.answer import Answer
+from tamga.answer import Answer, Table
 from tamga.errors import TamgaError
 from tamga.plan import QueryPlan
 from tamga.settings import get_settings
@@ -213,6 +213,26 @@ def _answer(question: str) -> Answer:
     return answer
 
 
+def _data_at_a_glance(currency: str) -> None:
+    """The imports of the data's last 12 months, drawn as an answer is (chart, table, SQL,
+    CSV), before the first question. Kept with the data overview, so it costs no query; and the
+    browser has the table and chart code loaded by the time the first answer arrives."""
+    try:
+        trend = dataset_info().get("recent_months")
+    except TamgaError:
+        return
+    if not trend or not trend["rows"]:
+        return
+    rows = trend["rows"]
+    answer = Answer(
+        text=f"**The data at a glance:** imports per month, {rows[0][0]} to {rows[-1][0]} "
+             f"(the last {len(rows)} months of the data), in {currency}.",
+        engine="offline", sql=[trend["sql"]], tables=[Table(trend["columns"], rows)],
+        chart={"kind": "line", "x": "month", "y": "customs_value",
+               "title": "Import customs value per month"})
+    render_answer(answer, key="glance", currency=currency)
+
+
 def chat_page() -> None:
     """Render the chat page.
 
@@ -247,6 +267,8 @@ def chat_page() -> None:
                         args=(example,),
                         width="stretch",
                     )
+        with section("glance"):
+            _data_at_a_glance(currency)
     with section("history"):
         # With a new question, the answer about to be drawn counts among the latest ones.
         first_full = len(turns) + (1 if question else 0) - FULL_TURNS

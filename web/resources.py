@@ -75,8 +75,11 @@ def warm_up_in_background() -> None:
         started = time.perf_counter()
         try:
             assistant = _assistant(str(settings.database), str(settings.index))
-            # what the first page shows (data panel, example questions) before the models
+            # what the first page shows (data panel, examples, the data at a glance drawn from
+            # a data frame) before the models
             assistant.context_for(Scope.everything()).overview  # noqa: B018
+            import pandas  # noqa: F401
+
             assistant.warm()
             logging.getLogger("tamga.app").info(
                 "assistant warm in %.2f s", time.perf_counter() - started)
@@ -85,8 +88,6 @@ def warm_up_in_background() -> None:
             return
         finally:
             ready.set()
-        import pandas  # noqa: F401  (the first answer's table is drawn from a data frame)
-
         # The regulations index takes a second or more to load, holding the interpreter most of
         # that time: wait until the first answer is drawn (or the page is left idle), so that
         # it does not slow the first page and the first data answer. A rule question asked
