@@ -5,8 +5,8 @@ the offices, the HS nomenclature and the coded values out of the database and in
 They only change when the database does, so the first process (or `tamga demo`) writes them to
 `<home>/cache/lookups-<key>.json` and the next ones read that file.
 
-The file's key is made of what the look-ups depend on: the database file (resolved path, size,
-modification time) and the scope (an officer's file holds only the traders of their offices).
+The file's key is made of what the look-ups depend on: the database file (resolved path, inode,
+size, modification time) and the scope (an officer's file holds only the traders of their offices).
 A changed database or another scope gives another file. Within the file, each part is stored
 under its name and the version of the code that builds it (`code_version`), so new code
 never reads what old code wrote. An unreadable file is ignored and rebuilt. JSON, not pickle:
@@ -61,8 +61,8 @@ class LookupCache:
             stat = self.database.resolve().stat()
         except OSError:
             return None
-        key = json.dumps([FORMAT, str(self.database.resolve()), stat.st_size, stat.st_mtime_ns,
-                          self.scope.key])
+        key = json.dumps([FORMAT, str(self.database.resolve()), stat.st_ino, stat.st_size,
+                          stat.st_mtime_ns, self.scope.key])
         return self.folder / f"lookups-{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
 
     def _load(self) -> dict[str, Any]:
