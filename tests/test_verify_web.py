@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tamga.settings import get_settings
-from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, start_app, stop_app
+from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, IDLE_JS, start_app, stop_app
 
 REPO = Path(__file__).resolve().parents[1]
 SHOTS = REPO / "artifacts" / "screenshots"
@@ -49,6 +49,7 @@ def test_upload_an_invoice_and_see_the_discrepancies_with_their_rules(
             page.wait_for_function(
                 "() => [...document.querySelectorAll('button')].some(b => "
                 "b.innerText.includes('Check the document') && !b.disabled)", timeout=30_000)
+            page.wait_for_function(IDLE_JS, timeout=60_000)  # the upload's rerun has ended
             button.click()
             table = page.locator('[data-testid="stTable"]').first
             table.wait_for(timeout=90_000)
@@ -68,6 +69,7 @@ def test_upload_an_invoice_and_see_the_discrepancies_with_their_rules(
             page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
                 str(hostile))
             page.get_by_text(hostile.name).first.wait_for(timeout=30_000)
+            page.wait_for_function(IDLE_JS, timeout=60_000)
             page.get_by_role("button", name="Check the document").click()
             page.get_by_text(f"{hostile.name} (commercial invoice)").wait_for(timeout=90_000)
             page.get_by_text("Fields read from").first.click()
