@@ -225,12 +225,13 @@ def _data_at_a_glance(currency: str) -> None:
         return
     rows = trend["rows"]
     answer = Answer(
-        text=f"**The data at a glance:** imports per month, {rows[0][0]} to {rows[-1][0]} "
-             f"(the last {len(rows)} months of the data), in {currency}.",
+        text=f"Import customs value, duty and declarations per month, {rows[0][0]} to "
+             f"{rows[-1][0]} (the last {len(rows)} months of the data), in {currency}.",
         engine="offline", sql=[trend["sql"]], tables=[Table(trend["columns"], rows)],
         chart={"kind": "line", "x": "month", "y": "customs_value",
                "title": "Import customs value per month"})
-    render_answer(answer, key="glance", currency=currency)
+    with st.expander(f"The data at a glance: imports per month, {rows[0][0]} to {rows[-1][0]}"):
+        render_answer(answer, key="glance", currency=currency)
 
 
 def chat_page() -> None:
@@ -249,6 +250,8 @@ def chat_page() -> None:
     if changed is not None:
         question = changed[0]
     if not turns and not question:
+        with section("glance"):
+            _data_at_a_glance(currency)
         st.markdown(
             "Ask about a trader's history, a rule, or a period. Every figure comes "
             "with the SQL that produced it; every rule with its source. Try:"
@@ -267,8 +270,6 @@ def chat_page() -> None:
                         args=(example,),
                         width="stretch",
                     )
-        with section("glance"):
-            _data_at_a_glance(currency)
     with section("history"):
         # With a new question, the answer about to be drawn counts among the latest ones.
         first_full = len(turns) + (1 if question else 0) - FULL_TURNS
