@@ -56,15 +56,16 @@ _MEASURE_RULES: tuple[tuple[str, str], ...] = (
     (r"\b(?:red|yellow)[- ]?(?:or|and|plus|\+)[- ]?(?:red|yellow)\b|\binspection rates?\b|"
      r"\b(?:checked|inspected|stopped for (?:a )?checks?)\b", "checked_share"),
     (r"\bred[- ]channel (?:share|rate|ratio|percentage|proportion)\b|"
-     r"(?:\b(?:share|percentage|proportion|rate|fraction)\b|%) of (?:all )?(?:(?:import|export) )?"
+     r"(?:\b(?:share|percentage|proportion|rate|fraction)\b|%) of (?:all |the )?(?:[\w']+ ){0,3}?"
      r"(?:declarations |entries |shipments )?(?:that )?"
      r"(?:were |was |are |is |go(?:es)? |went |sent |routed |get |got )*(?:sent |routed )?"
      r"(?:to |in(?:to)? )?(?:the )?red\b|\bred(?:[- ]channel)? (?:rate|share|ratio)\b|"
      r"\bhow often\b.*\bred\b|\b(?:sent|went|routed|go(?:es)?) (?:to )?(?:the )?red\b"
      r"(?=.*(?:%|\bpercent|\bshare\b|\brate\b|\boften\b|\bproportion\b))|"
-     r"\bred (?:lane|channel) (?:share|rate)\b", "red_share"),
+     r"\bred (?:lane|channel) (?:share|rate)\b|(?:%|\bpercent(?:age)?\b|\bshare\b|\bproportion\b)"
+     r"[^?!]{0,60}?\b(?:sent|went|routed|go(?:es)?|got) (?:to )?(?:the )?red\b", "red_share"),
     (r"\byellow[- ]channel (?:share|rate|ratio|percentage|proportion)\b|"
-     r"(?:\b(?:share|percentage|proportion|rate|fraction)\b|%) of (?:all )?(?:(?:import|export) )?"
+     r"(?:\b(?:share|percentage|proportion|rate|fraction)\b|%) of (?:all |the )?(?:[\w']+ ){0,3}?"
      r"(?:declarations |entries |shipments )?(?:that )?"
      r"(?:were |was |are |is |go(?:es)? |went |sent |routed )*(?:sent |routed )?(?:to |in(?:to)? )?"
      r"(?:the )?yellow\b|\byellow(?:[- ]channel)? (?:rate|share|ratio)\b|"
