@@ -544,8 +544,8 @@ class OfflineEngine:
             return self._query_follow_up(plan, q, slots, state)
         if plan.kind not in ("intent", "fallback", "problem") or plan.follow_up:
             return plan
-        if plan.intent is not None and plan.intent.kind != "sql":
-            return plan
+        if plan.intent is not None and plan.intent.kind not in ("sql", "hs_lookup"):
+            return plan  # the HS look-up says what a code covers; a figure about it is a plan's
         planned = self.planner.plan(q, slots)
         if planned.problem is not None:
             if plan.kind == "fallback" or _IMPOSSIBLE.search(planned.problem):

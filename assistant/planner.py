@@ -75,8 +75,9 @@ _MEASURE_RULES: tuple[tuple[str, str], ...] = (
      r"(?=.*(?:%|\bpercent|\bshare\b|\brate\b|\boften\b))", "yellow_share"),
     (r"(?:\b(?:share|percentage|percent|proportion|fraction|part|how much of)\b|%)[^?!]{0,80}?"
      r"\b(?:related[- ]part(?:y|ies)|related (?:companies|sellers|suppliers|parties)|"
-     r"affiliat\w+|between related)\b|\brelated[- ]part(?:y|ies) (?:share|ratio|percentage|"
-     r"proportion)\b|\brelated[- ]party imports as a (?:percentage|share|proportion)\b",
+     r"affiliat\w+|between related(?: part(?:y|ies))?)\b|"
+     r"\brelated[- ]part(?:y|ies) (?:share|ratio|percentage|proportion)\b|"
+     r"\brelated[- ]party imports as a (?:percentage|share|proportion)\b",
      "related_party_share"),
     (r"\b(?:recover(?:ed|ies|y)?|clawed back|(?:had to )?pay (?:the most )?after audits?|"
      r"additional dut(?:y|ies)(?: and penalt(?:y|ies))?|"
@@ -173,7 +174,7 @@ _COUNT_N = re.compile(
     r"headings|subheadings|codes|offices|origins|countries|sellers|suppliers|months|sectors|"
     r"names|payers|newcomers|firms|exporters|regions|products|of them|incoterms|modes|"
     r"currencies|procedures|channels|quarters|years|buyers|terms)\b|"
-    rf"(?<!\d),\s*(?P<tail>{_NUM_WORD})\s*[?.!]?\s*$|\((?:top\s+)?(?P<par>{_NUM_WORD})\)")
+    rf"(?<!\d),\s*(?P<tail>{_NUM_WORD})\s*[?.!]?\s*$|\bwhich\s+(?P<which>{_NUM_WORD})\b(?!\s*%)|\((?:top\s+)?(?P<par>{_NUM_WORD})\)")
 # A dimension named at the start: "offices with the largest increase", "importers whose ..."
 _LEAD_DIM = re.compile(rf"^[\s.,:;'-]*(?:the\s+)?({_DIM_ALTERNATION})\s+(?:with|whose|that|"
                        r"which|where|having)\b")
@@ -328,7 +329,8 @@ _IMPORT_WORDS = re.compile(r"\bimport(?:s|ed|ers?|ing)?\b")
 _BOTH = re.compile(r"\bimports? and exports?\b|\bexports? and imports?\b|\bboth flows\b|"
                    r"\ball trade\b|\btotal trade\b|\btwo[- ]way\b")
 _DISPATCH = re.compile(r"\b(?:shipped|dispatched|sent|consigned)\s+(?:to us\s+)?from\b|"
-                       r"\bdispatch(?:ed)?\b")
+                       r"\bdispatch(?:ed)?\b|\bfrom (?:which|what) (?:\w+ )?countr(?:y|ies)\b"
+                       r"(?=.*\b(?:shipped|dispatched|sent|consigned)\b)")
 _LARGEST_DECL = re.compile(r"\b(?:largest|biggest|most valuable|highest[- ]value|priciest|"
                            r"smallest|cheapest|lowest[- ]value)\s+(?:single\s+)?(?:import\s+)?"
                            r"(?:declarations?|entr(?:y|ies)|shipments?|consignments?)\b")
@@ -359,7 +361,7 @@ brought get got see know need want could would should can may might will shall u
 you i my mine ours summary summarise summarize overview picture figures figure stats statistics
 opened conducted carried performed run done started closed had have has saw see seen recorded
 handled received
-national nationwide anything paying pays buy buys bought buying made make makes sales higher
+among national nationwide anything paying pays buy buys bought buying made make makes sales higher
 lower earlier later
 supplied supply supplies sold sell selling lodged lodge lodging cleared clear
 clearing shipped ship sent send went go goes going reach reached bringing based registered
@@ -440,6 +442,10 @@ class Planner:
         for d in dims_from_filters:
             if d not in dims:
                 dims.insert(0, d)
+        if "origin" in dims and _DISPATCH.search(masked) and not re.search(
+                r"\borigin|\bmade in\b|\bproduced\b|\bmanufactured\b", masked):
+            dims = ["dispatch_country" if d == "origin" else d for d in dims]
+            explained.update({"shipped", "dispatched", "sent", "consigned", "dispatch"})
         if any(m in ("red_share", "yellow_share", "checked_share") for m in measures):
             filters = [f for f in filters if f.dimension != "channel"]
         if "flow" in dims:
@@ -665,7 +671,7 @@ class Planner:
     def _count_n(q: str) -> int | None:
         """Rows asked for in words the slot extractor leaves ("which 5 importers", ", five")."""
         for m in _COUNT_N.finditer(q):
-            word = m.group("n") or m.group("tail") or m.group("par")
+            word = m.group("n") or m.group("tail") or m.group("par") or m.group("which")
             if m.group("n") and re.search(r"\b(?:chapter|heading|subheading|hs|code|procedure|last|"
                                           r"past|previous|next|recent|first)\s*$", q[:m.start()]):
                 continue
@@ -735,8 +741,10 @@ class Planner:
                         continue  # "last quarter" is a period, not a grouping
                     if re.match(r"\s*\d", q[m.end(1):]):
                         continue  # "heading 8703" is a filter
-                    if dim == "trader" and pattern is not _BY and re.match(
-                            r"\s+(?:based|registered|located|headquartered|from the|in the)\b",
+                    if dim == "trader" and re.match(
+                            r"\s+(?:based|registered|located|headquartered|from the|in the)\b"
+                            if pattern is not _BY else
+                            r"\s+(?:based|registered|located|headquartered|from the)\b",
                             q[m.end(1):]):
                         continue  # "traders based in Panamá": whose imports, not by whom
                     dims.append(dim)

@@ -274,3 +274,36 @@ def test_groups_are_the_parts_of_a_filtered_whole(engine: OfflineEngine) -> None
     assert all(r[1] in row for r, row in zip(expected, answer.table.rows, strict=True))
     owned = query_of(engine, "what share of each office's 2024 imports was chapter 84?")
     assert owned.share_of is not None and owned.share_of.values == ["84"]
+
+
+def test_a_figure_about_a_code_is_not_the_hs_look_up(engine: OfflineEngine) -> None:
+    query = query_of(engine, "What percentage of 2024 import value was HS chapter 84?")
+    assert query.shape == "share" and query.share_of is not None
+    assert query.share_of.values == ["84"]
+    rate = query_of(engine, "related-party share for HS chapter 84 in 2024")
+    assert rate.measures == ["related_party_share"]
+    assert engine.plan("What does chapter 84 cover?").intent.id == "hs_lookup"  # type: ignore[union-attr]
+
+
+def test_which_five_is_a_count_of_rows(engine: OfflineEngine) -> None:
+    query = query_of(engine, "among traders who started importing in 2024, which five imported "
+                             "the most that year?")
+    assert (query.shape, query.dimensions, query.n) == ("first_seen", ["trader"], 5)
+
+
+def test_companies_from_a_region_are_a_filter(engine: OfflineEngine) -> None:
+    offices = " ".join(r[0] for r in ref(engine, "SELECT DISTINCT customs_office FROM "
+                                                 "declarations"))
+    region = next(r for r in engine.planner.values()["region"] if r not in offices)
+    query = planned(engine, f"2024 imports by companies from the {region} region")
+    assert query.dimensions == [] and query.shape == "total"
+    assert [(f.dimension, f.values) for f in query.filters] == [("region", [region])]
+
+
+def test_countries_goods_were_shipped_from_are_dispatch_countries(
+        engine: OfflineEngine) -> None:
+    query = query_of(engine, "From which three countries were goods shipped to us the most in "
+                             "2024, by value?")
+    assert (query.shape, query.dimensions, query.n) == ("top", ["dispatch_country"], 3)
+    assert planned(engine, "top 3 origin countries of goods shipped in 2024").dimensions == [
+        "origin"]
