@@ -195,7 +195,8 @@ _BY = re.compile(
 _WHICH = re.compile(
     rf"\b(?:which|what|name the|list(?: the)?|show(?: me)?(?: the)?|give me(?: the)?|rank(?: the)?|"
     rf"top\s+\d*\s*|the\s+\d+\s+|bottom\s+\d*\s*|biggest|largest|smallest|busiest|quietest|"
-    rf"leading|main|major|most active|least active|{_NUM_WORD})\s*(?:[\w.'-]+\s+){{0,2}}?"
+    rf"leading|main|major|most active|least active|(?:most|least) (?:used|common|frequent|popular)|"
+    rf"rarest|commonest|{_NUM_WORD})\s*(?:[\w.'-]+\s+){{0,2}}?"
     rf"({_DIM_ALTERNATION})\b")
 _PEAK = re.compile(
     rf"\b(?P<word>peak|busiest|highest|largest|biggest|record|best|top|strongest|heaviest|"
@@ -269,7 +270,7 @@ _NOT_IN = re.compile(
 _NEW = re.compile(
     r"\bnew (?:importers?|traders?|exporters?|compan(?:y|ies)|firms?|sellers?|suppliers?|"
     r"origins?|countr(?:y|ies)|source countr(?:y|ies)|businesses|players|entrants|names|"
-    r"customers|declarants)\b|\bfirst[- ]time\b|\bfirst (?:declaration|import|appearance|"
+    r"customers|declarants)\b|\bfirst[- ]time\b|\bfirst (?:declaration|import|export|appearance|"
     r"ever)\b|\bstarted (?:importing|trading|declaring|exporting)\b|\bnewcomers?\b|"
     r"\bnew entrants?\b|\bnever (?:imported|traded|declared) before\b|\bappeared for the first\b|"
     r"\bfirst seen\b|\bfor the first time\b")
@@ -1039,8 +1040,14 @@ class Planner:
         return _pair(later, ex.like_for_like(earlier, later))
 
     def _active_absent(self, q: str, periods: list[Period]) -> tuple[Period, Period]:
-        """("imported in 2024 but not in 2025") -> (2024, 2025), by the order in the text."""
+        """("imported in 2024 but not in 2025") -> (2024, 2025): the period a negation stands
+        right before is the absent one ("nothing in 2026 but did in 2025"); else the order in
+        the text."""
         first, second = sorted(periods[:2], key=lambda p: _position(q, p))
+        negated = [p for p in (first, second) if _NEGATED.search(q[:_position(q, p)][-24:])]
+        if len(negated) == 1:
+            absent = negated[0]
+            return (second if absent is first else first), absent
         return first, second
 
     def _previous(self, period: Period, yoy: bool) -> Period:
@@ -1173,6 +1180,10 @@ def _dates(period: Period) -> str:
 
 def _is_year(num: str, scale: str | None) -> bool:
     return not scale and re.fullmatch(r"(?:19|20)\d\d", num.replace(",", "")) is not None
+
+
+_NEGATED = re.compile(r"\b(?:not|no|nothing|none|never|without|didn'?t|haven'?t|hasn'?t)\b"
+                      r"(?:\s+[\w']+){0,2}?\s+(?:in|during|for|since)?\s*$")
 
 
 def _position(q: str, period: Period) -> int:

@@ -307,3 +307,25 @@ def test_countries_goods_were_shipped_from_are_dispatch_countries(
     assert (query.shape, query.dimensions, query.n) == ("top", ["dispatch_country"], 3)
     assert planned(engine, "top 3 origin countries of goods shipped in 2024").dimensions == [
         "origin"]
+
+
+def test_least_used_names_the_grouping(engine: OfflineEngine) -> None:
+    query = query_of(engine, "the least used customs procedures in 2024")
+    assert (query.shape, query.measures, query.dimensions) == (
+        "bottom", ["declarations"], ["procedure"])
+
+
+def test_first_export_is_first_seen(engine: OfflineEngine) -> None:
+    query = query_of(engine, "How many exporters made their first export in 2024?")
+    assert (query.shape, query.flow, query.count_only) == ("first_seen", "export", True)
+
+
+@pytest.mark.parametrize("question", [
+    "number of origins that supplied nothing in 2024 but did in 2023",
+    "which origins supplied goods in 2023 but not in 2024?",
+])
+def test_the_negated_period_is_the_absent_one(engine: OfflineEngine, question: str) -> None:
+    query = query_of(engine, question)
+    assert query.shape == "set_difference" and query.dimensions == ["origin"]
+    assert query.period is not None and query.period.start.year == 2023
+    assert query.compare_to is not None and query.compare_to.start.year == 2024
