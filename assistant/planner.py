@@ -362,8 +362,8 @@ brought get got see know need want could would should can may might will shall u
 you i my mine ours summary summarise summarize overview picture figures figure stats statistics
 opened conducted carried performed run done started closed had have has saw see seen recorded
 handled received
-among national nationwide anything paying pays buy buys bought buying made make makes sales higher
-lower earlier later
+active among national nationwide anything paying pays buy buys bought buying made make
+makes sales higher lower earlier later
 supplied supply supplies sold sell selling lodged lodge lodging cleared clear
 clearing shipped ship sent send went go goes going reach reached bringing based registered
 entered account accounts carry carried relative exceeded exceeding exceeds bill names name
@@ -738,8 +738,12 @@ class Planner:
                         continue
                     if dim in ("month", "quarter", "year") and re.search(
                             rf"\b(?:last|this|previous|prior|next|same|that|the|past|recent|"
-                            rf"first)\s+(?:{_NUM_WORD}\s+)?$", q[:m.start(1)]):
-                        continue  # "last quarter" is a period, not a grouping
+                            rf"first)\s+(?:{_NUM_WORD}\s+)?$", q[:m.start(1)]) and not (
+                            re.search(rf"\bthe\s+{_NUM_WORD}\s+$", q[:m.start(1)])
+                            and re.match(r"\s+(?:of|in|with|that|which|where|when)\b",
+                                         q[m.end(1):])):
+                        continue  # "last quarter" is a period, not a grouping ("the 3 months
+                        #           of 2025 with the most duty" are groups)
                     if re.match(r"\s*\d", q[m.end(1):]):
                         continue  # "heading 8703" is a filter
                     if dim == "trader" and re.match(

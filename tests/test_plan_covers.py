@@ -329,3 +329,10 @@ def test_the_negated_period_is_the_absent_one(engine: OfflineEngine, question: s
     assert query.shape == "set_difference" and query.dimensions == ["origin"]
     assert query.period is not None and query.period.start.year == 2023
     assert query.compare_to is not None and query.compare_to.start.year == 2024
+
+
+def test_the_n_months_of_a_year_are_groups(engine: OfflineEngine) -> None:
+    query = query_of(engine, "the 3 months of 2024 with the most import duty")
+    assert (query.shape, query.measures, query.dimensions, query.n) == (
+        "top", ["duty"], ["month"], 3)
+    assert planned(engine, "import value in the last 3 months").dimensions == []
