@@ -273,7 +273,8 @@ _NEW = re.compile(
     r"customers|declarants)\b|\bfirst[- ]time\b|\bfirst (?:declaration|import|export|appearance|"
     r"ever)\b|\bstarted (?:importing|trading|declaring|exporting)\b|\bnewcomers?\b|"
     r"\bnew entrants?\b|\bnever (?:imported|traded|declared) before\b|\bappeared for the first\b|"
-    r"\bfirst seen\b|\bfor the first time\b")
+    r"\bfirst seen\b|\bfor the first time\b|\b(?:importers|traders|exporters|companies|sellers|"
+    r"suppliers|origins|countries|offices) (?:that (?:are|were) )?new to\b")
 _THRESHOLD = re.compile(
     r"\b(?P<op>above|over|more than|greater than|larger than|higher than|exceeding|exceed(?:s|ed)?|"
     r"in excess of|at least|upwards of|bigger than|below|under|less than|fewer than|"

@@ -336,3 +336,9 @@ def test_the_n_months_of_a_year_are_groups(engine: OfflineEngine) -> None:
     assert (query.shape, query.measures, query.dimensions, query.n) == (
         "top", ["duty"], ["month"], 3)
     assert planned(engine, "import value in the last 3 months").dimensions == []
+
+
+def test_sellers_new_to_a_trader(engine: OfflineEngine, trader: tuple[str, str]) -> None:
+    query = query_of(engine, f"suppliers new to {trader[1]} in 2024")
+    assert (query.shape, query.dimensions) == ("first_seen", ["seller"])
+    assert [f.values for f in query.filters if f.dimension == "trader"] == [[trader[0]]]
