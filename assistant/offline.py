@@ -109,7 +109,9 @@ def drops_filter(intent_id: str, query: QueryPlan, intent: Intent | None = None)
     found = _covers_of(intent_id)
     if found is None:
         return False
-    if not {f.dimension for f in query.filters} <= _filter_kinds(intent, found):
+    # A filter on a dimension the intent groups by keeps its row ("red channel declarations of
+    # X": the channel view's red row).
+    if not {f.dimension for f in query.filters} <= _filter_kinds(intent, found) | found.dimensions:
         return True
     return any(f.dimension == dim and value in f.values
                for dim, value in found.excludes for f in query.filters)
@@ -566,8 +568,12 @@ class OfflineEngine:
         # a descending breakdown, a share answered by a trader's duty view are the plan's,
         # even when the plan, like the intent, leaves a word unplaced (but not when it leaves
         # more words unplaced than the intent: then it is the plan that misread).
-        withheld = (known and intent is not None and not gives(intent.id, query, intent)
-                    and len(planned.unexplained) <= len(plan.unexplained))
+        # An intent that would silently drop a filter the plan read ("rail declarations per
+        # office") gives way even to a plan with more words it could not place.
+        withheld = known and intent is not None and (
+            drops_filter(intent.id, query, intent)
+            or (not gives(intent.id, query, intent)
+                and len(planned.unexplained) <= len(plan.unexplained)))
         use = (plan.kind == "fallback" and not planned.unexplained) or (
             plan.kind == "intent" and intent is not None
             and ((known and asks_more(intent.id, query, intent)) or planned.specific)

@@ -342,3 +342,17 @@ def test_sellers_new_to_a_trader(engine: OfflineEngine, trader: tuple[str, str])
     query = query_of(engine, f"suppliers new to {trader[1]} in 2024")
     assert (query.shape, query.dimensions) == ("first_seen", ["seller"])
     assert [f.values for f in query.filters if f.dimension == "trader"] == [[trader[0]]]
+
+
+def test_a_filter_on_a_grouping_keeps_its_row_and_others_are_dropped(
+        engine: OfflineEngine) -> None:
+    channels = engine.library.get("trader_channels")
+    red = plan(shape="total", measures=["declarations"],
+               filters=[Filter(dimension="trader", values=["T000001"]),
+                        Filter(dimension="channel", values=["red"])])
+    assert gives("trader_channels", red, channels)  # its red row answers
+    workload = engine.library.get("office_workload")
+    rail = plan(shape="breakdown", measures=["declarations"], dimensions=["office"],
+                filters=[Filter(dimension="transport_mode", values=["rail"])])
+    assert not gives("office_workload", rail, workload)
+    assert not intent_covers("office_workload", rail, workload)
