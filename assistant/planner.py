@@ -444,6 +444,8 @@ class Planner:
         for d in dims_from_filters:
             if d not in dims:
                 dims.insert(0, d)
+        if "trader" in dims and _traders_of_a_group(q, filters):
+            dims.remove("trader")  # "imports by traders in Fuels and energy": the sector's
         if "origin" in dims and _DISPATCH.search(masked) and not re.search(
                 r"\borigin|\bmade in\b|\bproduced\b|\bmanufactured\b", masked):
             dims = ["dispatch_country" if d == "origin" else d for d in dims]
@@ -1143,6 +1145,15 @@ def _impossible_request(q: str, first: date) -> str | None:
         return (f"The data starts on {first.isoformat()}: there is nothing for "
                 f"{m.group(1)}, which is before it.")
     return None
+
+
+def _traders_of_a_group(q: str, filters: list[Filter]) -> bool:
+    """Whether "by traders" only says whose imports: the traders of a sector or region the
+    question filters on ("imports by traders in Fuels and energy")."""
+    folded = fold_plain(q)
+    return any(re.search(rf"\bby (?:the )?(?:traders|importers|companies|firms) (?:in|of|from) "
+                         rf"(?:the )?{re.escape(fold_plain(v))}\b", folded)
+               for f in filters if f.dimension in ("sector", "region") for v in f.values)
 
 
 def _without_rate_words(q: str, measures: list[str]) -> str:

@@ -356,3 +356,21 @@ def test_a_filter_on_a_grouping_keeps_its_row_and_others_are_dropped(
                 filters=[Filter(dimension="transport_mode", values=["rail"])])
     assert not gives("office_workload", rail, workload)
     assert not intent_covers("office_workload", rail, workload)
+
+
+def test_a_code_word_after_country_is_a_code(engine: OfflineEngine) -> None:
+    """'CO' is an everyday word (Co.) unless a country is named right before it."""
+    codes = [c.code for c in engine.extractor.extract(
+        "transport mode split for dispatch country CO in 2024").countries]
+    if "CO" in engine.extractor.facts.countries:
+        assert codes == ["CO"]
+    assert engine.extractor.extract("Acme CO imports in 2024").countries == []
+
+
+def test_traders_of_a_sector_are_a_filter(engine: OfflineEngine) -> None:
+    sector = engine.planner.values()["sector"][0]
+    query = planned(engine, f"2024 imports by traders in {sector}")
+    assert query.dimensions == [] and query.shape == "total"
+    assert ("sector", [sector]) in [(f.dimension, f.values) for f in query.filters]
+    assert planned(engine, f"import value by trader in the {sector} sector, 2024").dimensions \
+        == ["trader"]
