@@ -79,7 +79,8 @@ _MEASURE_RULES: tuple[tuple[str, str], ...] = (
      r"\brelated[- ]part(?:y|ies) (?:share|ratio|percentage|proportion)\b|"
      r"\brelated[- ]party imports as a (?:percentage|share|proportion)\b",
      "related_party_share"),
-    (r"\b(?:recover(?:ed|ies|y)?|clawed back|(?:had to )?pay (?:the most )?after audits?|"
+    (r"\b(?:recover(?:ed|ies|y)?|clawed back|"
+     r"(?:had to )?pa(?:y|id|ying) (?:the most |most )?after (?:an? |the )?audits?|"
      r"additional dut(?:y|ies)(?: and penalt(?:y|ies))?|"
      r"penalt(?:y|ies)(?: and additional duty)?|amounts? assessed)\b", "audit_recoveries"),
     (r"\b(?:how many|number of|count of|count the) (?:\w+ ){0,2}audits?\b|\baudits? "

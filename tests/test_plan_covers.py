@@ -374,3 +374,9 @@ def test_traders_of_a_sector_are_a_filter(engine: OfflineEngine) -> None:
     assert ("sector", [sector]) in [(f.dimension, f.values) for f in query.filters]
     assert planned(engine, f"import value by trader in the {sector} sector, 2024").dimensions \
         == ["trader"]
+
+
+def test_paid_after_audits_is_recoveries(engine: OfflineEngine) -> None:
+    query = query_of(engine, "which traders paid the most after audits in 2024?")
+    assert (query.shape, query.measures, query.dimensions) == (
+        "top", ["audit_recoveries"], ["trader"])
