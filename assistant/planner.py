@@ -482,6 +482,11 @@ class Planner:
         impossible = _impossible_request(q, facts.first_date)
         if impossible is not None:
             raise PlanError(impossible)
+        per = _AVERAGE_PER.search(masked)
+        if per is not None and not set(measures) & _RATE_MEASURES:
+            raise PlanError(f"I cannot compute an average per {per.group('per')} yet; I can give "
+                            f"the total and the number of {per.group('per')}s, or the figures "
+                            f"by {per.group('per')}.")
         bad_n = _BAD_N.search(q)
         if bad_n is not None:
             raise PlanError(f"I can list between 1 and 100 rows; "
@@ -1166,6 +1171,11 @@ def _without_rate_words(q: str, measures: list[str]) -> str:
     return q
 
 
+# "average value per declaration": a mean over entities, which the plan language lacks.
+_AVERAGE_PER = re.compile(
+    r"\b(?:average|mean|typical)\s+(?:[\w-]+\s+){0,3}?(?:per|for each|by|a|an)\s+"
+    r"(?P<per>declaration|entry|shipment|consignment|trader|importer|exporter|company|item|line|"
+    r"seller|supplier)\b")
 _RATE_MEASURES = frozenset({"effective_duty_rate", "checked_share", "value_per_kg",
                             "value_per_unit"})
 

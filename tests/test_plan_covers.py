@@ -380,3 +380,12 @@ def test_paid_after_audits_is_recoveries(engine: OfflineEngine) -> None:
     query = query_of(engine, "which traders paid the most after audits in 2024?")
     assert (query.shape, query.measures, query.dimensions) == (
         "top", ["audit_recoveries"], ["trader"])
+
+
+def test_an_average_per_entity_is_not_a_breakdown(engine: OfflineEngine) -> None:
+    """The plan language has no mean over declarations: no plan lists every declaration."""
+    question = "average value per declaration in 2024"
+    found = engine.planner.plan(question, engine.extractor.extract(question))
+    assert found.plan is None and found.problem is not None and "average" in found.problem
+    assert engine.plan(question).kind != "query"
+    assert planned(engine, "average value per kg of 2024 imports").measures == ["value_per_kg"]
