@@ -67,8 +67,9 @@ SPECIFIC_OVERRIDE = 0.75
 class Covers:
     """What one verified analytical intent answers, in plan terms: the shapes it gives, the
     groupings, the measures its table shows (or ranks by), the kinds of filter its SQL can
-    apply, filter values its SQL rules out (the AEO intents keep certified traders only), and
-    whether it answers "how many" (a count of groups) rather than listing them."""
+    apply, filter values its SQL rules out (the AEO intents keep certified traders only),
+    whether it answers "how many" (a count of groups) rather than listing them, and the
+    related-party choice its SQL makes (None: all sellers)."""
 
     shapes: frozenset[str]
     dimensions: frozenset[str]
@@ -76,6 +77,7 @@ class Covers:
     filters: frozenset[str] = frozenset()
     excludes: tuple[tuple[str, str], ...] = ()
     counts: bool = False
+    related: bool | None = None
 
 
 # The plan filters each intent slot applies (an intent applies a filter only when it takes the
@@ -127,7 +129,7 @@ def gives(intent_id: str, query: QueryPlan, intent: Intent | None = None) -> boo
     return (set(query.measures) <= found.measures
             and (query.shape in found.shapes or query.shape == "total")
             and (not query.count_only or found.counts)
-            and query.related_party is None and query.flow != "both"
+            and query.related_party in (None, found.related) and query.flow != "both"
             and not drops_filter(intent_id, query, intent))
 
 
@@ -143,7 +145,7 @@ def intent_covers(intent_id: str, query: QueryPlan, intent: Intent | None = None
         return False  # "the five biggest newcomers": the intent lists them, a plan ranks
     return (query.shape in found.shapes and set(query.dimensions) <= found.dimensions
             and set(query.measures) <= found.measures
-            and query.related_party is None and query.flow != "both")
+            and query.related_party in (None, found.related) and query.flow != "both")
 
 
 def asks_more(intent_id: str, query: QueryPlan, intent: Intent | None = None) -> bool:
@@ -221,6 +223,9 @@ INTENT_COVERS: dict[str, Covers] = {
                       _SLOT_FILTERS | {"aeo_status"}, excludes=_NOT_AEO),
     "trader_related_party": _c(frozenset({"total", "breakdown"}), frozenset({"seller"}),
                                frozenset({"related_party_share", "customs_value"})),
+    "related_party_traders": _c(_RANKING, frozenset({"trader"}),
+                                frozenset({"related_party_share", "customs_value"}),
+                                related=True),
     "audit_outcomes": _c(frozenset({"total", "breakdown"}), frozenset({"audit_outcome"}),
                          frozenset({"audits"})),
     "trader_audits": _c(frozenset({"total", "breakdown"}), frozenset({"audit_outcome"}),

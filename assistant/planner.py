@@ -765,6 +765,8 @@ class Planner:
                     explained.update(_WORD.findall(m.group(0)))
         if re.match(r"^whose\b", q) and "trader" not in dims:
             dims.insert(0, "trader")
+        elif re.match(r"^who\s+(?!should|must|can|may|is|are|was|were)\w+", q) and not dims:
+            dims.append("trader")  # "who imports from affiliated sellers?": the traders
         modes = set(re.findall(r"\b(sea|air|road|rail)\b", q))
         if len(modes) >= 2 and "transport_mode" not in dims:
             dims.insert(0, "transport_mode")

@@ -389,3 +389,14 @@ def test_an_average_per_entity_is_not_a_breakdown(engine: OfflineEngine) -> None
     assert found.plan is None and found.problem is not None and "average" in found.problem
     assert engine.plan(question).kind != "query"
     assert planned(engine, "average value per kg of 2024 imports").measures == ["value_per_kg"]
+
+
+def test_the_related_party_ranking_keeps_its_questions(engine: OfflineEngine) -> None:
+    """An intent whose SQL keeps related-party purchases gives plans that ask for them."""
+    ranked = plan(shape="top", measures=["customs_value"], dimensions=["trader"], n=10,
+                  related_party=True)
+    assert intent_covers("related_party_traders", ranked)
+    assert not gives("top_traders", ranked)
+    kept = engine.plan("Which importers buy most from related parties?").intent
+    assert kept is not None and kept.id == "related_party_traders"
+    assert planned(engine, "Who imports from affiliated sellers?").dimensions == ["trader"]
