@@ -116,7 +116,8 @@ _MEASURE_RULES: tuple[tuple[str, str], ...] = (
      r"filings|shipments|consignments)\b|\b(?:in|of|by) (?:the )?(?:number of )?"
      r"(?:declarations|entries|filings)\b(?! (?:above|over|worth|valued|of more))|"
      r"\bdeclarations? count\b|\bvolume of declarations\b|"
-     r"(?:\b(?:share|percentage|proportion|fraction)\b|%) of (?:all |the )?(?:[\w']+ ){0,3}?"
+     r"(?:\b(?:share|percentage|proportion|fraction)\b|%) of (?:all |the )?"
+     r"(?:(?!value\b|worth\b|dut(?:y|ies)\b|vat\b|mass\b)[\w']+ ){0,3}?"
      r"(?:declarations|entries|filings)\b(?! (?:value|worth))|"
      r"\bmost declarations\b|\bfewest declarations\b|\b(?:declarations|shipments|entries) "
      r"(?:by|per|each|a) (?!declaration)\w+", "declarations"),
@@ -724,7 +725,7 @@ class Planner:
                               r"\brarest\b|\bcommonest\b|"
                               r"\bbusiest\b|\bquietest\b|\bworkload\b", original)
             counted = re.search(r"\bdeclarations\b", q) and not re.search(
-                r"\b(?:value|worth|duty|duties|vat|customs value|usd|\$|kg|weight)\b", q)
+                r"\b(?:value|worth|duty|duties|vat|customs value|usd|\$|kg|weight)\b", original)
             named_value = found == ["customs_value"] and _VALUE_WORDS.search(original)
             found = ["declarations"] if (usage and not named_value) or counted \
                 else ["customs_value"]

@@ -400,3 +400,13 @@ def test_the_related_party_ranking_keeps_its_questions(engine: OfflineEngine) ->
     kept = engine.plan("Which importers buy most from related parties?").intent
     assert kept is not None and kept.id == "related_party_traders"
     assert planned(engine, "Who imports from affiliated sellers?").dimensions == ["trader"]
+
+
+def test_a_value_named_beside_declarations_is_kept(engine: OfflineEngine) -> None:
+    office = ref(engine, "SELECT customs_office FROM declarations GROUP BY 1 ORDER BY count(*) "
+                         "DESC LIMIT 1")[0][0]
+    query = planned(engine, f"What share of 2024 import value came from declarations lodged at "
+                            f"{office}?")
+    assert query.shape == "share" and query.measures == ["customs_value"]
+    entries = planned(engine, f"What share of 2024 import entries were lodged at {office}?")
+    assert entries.measures == ["declarations"]
