@@ -546,6 +546,11 @@ class Planner:
                 or [tmeasure]
             explained.update(_WORD.findall(thr.group(0)))
         elif slots.trader is not None and _PEERS.search(masked):
+            if "declaration" in dims or re.search(
+                    r"\b(?:which|list|show|name)\b[^?!]{0,40}?\b(?:declarations|entries|"
+                    r"shipments)\b", masked):
+                return Planned()  # "which of their declarations are priced below peers": a
+                #                   listing of declarations, not one figure against the peers
             shape = "vs_peers"
             entity = next(f for f in filters if f.dimension == "trader")
             filters = [f for f in filters if f.dimension != "trader"]

@@ -410,3 +410,14 @@ def test_a_value_named_beside_declarations_is_kept(engine: OfflineEngine) -> Non
     assert query.shape == "share" and query.measures == ["customs_value"]
     entries = planned(engine, f"What share of 2024 import entries were lodged at {office}?")
     assert entries.measures == ["declarations"]
+
+
+def test_which_declarations_below_peers_is_a_listing(engine: OfflineEngine,
+                                                     trader: tuple[str, str]) -> None:
+    """The README's question lists the trader's declarations priced below peers (the verified
+    intent), not one unit value against the peers."""
+    kept = engine.plan(f"Which of {trader[1]}'s declarations have unit values far below "
+                       "peers?").intent
+    assert kept is not None and kept.id == "trader_low_unit_values"
+    query = query_of(engine, f"{trader[1]}'s unit value per kg against other importers in 2024")
+    assert query.shape == "vs_peers"
