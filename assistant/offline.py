@@ -63,56 +63,98 @@ SEARCH_K = 4
 # Below this intent score, a question with a shape no intent has (growth ranking, share,
 # peers, new traders, set difference, threshold, coded filters) is answered from its plan.
 SPECIFIC_OVERRIDE = 0.75
-# Filter values an intent's own SQL rules out: the AEO intents list certified traders only, so
-# a plan asking for the uncertified ones ("importers without AEO status") is not theirs.
-_INTENT_EXCLUDES: dict[str, tuple[str, str]] = {
-    "aeo_traders": ("aeo_status", "none"),
-    "aeo_summary": ("aeo_status", "none"),
+@dataclass(frozen=True)
+class Covers:
+    """What one verified analytical intent answers, in plan terms: the shapes it gives, the
+    groupings, the measures its table shows (or ranks by), the kinds of filter its SQL can
+    apply, filter values its SQL rules out (the AEO intents keep certified traders only),
+    whether it answers "how many" (a count of groups) rather than listing them, and the
+    related-party choice its SQL makes (None: all sellers)."""
+
+    shapes: frozenset[str]
+    dimensions: frozenset[str]
+    measures: frozenset[str]
+    filters: frozenset[str] = frozenset()
+    excludes: tuple[tuple[str, str], ...] = ()
+    counts: bool = False
+    related: bool | None = None
+
+
+# The plan filters each intent slot applies (an intent applies a filter only when it takes the
+# slot: new_traders takes no goods, so "newcomers to chapter 27" is not its question).
+_SLOT_DIMENSIONS: dict[str, frozenset[str]] = {
+    "trader": frozenset({"trader"}),
+    "country": frozenset({"origin"}),
+    "hs": frozenset({"hs_chapter", "hs_heading", "hs_subheading"}),
+    "office": frozenset({"office"}),
+    "channel": frozenset({"channel"}),
 }
 
 
-def _excluded_by_intent(intent_id: str, query: QueryPlan) -> bool:
-    """True when the plan filters on a value the intent's SQL excludes."""
-    excluded = _INTENT_EXCLUDES.get(intent_id)
-    return excluded is not None and any(
-        f.dimension == excluded[0] and excluded[1] in f.values for f in query.filters)
+def _filter_kinds(intent: Intent | None, covers: Covers) -> frozenset[str]:
+    """The filter kinds the intent applies: its declared ones, cut to the slots it takes."""
+    if intent is None:
+        return covers.filters
+    slotted = frozenset().union(*(dims for slot, dims in _SLOT_DIMENSIONS.items()
+                                  if intent.accepts(slot)))
+    unslotted = covers.filters - frozenset().union(*_SLOT_DIMENSIONS.values())
+    return (covers.filters & slotted) | unslotted
 
 
-def drops_filter(intent_id: str, query: QueryPlan) -> bool:
+def _covers_of(intent_id: str) -> Covers | None:
+    return INTENT_COVERS.get(intent_id)
+
+
+def drops_filter(intent_id: str, query: QueryPlan, intent: Intent | None = None) -> bool:
     """True when the plan filters on something the intent cannot filter on, or on a value its
     SQL excludes (its answer would leave the filter out)."""
-    found = INTENT_COVERS.get(intent_id)
-    return found is not None and (not {f.dimension for f in query.filters} <= found[3]
-                                  or _excluded_by_intent(intent_id, query))
+    found = _covers_of(intent_id)
+    if found is None:
+        return False
+    # A filter on a dimension the intent groups by keeps its row ("red channel declarations of
+    # X": the channel view's red row).
+    if not {f.dimension for f in query.filters} <= _filter_kinds(intent, found) | found.dimensions:
+        return True
+    return any(f.dimension == dim and value in f.values
+               for dim, value in found.excludes for f in query.filters)
 
 
-def intent_covers(intent_id: str, query: QueryPlan) -> bool:
+def gives(intent_id: str, query: QueryPlan, intent: Intent | None = None) -> bool:
+    """True when the intent gives the plan's measures and shape (a total where it breaks down
+    counts: its table holds the figure), counts when the plan counts, and keeps its filters.
+    An intent that does not give them never takes the question from the plan."""
+    found = _covers_of(intent_id)
+    if found is None:
+        return True
+    return (set(query.measures) <= found.measures
+            and (query.shape in found.shapes or query.shape == "total")
+            and (not query.count_only or found.counts)
+            and query.related_party in (None, found.related) and query.flow != "both"
+            and not drops_filter(intent_id, query, intent))
+
+
+def intent_covers(intent_id: str, query: QueryPlan, intent: Intent | None = None) -> bool:
     """True when the verified intent answers what the query plan asks (then the intent,
     with its richer answer, is kept): same shape, groupings, measures and kinds of filter."""
-    found = INTENT_COVERS.get(intent_id)
-    if found is None or drops_filter(intent_id, query):
+    found = _covers_of(intent_id)
+    if found is None or drops_filter(intent_id, query, intent):
         return False
-    shapes, dims, measures, _ = found
-    if query.count_only:
+    if query.count_only and not found.counts:
         return False  # the intents list; a count is a plan's
     if query.shape == "first_seen" and query.n is not None:
         return False  # "the five biggest newcomers": the intent lists them, a plan ranks
-    return (query.shape in shapes and set(query.dimensions) <= dims
-            and set(query.measures) <= measures
-            and query.related_party is None and query.flow != "both")
+    return (query.shape in found.shapes and set(query.dimensions) <= found.dimensions
+            and set(query.measures) <= found.measures
+            and query.related_party in (None, found.related) and query.flow != "both")
 
 
-def asks_more(intent_id: str, query: QueryPlan) -> bool:
+def asks_more(intent_id: str, query: QueryPlan, intent: Intent | None = None) -> bool:
     """True when the plan asks for something the intent does not give (another measure,
     grouping, filter or shape), not merely for less (a total where the intent breaks down)."""
-    found = INTENT_COVERS.get(intent_id)
+    found = _covers_of(intent_id)
     if found is None:
         return False
-    shapes, dims, measures, _ = found
-    return (drops_filter(intent_id, query) or not set(query.measures) <= measures
-            or not set(query.dimensions) <= dims
-            or (query.shape not in shapes and query.shape != "total")
-            or query.related_party is not None or query.flow == "both")
+    return not gives(intent_id, query, intent) or not set(query.dimensions) <= found.dimensions
 
 
 _SLOT_FILTERS = frozenset({"trader", "origin", "hs_chapter", "hs_heading", "hs_subheading",
@@ -124,60 +166,70 @@ _TOTALS = frozenset({"customs_value", "duty", "vat", "declarations", "items", "t
                      "net_mass"})
 _TIME = frozenset({"month", "quarter", "year"})
 _RANKING = frozenset({"top", "breakdown", "argmax"})
-# What each verified analytical intent answers, as plan shapes, groupings, measures (those its
-# table shows, or ranks by) and filter kinds. An intent not listed never stands in for a plan.
-INTENT_COVERS: dict[str, tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str]]] = {
-    "national_total": (frozenset({"total"}), frozenset(), _TOTALS, _SLOT_FILTERS),
-    "trader_total": (frozenset({"total"}), frozenset(), _TOTALS, _SLOT_FILTERS),
-    "duty_revenue": (frozenset({"total", "breakdown"}), frozenset({"year"}),
-                     frozenset({"duty", "vat", "effective_duty_rate", "customs_value"}),
-                     _SLOT_FILTERS),
-    "trader_duty": (frozenset({"total", "breakdown"}), frozenset({"year"}),
-                    frozenset({"duty", "vat", "effective_duty_rate"}), _SLOT_FILTERS),
+_NOT_AEO = (("aeo_status", "none"),)
+
+
+def _c(shapes: frozenset[str], dims: frozenset[str], measures: frozenset[str],
+       filters: frozenset[str] = _SLOT_FILTERS, **more: Any) -> Covers:
+    return Covers(shapes, dims, measures, filters, **more)
+
+
+# What each verified analytical intent answers. An intent not listed never stands in for a
+# plan; a listed one takes a question only when it gives the plan's measure and shape.
+INTENT_COVERS: dict[str, Covers] = {
+    "national_total": _c(frozenset({"total"}), frozenset(), _TOTALS),
+    "trader_total": _c(frozenset({"total"}), frozenset(), _TOTALS),
+    "duty_revenue": _c(frozenset({"total", "breakdown"}), frozenset({"year"}),
+                       frozenset({"duty", "vat", "effective_duty_rate", "customs_value"})),
+    "trader_duty": _c(frozenset({"total", "breakdown"}), frozenset({"year"}),
+                      frozenset({"duty", "vat", "effective_duty_rate"})),
     # The comparison intents show one row per period; a plan gives both values, the change and
     # the % change in one row, so it answers comparisons they would otherwise take.
-    "compare_periods": (frozenset(), frozenset(), _VALUE, _SLOT_FILTERS),
-    "trader_compare": (frozenset(), frozenset(), _VALUE, _SLOT_FILTERS),
-    "national_trend": (frozenset({"breakdown"}), _TIME, _VALUE, _SLOT_FILTERS),
-    "trader_trend": (frozenset({"breakdown"}), _TIME, _VALUE, _SLOT_FILTERS),
-    "top_traders": (_RANKING, frozenset({"trader"}), _RANK, _SLOT_FILTERS),
-    "top_chapters": (_RANKING, frozenset({"hs_chapter"}), _RANK, _SLOT_FILTERS),
-    "trader_by_chapter": (_RANKING, frozenset({"hs_chapter"}), _RANK, _SLOT_FILTERS),
-    "top_headings": (_RANKING, frozenset({"hs_heading"}), _RANK, _SLOT_FILTERS),
-    "trader_by_heading": (_RANKING, frozenset({"hs_heading"}), _RANK, _SLOT_FILTERS),
-    "top_subheadings": (_RANKING, frozenset({"hs_subheading"}), _RANK, _SLOT_FILTERS),
-    "top_origins": (_RANKING, frozenset({"origin"}), _RANK, _SLOT_FILTERS),
-    "trader_by_origin": (_RANKING, frozenset({"origin"}), _RANK, _SLOT_FILTERS),
-    "top_sellers": (_RANKING, frozenset({"seller"}), _VALUE, _SLOT_FILTERS),
-    "trader_by_supplier": (_RANKING, frozenset({"seller"}), _VALUE, _SLOT_FILTERS),
-    "trader_by_office": (_RANKING, frozenset({"office"}), _VALUE, _SLOT_FILTERS),
-    "office_workload": (_RANKING, frozenset({"office"}), _COUNT, _SLOT_FILTERS),
-    "channel_stats": (frozenset({"breakdown", "total"}), frozenset({"channel"}),
-                      frozenset({"declarations", "red_share"}), _SLOT_FILTERS),
-    "trader_channels": (frozenset({"breakdown"}), frozenset({"channel"}),
-                        frozenset({"declarations"}), _SLOT_FILTERS),
-    "red_share_by_office": (_RANKING, frozenset({"office"}),
-                            frozenset({"red_share", "declarations"}), _SLOT_FILTERS),
-    "by_sector": (_RANKING, frozenset({"sector"}), _RANK | {"traders"}, _SLOT_FILTERS),
-    "by_region": (_RANKING, frozenset({"region"}), _RANK | {"traders"}, _SLOT_FILTERS),
-    "by_transport": (_RANKING, frozenset({"transport_mode"}), _VALUE, _SLOT_FILTERS),
-    "by_procedure": (_RANKING, frozenset({"procedure"}), _COUNT, _SLOT_FILTERS),
-    "by_incoterm": (_RANKING, frozenset({"incoterm"}), _COUNT, _SLOT_FILTERS),
-    "new_traders": (frozenset({"first_seen"}), frozenset({"trader"}), _VALUE, _SLOT_FILTERS),
-    "trader_unit_values": (frozenset({"breakdown"}),
-                           frozenset({"hs_subheading", "hs_heading", "hs_chapter"}),
-                           frozenset({"value_per_kg"}), _SLOT_FILTERS),
-    "aeo_summary": (frozenset({"total", "breakdown"}), frozenset({"aeo_status"}),
-                    frozenset({"traders", "customs_value"}), _SLOT_FILTERS | {"aeo_status"}),
-    "aeo_traders": (frozenset({"top", "breakdown"}), frozenset({"trader"}), _VALUE,
-                    _SLOT_FILTERS | {"aeo_status"}),
-    "trader_related_party": (frozenset({"total", "breakdown"}), frozenset({"seller"}),
-                             frozenset({"related_party_share", "customs_value"}),
-                             _SLOT_FILTERS),
-    "audit_outcomes": (frozenset({"total", "breakdown"}), frozenset({"audit_outcome"}),
-                       frozenset({"audits"}), _SLOT_FILTERS),
-    "trader_audits": (frozenset({"total", "breakdown"}), frozenset({"audit_outcome"}),
-                      frozenset({"audits"}), _SLOT_FILTERS),
+    "compare_periods": _c(frozenset(), frozenset(), _VALUE),
+    "trader_compare": _c(frozenset(), frozenset(), _VALUE),
+    "national_trend": _c(frozenset({"breakdown"}), _TIME, _VALUE),
+    "trader_trend": _c(frozenset({"breakdown"}), _TIME, _VALUE),
+    "top_traders": _c(_RANKING, frozenset({"trader"}), _RANK),
+    "top_chapters": _c(_RANKING, frozenset({"hs_chapter"}), _RANK),
+    "trader_by_chapter": _c(_RANKING, frozenset({"hs_chapter"}), _RANK),
+    "top_headings": _c(_RANKING, frozenset({"hs_heading"}), _RANK),
+    "trader_by_heading": _c(_RANKING, frozenset({"hs_heading"}), _RANK),
+    "top_subheadings": _c(_RANKING, frozenset({"hs_subheading"}), _RANK),
+    "top_origins": _c(_RANKING, frozenset({"origin"}), _RANK),
+    "trader_by_origin": _c(_RANKING, frozenset({"origin"}), _RANK),
+    "top_sellers": _c(_RANKING, frozenset({"seller"}), _VALUE),
+    "trader_by_supplier": _c(_RANKING, frozenset({"seller"}), _VALUE),
+    "trader_by_office": _c(_RANKING, frozenset({"office"}), _VALUE),
+    "office_workload": _c(_RANKING, frozenset({"office"}), _COUNT),
+    "channel_stats": _c(frozenset({"breakdown", "total"}), frozenset({"channel"}),
+                        frozenset({"declarations", "red_share"})),
+    "trader_channels": _c(frozenset({"breakdown"}), frozenset({"channel"}),
+                          frozenset({"declarations"})),
+    "red_share_by_office": _c(_RANKING, frozenset({"office"}),
+                              frozenset({"red_share", "declarations"})),
+    "by_sector": _c(_RANKING, frozenset({"sector"}), _RANK | {"traders"}),
+    "by_region": _c(_RANKING, frozenset({"region"}), _RANK | {"traders"}),
+    "by_transport": _c(_RANKING, frozenset({"transport_mode"}), _VALUE),
+    "by_procedure": _c(_RANKING, frozenset({"procedure"}), _COUNT),
+    "by_incoterm": _c(_RANKING, frozenset({"incoterm"}), _COUNT),
+    "new_traders": _c(frozenset({"first_seen"}), frozenset({"trader"}), _VALUE),
+    "trader_unit_values": _c(frozenset({"breakdown"}),
+                             frozenset({"hs_subheading", "hs_heading", "hs_chapter"}),
+                             frozenset({"value_per_kg"})),
+    "aeo_summary": _c(frozenset({"total", "breakdown"}), frozenset({"aeo_status"}),
+                      frozenset({"traders", "customs_value"}), _SLOT_FILTERS | {"aeo_status"},
+                      excludes=_NOT_AEO),
+    "aeo_traders": _c(frozenset({"top", "breakdown"}), frozenset({"trader"}), _VALUE,
+                      _SLOT_FILTERS | {"aeo_status"}, excludes=_NOT_AEO),
+    "trader_related_party": _c(frozenset({"total", "breakdown"}), frozenset({"seller"}),
+                               frozenset({"related_party_share", "customs_value"})),
+    "related_party_traders": _c(_RANKING, frozenset({"trader"}),
+                                frozenset({"related_party_share", "customs_value"}),
+                                related=True),
+    "audit_outcomes": _c(frozenset({"total", "breakdown"}), frozenset({"audit_outcome"}),
+                         frozenset({"audits"})),
+    "trader_audits": _c(frozenset({"total", "breakdown"}), frozenset({"audit_outcome"}),
+                        frozenset({"audits"})),
 }
 
 # A follow-up that only changes the previous question ("and in 2023?", "only from China").
@@ -499,8 +551,8 @@ class OfflineEngine:
             return self._query_follow_up(plan, q, slots, state)
         if plan.kind not in ("intent", "fallback", "problem") or plan.follow_up:
             return plan
-        if plan.intent is not None and plan.intent.kind != "sql":
-            return plan
+        if plan.intent is not None and plan.intent.kind not in ("sql", "hs_lookup"):
+            return plan  # the HS look-up says what a code covers; a figure about it is a plan's
         planned = self.planner.plan(q, slots)
         if planned.problem is not None:
             if plan.kind == "fallback" or _IMPOSSIBLE.search(planned.problem):
@@ -515,14 +567,23 @@ class OfflineEngine:
         # any other intent (profiles, listings, look-ups) only to a plan with a shape, measure
         # or filter of its own.
         known = plan.intent is not None and plan.intent.id in INTENT_COVERS
-        # The intent would silently drop a filter the plan read ("rail declarations per
-        # office"): the plan answers even with a word it could not place.
-        drops = plan.intent is not None and drops_filter(plan.intent.id, query)
+        intent = plan.intent
+        # An analytical intent takes the question only when it gives the plan's measure and
+        # shape (and keeps its filters): "item lines" ranked by value, a bottom-N answered by
+        # a descending breakdown, a share answered by a trader's duty view are the plan's,
+        # even when the plan, like the intent, leaves a word unplaced (but not when it leaves
+        # more words unplaced than the intent: then it is the plan that misread).
+        # An intent that would silently drop a filter the plan read ("rail declarations per
+        # office") gives way even to a plan with more words it could not place.
+        withheld = known and intent is not None and (
+            drops_filter(intent.id, query, intent)
+            or (not gives(intent.id, query, intent)
+                and len(planned.unexplained) <= len(plan.unexplained)))
         use = (plan.kind == "fallback" and not planned.unexplained) or (
-            plan.kind == "intent" and plan.intent is not None
-            and ((known and asks_more(plan.intent.id, query)) or planned.specific)
-            and (covers_more or not planned.unexplained or drops)
-            and not intent_covers(plan.intent.id, query))
+            plan.kind == "intent" and intent is not None
+            and ((known and asks_more(intent.id, query, intent)) or planned.specific)
+            and (covers_more or not planned.unexplained or withheld)
+            and not intent_covers(intent.id, query, intent))
         if not use:
             return plan
         return Plan("query", q, slots=slots, score=plan.score, ranked=plan.ranked,

@@ -50,31 +50,37 @@ _MEASURE_RULES: tuple[tuple[str, str], ...] = (
     (r"\b(?:effective|average|mean|implied) (?:duty|tariff) rates?\b|\bduty rates?\b|"
      r"\bduty as a (?:share|percentage|percent|proportion)\b|\bduty burden\b|"
      r"\bdut(?:y|ies) (?:paid |collected )?(?:as (?:a )?(?:%|percent(?:age)?|share) of (?:the )?"
-     r"value|relative to (?:the )?value)\b|\b(?:effective |average )?tariff (?:rates?|burden)\b",
+     r"(?:customs |declared |import )?value|relative to (?:the )?(?:customs )?value)\b|"
+     r"\b(?:effective |average )?tariff (?:rates?|burden)\b",
      "effective_duty_rate"),
     (r"\b(?:red|yellow)[- ]?(?:or|and|plus|\+)[- ]?(?:red|yellow)\b|\binspection rates?\b|"
      r"\b(?:checked|inspected|stopped for (?:a )?checks?)\b", "checked_share"),
     (r"\bred[- ]channel (?:share|rate|ratio|percentage|proportion)\b|"
-     r"\b(?:share|percentage|proportion|rate|fraction|%) of (?:all )?(?:declarations )?(?:that )?"
+     r"(?:\b(?:share|percentage|proportion|rate|fraction)\b|%) of (?:all |the )?(?:[\w']+ ){0,3}?"
+     r"(?:declarations |entries |shipments )?(?:that )?"
      r"(?:were |was |are |is |go(?:es)? |went |sent |routed |get |got )*(?:sent |routed )?"
      r"(?:to |in(?:to)? )?(?:the )?red\b|\bred(?:[- ]channel)? (?:rate|share|ratio)\b|"
      r"\bhow often\b.*\bred\b|\b(?:sent|went|routed|go(?:es)?) (?:to )?(?:the )?red\b"
      r"(?=.*(?:%|\bpercent|\bshare\b|\brate\b|\boften\b|\bproportion\b))|"
-     r"\bred (?:lane|channel) (?:share|rate)\b", "red_share"),
+     r"\bred (?:lane|channel) (?:share|rate)\b|(?:%|\bpercent(?:age)?\b|\bshare\b|\bproportion\b)"
+     r"[^?!]{0,60}?\b(?:sent|went|routed|go(?:es)?|got) (?:to )?(?:the )?red\b", "red_share"),
     (r"\byellow[- ]channel (?:share|rate|ratio|percentage|proportion)\b|"
-     r"\b(?:share|percentage|proportion|rate|fraction|%) of (?:all )?(?:declarations )?(?:that )?"
+     r"(?:\b(?:share|percentage|proportion|rate|fraction)\b|%) of (?:all |the )?(?:[\w']+ ){0,3}?"
+     r"(?:declarations |entries |shipments )?(?:that )?"
      r"(?:were |was |are |is |go(?:es)? |went |sent |routed )*(?:sent |routed )?(?:to |in(?:to)? )?"
      r"(?:the )?yellow\b|\byellow(?:[- ]channel)? (?:rate|share|ratio)\b|"
      r"\b(?:went|sent|routed|go(?:es)?|get|got) (?:to )?(?:the |a )?yellow\b"
      r"(?=.*(?:%|\bpercent|\bshare\b|\brate\b|\boften\b|\bproportion\b))|"
-     r"(?:%|\bpercent(?:age)?|\bshare|\bhow often)\b.*\byellow\b|\byellow (?:lane|channel)\b"
+     r"(?:%|\bpercent(?:age)?\b|\bshare\b|\bhow often\b).*\byellow\b|\byellow (?:lane|channel)\b"
      r"(?=.*(?:%|\bpercent|\bshare\b|\brate\b|\boften\b))", "yellow_share"),
-    (r"(?:\b(?:share|percentage|percent|proportion|fraction|part|how much)\b|%)[^?!]{0,80}?"
+    (r"(?:\b(?:share|percentage|percent|proportion|fraction|part|how much of)\b|%)[^?!]{0,80}?"
      r"\b(?:related[- ]part(?:y|ies)|related (?:companies|sellers|suppliers|parties)|"
-     r"affiliat\w+|between related)\b|\brelated[- ]part(?:y|ies) (?:share|ratio|percentage|"
-     r"proportion)\b|\brelated[- ]party imports as a (?:percentage|share|proportion)\b",
+     r"affiliat\w+|between related(?: part(?:y|ies))?)\b|"
+     r"\brelated[- ]part(?:y|ies) (?:share|ratio|percentage|proportion)\b|"
+     r"\brelated[- ]party imports as a (?:percentage|share|proportion)\b",
      "related_party_share"),
-    (r"\b(?:recover(?:ed|ies|y)?|clawed back|(?:had to )?pay (?:the most )?after audits?|"
+    (r"\b(?:recover(?:ed|ies|y)?|clawed back|"
+     r"(?:had to )?pa(?:y|id|ying) (?:the most |most )?after (?:an? |the )?audits?|"
      r"additional dut(?:y|ies)(?: and penalt(?:y|ies))?|"
      r"penalt(?:y|ies)(?: and additional duty)?|amounts? assessed)\b", "audit_recoveries"),
     (r"\b(?:how many|number of|count of|count the) (?:\w+ ){0,2}audits?\b|\baudits? "
@@ -84,7 +90,7 @@ _MEASURE_RULES: tuple[tuple[str, str], ...] = (
      r"audits\b|\b(?:more|fewer|less) audits\b", "audits"),
     (r"\bvat\b|\bvalue[- ]added tax\b|\bimport vat\b", "vat"),
     (r"\binvoice(?:d)? values?\b|\binvoice amounts?\b|\binvoices\b", "invoice_value"),
-    (r"\bdut(?:y|ies)(?: paid| collected| revenue)?\b|\btariffs? (?:paid|collected)\b|"
+    (r"\bdut(?:y|ies)(?: paid| collected| revenue| receipts)?\b|\btariffs? (?:paid|collected)\b|"
      r"\bcustoms revenue\b|\brevenue\b|\bduty take\b", "duty"),
     (r"\bnet mass\b|\bnet weight\b|\bweight\b|\btonn(?:e|age)s?\b|\btons\b|\bkilo(?:gram)?s\b|"
      r"\bkg\b|\bhow heavy\b|\bheav(?:y|ier|iest)\b|\blight(?:er|est)\b|\bbulk(?:iest)?\b",
@@ -104,11 +110,15 @@ _MEASURE_RULES: tuple[tuple[str, str], ...] = (
      r"(?:countries|origins)(?: of origin)?\b|\b(?:distinct|unique|different) (?:origin "
      r"countries|origins|countries of origin|source countries)\b", "origins"),
     (r"\b(?:how many|number of|count of|count the) (?:\w+ ){0,2}(?:items|lines|item lines|"
-     r"declaration lines|goods items)\b|\bitem count\b", "items"),
+     r"declaration lines|goods items)\b|\bitem count\b|\b(?:item|declaration|goods) "
+     r"lines\b|\bgoods items\b|\b(?:most|fewest|least|more|fewer) items\b", "items"),
     (r"\b(?:how many|number of|count of|count the|total) (?:\w+ ){0,2}(?:declarations|entries|"
      r"filings|shipments|consignments)\b|\b(?:in|of|by) (?:the )?(?:number of )?"
      r"(?:declarations|entries|filings)\b(?! (?:above|over|worth|valued|of more))|"
      r"\bdeclarations? count\b|\bvolume of declarations\b|"
+     r"(?:\b(?:share|percentage|proportion|fraction)\b|%) of (?:all |the )?"
+     r"(?:(?!value\b|worth\b|dut(?:y|ies)\b|vat\b|mass\b)[\w']+ ){0,3}?"
+     r"(?:declarations|entries|filings)\b(?! (?:value|worth))|"
      r"\bmost declarations\b|\bfewest declarations\b|\b(?:declarations|shipments|entries) "
      r"(?:by|per|each|a) (?!declaration)\w+", "declarations"),
     (r"\bcustoms value\b|\bvalue\b|\bworth\b|\bhow much\b|\bspend(?:ing)?\b|\bturnover\b|"
@@ -138,6 +148,7 @@ _DIM_WORDS: tuple[tuple[str, str], ...] = (
     (r"procedures?(?: codes?)?|customs procedures?|regimes?|customs regimes?", "procedure"),
     (r"control channels?|inspection channels?|channels?|lanes?", "channel"),
     (r"preference codes?|preferences?|preferential treatments?|tariff preferences?", "preference"),
+    (r"(?:invoic(?:e|ing) )?currenc(?:y|ies)(?: of (?:the )?invoices?)?", "currency"),
     (r"aeo status(?:es)?|aeo certification|aeo (?:and|vs\.?|versus) non[- ]aeo|"
      r"aeo (?:or|versus|vs\.?) not|certified and uncertified", "aeo_status"),
     (r"sectors?|industr(?:y|ies)|lines of business|business sectors?", "sector"),
@@ -161,14 +172,14 @@ _NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "sev
 # How many rows were asked for, where the slot extractor found no "top N": "which 5 importers",
 # "five origins whose...", "three offices", "5 of them", "Five names please", ", five".
 _COUNT_N = re.compile(
-    rf"\b(?P<n>{_NUM_WORD})\s+(?:[\w-]+\s+){{0,3}}?(?:importers|traders|companies|chapters|"
+    rf"\b(?P<n>{_NUM_WORD})\s+(?:[\w.'-]+\s+){{0,3}}?(?:importers|traders|companies|chapters|"
     r"headings|subheadings|codes|offices|origins|countries|sellers|suppliers|months|sectors|"
     r"names|payers|newcomers|firms|exporters|regions|products|of them|incoterms|modes|"
-    r"currencies|procedures|channels|quarters|years|buyers)\b|"
-    rf"(?<!\d),\s*(?P<tail>{_NUM_WORD})\s*[?.!]?\s*$|\((?:top\s+)?(?P<par>{_NUM_WORD})\)")
+    r"currencies|procedures|channels|quarters|years|buyers|terms)\b|"
+    rf"(?<!\d),\s*(?P<tail>{_NUM_WORD})\s*[?.!]?\s*$|\bwhich\s+(?P<which>{_NUM_WORD})\b(?!\s*%)|\((?:top\s+)?(?P<par>{_NUM_WORD})\)")
 # A dimension named at the start: "offices with the largest increase", "importers whose ..."
-_LEAD_DIM = re.compile(rf"^(?:the\s+)?({_DIM_ALTERNATION})\s+(?:with|whose|that|which|where|"
-                       r"having)\b")
+_LEAD_DIM = re.compile(rf"^[\s.,:;'-]*(?:the\s+)?({_DIM_ALTERNATION})\s+(?:with|whose|that|"
+                       r"which|where|having)\b")
 # A single member asked for with a superlative: "in which month ... highest", "the sector with
 # the lowest import value", "office with the fewest declarations", "least busy office".
 _ONE_SUPERLATIVE = re.compile(
@@ -177,7 +188,7 @@ _ONE_SUPERLATIVE = re.compile(
     r"supplier|transport mode|mode|incoterm|procedure)\b(?!s)(?P<rest>.*)$")
 _SUPERLATIVE = re.compile(
     r"\b(?P<max>most|highest|largest|biggest|peak|record|busiest|strongest|best|heaviest|"
-    r"top)\b|\b(?P<min>lowest|least|fewest|smallest|quietest|weakest|slowest|worst)\b")
+    r"top)\b|\b(?P<min>lowest|least|fewest|smallest|quietest|weakest|slowest|worst|rarest)\b")
 _DIM_ONLY = tuple((re.compile(rf"^(?:{p})$"), d) for p, d in _DIM_WORDS)
 _BY = re.compile(
     rf"\b(?:by|per|for each|for every|each|across|broken down by|split by|grouped by|"
@@ -186,14 +197,15 @@ _BY = re.compile(
 _WHICH = re.compile(
     rf"\b(?:which|what|name the|list(?: the)?|show(?: me)?(?: the)?|give me(?: the)?|rank(?: the)?|"
     rf"top\s+\d*\s*|the\s+\d+\s+|bottom\s+\d*\s*|biggest|largest|smallest|busiest|quietest|"
-    rf"leading|main|major|most active|least active|{_NUM_WORD})\s*(?:[\w-]+\s+){{0,2}}?"
+    rf"leading|main|major|most active|least active|(?:most|least) (?:used|common|frequent|popular)|"
+    rf"rarest|commonest|{_NUM_WORD})\s*(?:[\w.'-]+\s+){{0,2}}?"
     rf"({_DIM_ALTERNATION})\b")
 _PEAK = re.compile(
     rf"\b(?P<word>peak|busiest|highest|largest|biggest|record|best|top|strongest|heaviest|"
-    rf"most valuable|quietest|lowest|smallest|slowest|weakest|worst|least)\s+(?:single\s+)?"
+    rf"most valuable|quietest|lowest|smallest|slowest|weakest|worst|least|rarest)\s+(?:single\s+)?"
     rf"(?:(?:import|export|busy|active|trading|duty)\s+)?(?P<dim>{_DIM_ALTERNATION})\b")
 _MIN_WORDS = ("quietest", "lowest", "smallest", "slowest", "weakest", "worst", "least",
-              "fewest")
+              "fewest", "rarest")
 _WHICH_PEAK = re.compile(
     rf"\b(?:which|what)\s+(?:single\s+)?(?P<dim>{_DIM_ALTERNATION})\s+(?:\w+\s+){{0,3}}?"
     rf"(?:had|saw|was|were|has|have|did|recorded|showed|brought|got|handled|paid|received)\s+"
@@ -222,6 +234,8 @@ _PREVIOUS = re.compile(
     r"\byear[- ]over[- ]year\b|\byoy\b|\bsame period\b")
 _YOY = re.compile(r"\bsame (?:quarter|month|period|half)\b|\ba year (?:earlier|before|ago)\b|"
                   r"\byear[- ]on[- ]year\b|\byear[- ]over[- ]year\b|\byoy\b|\blast year'?s same\b")
+# "the same month last year": the later period's own span, a year earlier (not all of last year)
+_SAME_UNIT = re.compile(r"\b(?:the )?same (?:month|quarter|half|period|week|day)\b")
 _UP = re.compile(
     r"\b(?:biggest|largest|highest|greatest|most|top|strongest|fastest|sharpest|steepest)\s+"
     r"(?:\w+\s+){0,3}?(?:increases?|growth|rises?|jumps?|gains?|growers?|climbs?|surges?)\b|"
@@ -229,7 +243,7 @@ _UP = re.compile(
     r"climb|surge|gain)\b(?:\s+\w+){0,4}\s+"
     r"(?:the\s+)?(?:most|fastest|strongest|the most)\b|\bgrown the most\b|\bmost growth\b|"
     r"\bfastest[- ]growing\b|\b(?:went|gone|go) up (?:the )?most\b|"
-    r"\bby (?:\w+ )?(?:growth|increase)\b")
+    r"\bby (?:\w+ )?(?:growth|increase)\b|\b(?:most|biggest|largest) extra\b")
 _DOWN = re.compile(
     r"\b(?:biggest|largest|greatest|sharpest|steepest|most)\s+(?:\w+\s+){0,3}?"
     r"(?:drops?|declines?|decreases?|falls?|fall-offs?|reductions?|losses?|shrinkage)\b|"
@@ -253,14 +267,16 @@ _NOT_IN = re.compile(
     r"\bno longer\b|\bdropped out\b|\bdisappeared\b|\blost\b|\bceased\b|\bquit\b|"
     r"\bnothing in\b|\bwithout any\b|\bwent quiet\b|\binactive in\b|\bsilent in\b|"
     r"\bgone in\b|\bnone in\b|\bnone the following\b|\bdid not \w+ (?:\w+ ){0,3}in\b|"
-    r"\bdidn'?t \w+ (?:\w+ ){0,3}in\b")
+    r"\bdidn'?t \w+ (?:\w+ ){0,3}in\b|\b(?:have|has|had) not\b|\b(?:haven|hasn|hadn)'?t\b|"
+    r"\bno (?:imports?|exports?|declarations?|shipments?|entries|trade|activity|sales)\b")
 _NEW = re.compile(
     r"\bnew (?:importers?|traders?|exporters?|compan(?:y|ies)|firms?|sellers?|suppliers?|"
     r"origins?|countr(?:y|ies)|source countr(?:y|ies)|businesses|players|entrants|names|"
-    r"customers|declarants)\b|\bfirst[- ]time\b|\bfirst (?:declaration|import|appearance|"
+    r"customers|declarants)\b|\bfirst[- ]time\b|\bfirst (?:declaration|import|export|appearance|"
     r"ever)\b|\bstarted (?:importing|trading|declaring|exporting)\b|\bnewcomers?\b|"
     r"\bnew entrants?\b|\bnever (?:imported|traded|declared) before\b|\bappeared for the first\b|"
-    r"\bfirst seen\b|\bfor the first time\b")
+    r"\bfirst seen\b|\bfor the first time\b|\b(?:importers|traders|exporters|companies|sellers|"
+    r"suppliers|origins|countries|offices) (?:that (?:are|were) )?new to\b")
 _THRESHOLD = re.compile(
     r"\b(?P<op>above|over|more than|greater than|larger than|higher than|exceeding|exceed(?:s|ed)?|"
     r"in excess of|at least|upwards of|bigger than|below|under|less than|fewer than|"
@@ -274,7 +290,7 @@ _HOW_MANY = re.compile(r"\bhow many\b|\bnumber of\b|\bcount (?:of|the)\b|\bhow m
 _TOP = re.compile(r"\btop\b|\blargest\b|\bbiggest\b|\bleading\b|\bhighest\b|\bmost\b|"
                   r"\bmain\b|\bmajor\b|\bheaviest\b|\bbusiest\b|\bstrongest\b|\brank")
 _BOTTOM = re.compile(r"\bbottom\b|\bsmallest\b|\blowest\b|\bleast\b|\bfewest\b|\bweakest\b|"
-                     r"\bquietest\b|\bslowest\b")
+                     r"\bquietest\b|\bslowest\b|\brarest\b")
 _TRANSPORT = re.compile(
     r"\b(?:by|via|through|per)\s+(?P<a>air|sea|road|rail|truck|lorry|ship|vessel|plane|train)"
     r"(?:\s*(?:freight|cargo|transport|mode))?\b|\b(?P<b>air|sea|road|rail|ocean|maritime)"
@@ -288,21 +304,28 @@ _INCOTERM = re.compile(r"\b(EXW|FCA|FAS|FOB|CFR|CIF|CPT|CIP|DAP|DPU|DDP|DAT)\b")
 _PROCEDURE = re.compile(r"\bprocedure(?: code)?\s+(\d{4})\b|\bunder (\d{4})\b")
 _AEO_SPLIT = re.compile(r"\b(?:aeo|certified)\b.*\b(?:vs\.?|versus|compared|and|or|against|than)"
                         r"\b.*\b(?:non[- ]?aeo|non[- ]certified|uncertified|without|other|others|"
-                        r"rest|not)\b|\bby aeo\b|\baeo status\b|\baeo\s*/\s*(?:not|non)\b|"
+                        r"rest|not)\b|\bby aeo\b(?![- ](?:certified|holders?|compan|traders?|"
+                        r"importers?|operators?|firms?))|"
+                        r"\baeo status\b|\baeo\s*/\s*(?:not|non)\b|"
                         r"\baeo certificate types?\b|\bper aeo\b")
 # Two groups only (AEO or not), unless the question asks for the status or certificate type.
 _AEO_BY_STATUS = re.compile(r"\baeo status(?:es)?\b|\bcertificate types?\b|\bper aeo\b|"
                             r"\bby aeo (?:status|type|certificate)\b")
-_CURRENCY = re.compile(r"\b(?P<a>usd|eur|gbp|jpy|cny|krw)[- ]invoiced\b|\binvoiced in "
-                       r"(?P<b>usd|eur|us dollars|dollars|euros)\b|\b(?P<c>usd|eur) invoices?\b")
-_CURRENCY_CODE = {"us dollars": "USD", "dollars": "USD", "euros": "EUR"}
+_CURRENCY = re.compile(r"\b(?P<a>usd|eur|euros?|dollars?|gbp|jpy|cny|krw)[- ]invoiced\b|"
+                       r"\binvoiced in "
+                       r"(?P<b>usd|eur|us dollars|dollars|euros?)\b|\b(?P<c>usd|eur|euro|dollar) "
+                       r"invoices?\b")
+_CURRENCY_CODE = {"us dollars": "USD", "dollars": "USD", "dollar": "USD", "euros": "EUR",
+                  "euro": "EUR"}
 # "without AEO status" is a filter (the uncertified ones), not a split by status, unless the
 # question also sets them against the others.
 _WITHOUT_AEO = re.compile(r"\b(?:without|lacking|no) (?:an? )?aeo\b")
 _AGAINST = re.compile(r"\b(?:vs\.?|versus|compared|against)\b")
 _NON_AEO = re.compile(rf"\bnon[- ]?aeo\b|{_WITHOUT_AEO.pattern}|\bnot aeo\b|\buncertified\b")
 _AEO = re.compile(r"\baeo\b|\bauthori[sz]ed economic operators?\b|\btrusted traders?\b")
-_RELATED = re.compile(r"\brelated[- ]part(?:y|ies)\b|\baffiliated (?:sellers|suppliers)\b|"
+_RELATED = re.compile(r"\brelated[- ]part(?:y|ies)\b|"
+                      r"\brelated (?:sellers|suppliers|vendors|companies)\b|"
+                      r"\baffiliated (?:sellers|suppliers)\b|"
                       r"\bintra[- ]group\b|\bbuyer and seller are related\b|\bare related\b")
 _UNRELATED = re.compile(r"\bunrelated\b|\bnon[- ]related\b|\barm'?s[- ]length\b")
 _EXPORT_WORDS = re.compile(r"\bexport(?:s|ed|ers?|ing)?\b")
@@ -310,7 +333,8 @@ _IMPORT_WORDS = re.compile(r"\bimport(?:s|ed|ers?|ing)?\b")
 _BOTH = re.compile(r"\bimports? and exports?\b|\bexports? and imports?\b|\bboth flows\b|"
                    r"\ball trade\b|\btotal trade\b|\btwo[- ]way\b")
 _DISPATCH = re.compile(r"\b(?:shipped|dispatched|sent|consigned)\s+(?:to us\s+)?from\b|"
-                       r"\bdispatch(?:ed)?\b")
+                       r"\bdispatch(?:ed)?\b|\bfrom (?:which|what) (?:\w+ )?countr(?:y|ies)\b"
+                       r"(?=.*\b(?:shipped|dispatched|sent|consigned)\b)")
 _LARGEST_DECL = re.compile(r"\b(?:largest|biggest|most valuable|highest[- ]value|priciest|"
                            r"smallest|cheapest|lowest[- ]value)\s+(?:single\s+)?(?:import\s+)?"
                            r"(?:declarations?|entr(?:y|ies)|shipments?|consignments?)\b")
@@ -341,6 +365,8 @@ brought get got see know need want could would should can may might will shall u
 you i my mine ours summary summarise summarize overview picture figures figure stats statistics
 opened conducted carried performed run done started closed had have has saw see seen recorded
 handled received
+active among national nationwide anything paying pays buy buys bought buying made make
+makes sales higher lower earlier later
 supplied supply supplies sold sell selling lodged lodge lodging cleared clear
 clearing shipped ship sent send went go goes going reach reached bringing based registered
 entered account accounts carry carried relative exceeded exceeding exceeds bill names name
@@ -420,6 +446,12 @@ class Planner:
         for d in dims_from_filters:
             if d not in dims:
                 dims.insert(0, d)
+        if "trader" in dims and _traders_of_a_group(q, filters):
+            dims.remove("trader")  # "imports by traders in Fuels and energy": the sector's
+        if "origin" in dims and _DISPATCH.search(masked) and not re.search(
+                r"\borigin|\bmade in\b|\bproduced\b|\bmanufactured\b", masked):
+            dims = ["dispatch_country" if d == "origin" else d for d in dims]
+            explained.update({"shipped", "dispatched", "sent", "consigned", "dispatch"})
         if any(m in ("red_share", "yellow_share", "checked_share") for m in measures):
             filters = [f for f in filters if f.dimension != "channel"]
         if "flow" in dims:
@@ -451,6 +483,11 @@ class Planner:
         impossible = _impossible_request(q, facts.first_date)
         if impossible is not None:
             raise PlanError(impossible)
+        per = _AVERAGE_PER.search(masked)
+        if per is not None and not set(measures) & _RATE_MEASURES:
+            raise PlanError(f"I cannot compute an average per {per.group('per')} yet; I can give "
+                            f"the total and the number of {per.group('per')}s, or the figures "
+                            f"by {per.group('per')}.")
         bad_n = _BAD_N.search(q)
         if bad_n is not None:
             raise PlanError(f"I can list between 1 and 100 rows; "
@@ -468,7 +505,9 @@ class Planner:
 
         if _NEW.search(masked):
             shape = "first_seen"
-            dims = dims or [self._entity_dim(masked)]
+            for hit in _NEW.finditer(masked):
+                explained.update(_WORD.findall(hit.group(0)))
+            dims = dims or [self._entity_dim(masked, filters)]
             dims = [d for d in dims if d not in ("year", "month", "quarter")] or ["trader"]
             if dims[0] == "origin" and "origins" in measures:
                 measures = ["customs_value"]
@@ -481,7 +520,7 @@ class Planner:
                 masked)):
             shape = "set_difference"
             dims = [d for d in dims if d not in ("year", "month", "quarter")] or \
-                [self._entity_dim(masked)]
+                [self._entity_dim(masked, filters)]
             measures = [m for m in measures if m not in ("traders", "sellers", "origins")] \
                 or ["customs_value"]
             if len(periods) >= 2:
@@ -507,6 +546,11 @@ class Planner:
                 or [tmeasure]
             explained.update(_WORD.findall(thr.group(0)))
         elif slots.trader is not None and _PEERS.search(masked):
+            if "declaration" in dims or re.search(
+                    r"\b(?:which|list|show|name)\b[^?!]{0,40}?\b(?:declarations|entries|"
+                    r"shipments)\b", masked):
+                return Planned()  # "which of their declarations are priced below peers": a
+                #                   listing of declarations, not one figure against the peers
             shape = "vs_peers"
             entity = next(f for f in filters if f.dimension == "trader")
             filters = [f for f in filters if f.dimension != "trader"]
@@ -517,6 +561,9 @@ class Planner:
                 dims[0] not in ("month", "quarter", "year"):
             shape = "change_ranking"
             order = "asc" if _DOWN.search(masked) and not _UP.search(masked) else "desc"
+            for pattern in (_UP, _DOWN):
+                for hit in pattern.finditer(masked):
+                    explained.update(_WORD.findall(hit.group(0)))
             period, compare_to = self._two_periods(q, periods, latest, default_ytd=True)
             n = n or 10
         elif _COMPARE.search(masked) and (len(periods) >= 2 or _PREVIOUS.search(masked)
@@ -528,14 +575,17 @@ class Planner:
                 not dims:
             shape = "compare"
             period, compare_to = self._two_periods(q, periods, latest, default_ytd=True)
-        elif _SHARE.search(masked) and not any(m in ("red_share", "yellow_share",
-                                                      "related_party_share") for m in measures):
+        elif _SHARE.search(_without_rate_words(masked, measures)) and not any(
+                m in ("red_share", "yellow_share", "related_party_share") for m in measures):
             shape = "share"
             if "market share" in masked:
                 explained.add("market")
             owner = any(kind == "trader" and re.match(r"\s*['\u2019]s\b", original[e:e + 4])
                         for _, e, kind in slots.spans)
             share_of = self._share_part(filters, masked, owner)
+            if share_of is not None and dims and share_of.dimension != "trader" and \
+                    not self._groups_own(masked, dims):
+                share_of = None  # "share of 8703 imports by each origin": the groups are parts
             if share_of is not None:
                 filters = [f for f in filters if f is not share_of]
                 dims = [d for d in dims if d != share_of.dimension]
@@ -637,7 +687,7 @@ class Planner:
     def _count_n(q: str) -> int | None:
         """Rows asked for in words the slot extractor leaves ("which 5 importers", ", five")."""
         for m in _COUNT_N.finditer(q):
-            word = m.group("n") or m.group("tail") or m.group("par")
+            word = m.group("n") or m.group("tail") or m.group("par") or m.group("which")
             if m.group("n") and re.search(r"\b(?:chapter|heading|subheading|hs|code|procedure|last|"
                                           r"past|previous|next|recent|first)\s*$", q[:m.start()]):
                 continue
@@ -677,10 +727,13 @@ class Planner:
             usage = re.search(r"\b(?:used?|using) (?:the )?(?:most|least)\b|\b(?:most|least) "
                               r"(?:used|common|"
                               r"frequent|popular)\b|\bmost often\b|\bhow often\b|\bbusy\b|"
+                              r"\brarest\b|\bcommonest\b|"
                               r"\bbusiest\b|\bquietest\b|\bworkload\b", original)
             counted = re.search(r"\bdeclarations\b", q) and not re.search(
-                r"\b(?:value|worth|duty|duties|vat|customs value|usd|\$|kg|weight)\b", q)
-            found = ["declarations"] if usage or counted else ["customs_value"]
+                r"\b(?:value|worth|duty|duties|vat|customs value|usd|\$|kg|weight)\b", original)
+            named_value = found == ["customs_value"] and _VALUE_WORDS.search(original)
+            found = ["declarations"] if (usage and not named_value) or counted \
+                else ["customs_value"]
             if usage:
                 explained.update({"used", "use", "using", "most", "least", "common", "often"})
         if len(found) > 1 and found[-1] == "customs_value":
@@ -700,18 +753,26 @@ class Planner:
                         continue
                     if dim in ("month", "quarter", "year") and re.search(
                             rf"\b(?:last|this|previous|prior|next|same|that|the|past|recent|"
-                            rf"first)\s+(?:{_NUM_WORD}\s+)?$", q[:m.start(1)]):
-                        continue  # "last quarter" is a period, not a grouping
+                            rf"first)\s+(?:{_NUM_WORD}\s+)?$", q[:m.start(1)]) and not (
+                            re.search(rf"\bthe\s+{_NUM_WORD}\s+$", q[:m.start(1)])
+                            and re.match(r"\s+(?:of|in|with|that|which|where|when)\b",
+                                         q[m.end(1):])):
+                        continue  # "last quarter" is a period, not a grouping ("the 3 months
+                        #           of 2025 with the most duty" are groups)
                     if re.match(r"\s*\d", q[m.end(1):]):
                         continue  # "heading 8703" is a filter
-                    if dim == "trader" and pattern is not _BY and re.match(
-                            r"\s+(?:based|registered|located|headquartered|from the|in the)\b",
+                    if dim == "trader" and re.match(
+                            r"\s+(?:based|registered|located|headquartered|from the|in the)\b"
+                            if pattern is not _BY else
+                            r"\s+(?:based|registered|located|headquartered|from the)\b",
                             q[m.end(1):]):
                         continue  # "traders based in Panamá": whose imports, not by whom
                     dims.append(dim)
                     explained.update(_WORD.findall(m.group(0)))
         if re.match(r"^whose\b", q) and "trader" not in dims:
             dims.insert(0, "trader")
+        elif re.match(r"^who\s+(?!should|must|can|may|is|are|was|were)\w+", q) and not dims:
+            dims.append("trader")  # "who imports from affiliated sellers?": the traders
         modes = set(re.findall(r"\b(sea|air|road|rail)\b", q))
         if len(modes) >= 2 and "transport_mode" not in dims:
             dims.insert(0, "transport_mode")
@@ -744,6 +805,8 @@ class Planner:
             explained.update({"aeo", "non", "certified", "uncertified", "without", "other",
                               "others", "rest", "status", "certificate", "type", "including",
                               "operators", "ones", "firms"})
+        if "currency" in dims:  # "invoiced in each currency": the invoice's currency
+            explained.update({"invoiced", "invoice", "invoices", "invoicing"})
         if re.search(r"\bimports? (?:and|vs\.?|versus) exports?\b", q) and "flow" not in dims and \
                 re.search(r"\b(?:split|compare|vs|versus|each|by)\b", q):
             dims.append("flow")
@@ -757,11 +820,17 @@ class Planner:
                 return dim
         return None
 
-    def _entity_dim(self, q: str) -> str:
+    def _entity_dim(self, q: str, filters: list[Filter] | None = None) -> str:
+        """Who is new or gone: the sellers, origins, offices, goods... the question names, but
+        not a dimension it filters on ("newcomers to chapter 27" are traders, not chapters)."""
+        fixed = {f.dimension for f in filters or [] if f.op == "eq" and len(f.values) == 1}
+        if re.match(r"\s*(?:who|whom)\b", q):
+            return "trader"
         for word, dim in (("seller", "seller"), ("supplier", "seller"), ("origin", "origin"),
-                          ("countr", "origin"), ("office", "office"), ("chapter", "hs_chapter"),
-                          ("heading", "hs_heading"), ("subheading", "hs_subheading")):
-            if word in q:
+                          ("countr", "origin"), ("office", "office"),
+                          ("subheading", "hs_subheading"), ("chapter", "hs_chapter"),
+                          ("heading", "hs_heading")):
+            if word in q and dim not in fixed:
                 return dim
         return "trader"
 
@@ -915,16 +984,18 @@ class Planner:
         # with more than 100 declarations").
         before = q[:m.start()]
         subject = None
-        for word, dim in (("declaration", "declaration"), ("entr", "declaration"),
-                          ("shipment", "declaration"), ("consignment", "declaration"),
-                          ("trader", "trader"), ("importer", "trader"), ("compan", "trader"),
-                          ("firm", "trader"), ("exporter", "trader"), ("supplier", "seller"),
-                          ("seller", "seller"), ("countr", "origin"), ("origin", "origin"),
-                          ("office", "office"), ("chapter", "hs_chapter"),
-                          ("heading", "hs_heading"), ("month", "month")):
+        for word in ("declaration", "entr", "shipment", "consignment"):
             if re.search(rf"\b{word}", before):
-                subject = dim
+                subject = "declaration"
                 break
+        if subject is None:  # the group named first: "suppliers whose sales to importers ..."
+            named = [(hit.start(), dim) for word, dim in (
+                ("trader", "trader"), ("importer", "trader"), ("compan", "trader"),
+                ("firm", "trader"), ("exporter", "trader"), ("supplier", "seller"),
+                ("seller", "seller"), ("countr", "origin"), ("origin", "origin"),
+                ("office", "office"), ("chapter", "hs_chapter"), ("heading", "hs_heading"),
+                ("month", "month")) for hit in [re.search(rf"\b{word}", before)] if hit]
+            subject = min(named)[1] if named else None
         if subject is None:
             subject = next((d for d in dims if d not in ("year",)), "declaration")
         if counted == "declarations" and subject == "declaration":
@@ -932,6 +1003,15 @@ class Planner:
         if measure in ("declarations",) and subject == "declaration":
             measure = "customs_value"
         return Threshold(measure=measure, op=op, value=value), [subject], measure  # type: ignore[arg-type]
+
+    def _groups_own(self, q: str, dims: list[str]) -> bool:
+        """Whether the groups own the whole ("share of each office's imports that is 8703",
+        "of their imports"), so that a filter is the part whose share is asked."""
+        if re.search(r"\btheir (?:own )?(?:imports?|exports?|trade|value|duty|declarations)\b", q):
+            return True
+        return any(self._dim_of(m.group(1)) in dims
+                   for m in re.finditer(rf"\b({_DIM_ALTERNATION})'s?(?=\s)", q)
+                   if re.match(r"'", q[m.end(1):]))
 
     def _share_part(self, filters: list[Filter], q: str, owner: bool = False) -> Filter | None:
         """The filter whose share is asked ("what share of imports comes from China"); a
@@ -958,6 +1038,11 @@ class Planner:
         yoy = bool(_YOY.search(q))
         if len(periods) >= 2:
             earlier, later = periods[0], periods[-1]
+            if _SAME_UNIT.search(q):  # "this month versus the same month last year"
+                base = ex.previous(later, yoy=True)
+                if earlier.start <= base.start and base.end <= earlier.end and \
+                        later.end - later.start < earlier.end - earlier.start:
+                    earlier = base
             return _pair(later, ex.like_for_like(earlier, later))
         if periods:
             later = periods[0]
@@ -976,8 +1061,14 @@ class Planner:
         return _pair(later, ex.like_for_like(earlier, later))
 
     def _active_absent(self, q: str, periods: list[Period]) -> tuple[Period, Period]:
-        """("imported in 2024 but not in 2025") -> (2024, 2025), by the order in the text."""
+        """("imported in 2024 but not in 2025") -> (2024, 2025): the period a negation stands
+        right before is the absent one ("nothing in 2026 but did in 2025"); else the order in
+        the text."""
         first, second = sorted(periods[:2], key=lambda p: _position(q, p))
+        negated = [p for p in (first, second) if _NEGATED.search(q[:_position(q, p)][-24:])]
+        if len(negated) == 1:
+            absent = negated[0]
+            return (second if absent is first else first), absent
         return first, second
 
     def _previous(self, period: Period, yoy: bool) -> Period:
@@ -1070,6 +1161,33 @@ def _impossible_request(q: str, first: date) -> str | None:
     return None
 
 
+def _traders_of_a_group(q: str, filters: list[Filter]) -> bool:
+    """Whether "by traders" only says whose imports: the traders of a sector or region the
+    question filters on ("imports by traders in Fuels and energy")."""
+    folded = fold_plain(q)
+    return any(re.search(rf"\bby (?:the )?(?:traders|importers|companies|firms) (?:in|of|from) "
+                         rf"(?:the )?{re.escape(fold_plain(v))}\b", folded)
+               for f in filters if f.dimension in ("sector", "region") for v in f.values)
+
+
+def _without_rate_words(q: str, measures: list[str]) -> str:
+    """The question without the words that name a rate it measures: "duty as a percentage of
+    value" is the duty rate, not a share of something."""
+    for pattern, measure in _MEASURES:
+        if measure in measures and measure in _RATE_MEASURES:
+            q = pattern.sub(" ", q)
+    return q
+
+
+# "average value per declaration": a mean over entities, which the plan language lacks.
+_AVERAGE_PER = re.compile(
+    r"\b(?:average|mean|typical)\s+(?:[\w-]+\s+){0,3}?(?:per|for each|by|a|an)\s+"
+    r"(?P<per>declaration|entry|shipment|consignment|trader|importer|exporter|company|item|line|"
+    r"seller|supplier)\b")
+_RATE_MEASURES = frozenset({"effective_duty_rate", "checked_share", "value_per_kg",
+                            "value_per_unit"})
+
+
 def currency_us(filters: list[Filter]) -> bool:
     """'invoiced in US dollars' names a currency, not the origin United States."""
     return any(f.dimension == "currency" and f.values == ["USD"] for f in filters)
@@ -1097,6 +1215,10 @@ def _dates(period: Period) -> str:
 
 def _is_year(num: str, scale: str | None) -> bool:
     return not scale and re.fullmatch(r"(?:19|20)\d\d", num.replace(",", "")) is not None
+
+
+_NEGATED = re.compile(r"\b(?:not|no|nothing|none|never|without|didn'?t|haven'?t|hasn'?t)\b"
+                      r"(?:\s+[\w']+){0,2}?\s+(?:in|during|for|since)?\s*$")
 
 
 def _position(q: str, period: Period) -> int:

@@ -888,7 +888,11 @@ class SlotExtractor:
             if shouting or any(not (m.end() <= s or m.start() >= e) for s, e, _ in text.claimed):
                 continue
             code: str | None = None
-            if len(token) == 2 and token in self.facts.countries and token not in _CODE_WORDS:
+            # a code word is a code where a country is named ("dispatch country CO")
+            named = re.search(r"\b(?:country|countries|origin|code)\s+$", original[:m.start(1)],
+                              re.IGNORECASE)
+            if len(token) == 2 and token in self.facts.countries and (
+                    token not in _CODE_WORDS or named):
                 code = token
             elif token == "UK":
                 code = "GB"
