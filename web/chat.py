@@ -250,8 +250,6 @@ def chat_page() -> None:
     if changed is not None:
         question = changed[0]
     if not turns and not question:
-        with section("glance"):
-            _data_at_a_glance(currency)
         st.markdown(
             "Ask about a trader's history, a rule, or a period. Every figure comes "
             "with the SQL that produced it; every rule with its source. Try:"
@@ -270,6 +268,8 @@ def chat_page() -> None:
                         args=(example,),
                         width="stretch",
                     )
+        with section("glance"):
+            _data_at_a_glance(currency)
     with section("history"):
         # With a new question, the answer about to be drawn counts among the latest ones.
         first_full = len(turns) + (1 if question else 0) - FULL_TURNS
