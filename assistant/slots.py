@@ -107,6 +107,8 @@ COUNTRY_ALIASES: dict[str, str] = {
     "bangladeshi": "BD", "egyptian": "EG", "australian": "AU", "guatemalan": "GT",
     "honduran": "HN", "nicaraguan": "NI", "salvadoran": "SV", "dominican": "DO",
 }
+# Before a code word, these make it a country code ('dispatch country CO').
+_NAMES_A_COUNTRY = re.compile(r"\b(?:country|countries|origin|code)\s+$", re.IGNORECASE)
 # Two-letter words that are also country codes: only taken as codes when written in capitals
 # and not one of these everyday words.
 _CODE_WORDS = frozenset({
@@ -889,10 +891,8 @@ class SlotExtractor:
                 continue
             code: str | None = None
             # a code word is a code where a country is named ("dispatch country CO")
-            named = re.search(r"\b(?:country|countries|origin|code)\s+$", original[:m.start(1)],
-                              re.IGNORECASE)
             if len(token) == 2 and token in self.facts.countries and (
-                    token not in _CODE_WORDS or named):
+                    token not in _CODE_WORDS or _NAMES_A_COUNTRY.search(original[:m.start(1)])):
                 code = token
             elif token == "UK":
                 code = "GB"

@@ -51,10 +51,10 @@ def data_overview(runner: Runner) -> dict[str, Any]:
     if counts[4] is not None:
         last = date.fromisoformat(str(counts[4]))
         end = add_months(last.replace(day=1), 1)
-        params = {"start": add_months(end, -RECENT_MONTHS), "end": end}
-        trend = runner.run(MONTHLY_TREND_SQL, params)
+        start = add_months(end, -RECENT_MONTHS)
+        trend = monthly_trend(runner, start, end)
         info["recent_months"] = {
-            "sql": bind_known(trend.sql, params),
+            "sql": bind_known(trend.sql, {"start": start, "end": end}),
             "columns": list(trend.columns), "rows": [list(r) for r in trend.rows]}
     return info
 
