@@ -1,9 +1,12 @@
-"""The retrieval evaluation set (benchmarks/retrieval_questions.yaml) is well formed and true.
+"""The retrieval evaluation sets are well formed and true.
 
-Checks the schema, that every expected source exists in ../shared/data/regulations, that
-every expected locator names a part the document really has (section and subsection of the
-US Code file, article / note / standard / rule headings of the treaty texts), that there are
-no duplicates, and that questions are paraphrased rather than copied from the text.
+Two sets over the same English corpus: benchmarks/retrieval_questions.yaml (English) and
+benchmarks/retrieval_questions_es.yaml (Spanish questions, `language: es`).
+Checks, for both, the schema, that every expected source exists in
+../shared/data/regulations, that every expected locator names a part the document really
+has (section and subsection of the US Code file, article / note / standard / rule headings
+of the treaty texts), that there are no duplicates, and that questions are paraphrased
+rather than copied from the text; then each set's own size and spread.
 Also checks the hit rule the benchmark scores with.
 """
 
@@ -25,6 +28,8 @@ from tests.conftest import needs_shared_regulations
 
 REPO = Path(__file__).resolve().parents[1]
 QUESTIONS_FILE = REPO / "benchmarks" / "retrieval_questions.yaml"
+SPANISH_FILE = REPO / "benchmarks" / "retrieval_questions_es.yaml"
+QUESTION_FILES = pytest.mark.parametrize("path", [QUESTIONS_FILE, SPANISH_FILE], ids=["en", "es"])
 CORPUS = (REPO / ".." / "shared" / "data" / "regulations").resolve()
 
 TITLES = {
@@ -42,13 +47,13 @@ ROMAN = r"[IVXL]+"
 
 
 @cache
-def question_set() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load(QUESTIONS_FILE.read_text(encoding="utf-8"))
+def question_set(path: Path = QUESTIONS_FILE) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
     return data
 
 
-def questions() -> list[dict[str, Any]]:
-    return list(question_set()["questions"])
+def questions(path: Path = QUESTIONS_FILE) -> list[dict[str, Any]]:
+    return list(question_set(path)["questions"])
 
 
 def targets(q: dict[str, Any]) -> list[tuple[str, str]]:
@@ -142,14 +147,13 @@ def check_usc_locator(source: str, locator: str) -> None:
         assert sub and sub.group(1) == first, f"{source} is not subsection ({first})"
 
 
-def test_schema_and_size() -> None:
-    data = question_set()
+@QUESTION_FILES
+def test_schema(path: Path) -> None:
+    data = question_set(path)
     assert data["version"] == 1
     assert (REPO / data["corpus"]).resolve() == CORPUS
     assert data["source_only_prefixes"] == ["us-19-usc/"]
-    qs = questions()
-    assert len(qs) >= 70
-    for q in qs:
+    for q in questions(path):
         assert REQUIRED <= set(q) <= ALLOWED, f"{q.get('id')}: keys {sorted(q)}"
         for key in REQUIRED:
             assert isinstance(q[key], str) and q[key].strip(), f"{q['id']}: empty {key}"
@@ -160,8 +164,13 @@ def test_schema_and_size() -> None:
         assert len(set(targets(q))) == len(targets(q)), f"{q['id']}: repeated target"
 
 
-def test_no_duplicates() -> None:
-    qs = questions()
+def test_size() -> None:
+    assert len(questions()) >= 70
+
+
+@QUESTION_FILES
+def test_no_duplicates(path: Path) -> None:
+    qs = questions(path)
     ids = Counter(q["id"] for q in qs)
     assert [i for i, n in ids.items() if n > 1] == []
     texts = Counter(" ".join(re.findall(r"[a-z0-9]+", q["question"].lower())) for q in qs)
@@ -169,17 +178,19 @@ def test_no_duplicates() -> None:
 
 
 @needs_shared_regulations
-def test_sources_exist() -> None:
+@QUESTION_FILES
+def test_sources_exist(path: Path) -> None:
     assert CORPUS.is_dir(), f"shared corpus missing at {CORPUS}"
-    for q in questions():
+    for q in questions(path):
         for source, _ in targets(q):
             assert not Path(source).is_absolute() and ".." not in Path(source).parts
             assert (CORPUS / source).is_file(), f"{q['id']}: {source} not in {CORPUS}"
 
 
 @needs_shared_regulations
-def test_locators_name_real_parts() -> None:
-    for q in questions():
+@QUESTION_FILES
+def test_locators_name_real_parts(path: Path) -> None:
+    for q in questions(path):
         for source, locator in targets(q):
             if source.startswith("us-19-usc/"):
                 check_usc_locator(source, locator)
@@ -197,14 +208,36 @@ def test_spread_over_the_texts() -> None:
     assert len(spanning) >= 5
 
 
+def test_spanish_set() -> None:
+    """20 Spanish questions: 7 US Code, 7 WTO, 6 WCO, mostly on passages the English set expects."""
+    data = question_set(SPANISH_FILE)
+    assert data["language"] == "es"
+    assert question_set(QUESTIONS_FILE).get("language", "en") == "en"
+    qs = questions(SPANISH_FILE)
+    assert len(qs) == 20
+    for q in qs:
+        assert q["id"].startswith("es-"), q["id"]
+        assert "¿" in q["question"], f"{q['id']}: not a Spanish question"
+    folders = Counter(q["source"].split("/")[0] for q in qs)
+    assert folders == {"us-19-usc": 7, "wto": 7, "wco": 6}, folders
+    assert any(q["source"] == "wco/hs_convention.md" for q in qs)
+    assert any(q["source"] == "wco/revised_kyoto_convention.md" for q in qs)
+    english = {(q["source"], q["locator"]) for q in questions(QUESTIONS_FILE)}
+    shared = [q["id"] for q in qs if (q["source"], q["locator"]) in english]
+    assert len(shared) >= 12, f"only {len(shared)} passages comparable with the English set"
+    english_ids = {q["id"] for q in questions(QUESTIONS_FILE)}
+    assert not {q["id"] for q in qs} & english_ids
+
+
 @needs_shared_regulations
-def test_questions_are_paraphrased() -> None:
+@QUESTION_FILES
+def test_questions_are_paraphrased(path: Path) -> None:
     """No question repeats six consecutive words of the passage it should find."""
 
     def words(text: str) -> list[str]:
         return re.findall(r"[a-z0-9]+", text.lower())
 
-    for q in questions():
+    for q in questions(path):
         doc = " " + " ".join(words((CORPUS / q["source"]).read_text(encoding="utf-8"))) + " "
         w = words(q["question"])
         copied = [
@@ -316,3 +349,12 @@ def test_benchmark_scores_every_alternative() -> None:
     alt = P("us-19-usc/chunck-334.md", "anything: the US Code is scored by file")
     assert b.first_hit_rank([wrong, alt], q, source_only) == 2
     assert b.first_hit_rank([wrong], q, source_only) is None
+
+
+def test_benchmark_loads_spanish_set() -> None:
+    loaded, source_only, corpus = bench().load_question_set(SPANISH_FILE)
+    assert corpus == CORPUS and source_only == ("us-19-usc/",)
+    assert [q.id for q in loaded] == [q["id"] for q in questions(SPANISH_FILE)]
+    assert sum(len(q.targets) for q in loaded) == sum(
+        len(targets(q)) for q in questions(SPANISH_FILE)
+    )
