@@ -37,6 +37,7 @@ from bench_retrieval import (
 from retrieval.embedding import EMBEDDING_DIM
 from retrieval.search import (
     CANDIDATES,
+    RERANK_FEATURES,
     VECTOR_SHARE,
     Searcher,
     embed_query,
@@ -57,6 +58,7 @@ class Prepared:
         self.vector = np.asarray(embed_query(expand_query(question.question)), dtype=np.float32)
         self.plain = np.asarray(embed_query(question.question), dtype=np.float32)
         self.bm25 = np.asarray(searcher.keyword_scores(question.question), dtype=np.float64)
+        self.pool = searcher.candidates(question.question)  # what `tamga search` re-orders
 
 
 def chunk_vectors(searcher: Searcher) -> np.ndarray:
@@ -155,10 +157,7 @@ def variants(searcher: Searcher, vectors: np.ndarray,
     groups = section_groups(searcher)
 
     def reranked(p: Prepared) -> Ranking:
-        cosine = vectors @ p.vector
-        fused = hybrid(cosine, p.bm25)
-        return rerank(fused, {pos: float(cosine[pos]) for pos, _ in fused}, p.bm25,
-                      searcher.words)
+        return rerank(p.pool)
 
     def pooled(p: Prepared, beta: float) -> Ranking:
         cosine = vectors @ p.vector
@@ -187,6 +186,11 @@ def variants(searcher: Searcher, vectors: np.ndarray,
     out: dict[str, Callable[[Prepared], Ranking]] = {
         "current (fusion, then re-ranking)": lambda p: reranked(p),
         "fusion only, no re-ranking": lambda p: hybrid(vectors @ p.vector, p.bm25),
+        "pool by the multilingual cosine alone": lambda p: sorted(
+            p.pool.multilingual.items(), key=lambda item: (-item[1], item[0])),
+        "pool by MiniLM + multilingual cosine": lambda p: sorted(
+            ((pos, p.pool.cosine.get(pos, 0.0) + p.pool.multilingual.get(pos, 0.0))
+             for pos, _ in p.pool.fused), key=lambda item: (-item[1], item[0])),
         "vector share 0.5": lambda p: hybrid(vectors @ p.vector, p.bm25, share=0.5),
         "vector share 0.7": lambda p: hybrid(vectors @ p.vector, p.bm25, share=0.7),
         "candidates 30": lambda p: hybrid(vectors @ p.vector, p.bm25, depth=30),
@@ -220,41 +224,38 @@ def variants(searcher: Searcher, vectors: np.ndarray,
 
 def reranker_table(
     searcher: Searcher, prepared: Sequence[Prepared], source_only: Sequence[str],
-    vectors: np.ndarray,
 ) -> list[tuple[Ranking, np.ndarray, np.ndarray]]:
-    """Per question: the fused candidates, their `rerank_features` and which ones answer it."""
+    """Per question: the search's candidate pool, its `rerank_features` and which answer it."""
     tables = []
     for p in prepared:
-        cosine = vectors @ p.vector
-        fused = hybrid(cosine, p.bm25)
-        features = rerank_features(fused, {pos: float(cosine[pos]) for pos, _ in fused}, p.bm25,
-                                   searcher.words)
+        fused = p.pool.fused
         answers = np.array([
             any(is_hit(searcher.sources[pos], searcher.locators[pos], t, source_only)
                 for t in p.question.targets)
             for pos, _ in fused
         ])
-        tables.append((fused, features, answers))
+        tables.append((fused, rerank_features(p.pool), answers))
     return tables
 
 
-def fit_reranker(tables: Sequence[tuple[Ranking, np.ndarray, np.ndarray]]) -> Any:
-    """The logistic model behind RERANK_WEIGHTS, fitted on these questions' candidates."""
+def fit_reranker(tables: Sequence[tuple[Ranking, np.ndarray, np.ndarray]], c: float = 0.1) -> Any:
+    """The logistic model behind RERANK_WEIGHTS, fitted on these questions' candidates
+    (`c`: inverse strength of the L2 penalty)."""
     from sklearn.linear_model import LogisticRegression
 
-    model = LogisticRegression(C=0.1, max_iter=2000, class_weight="balanced")
+    model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced")
     model.fit(np.vstack([t[1] for t in tables]), np.concatenate([t[2] for t in tables]))
     return model
 
 
 def reranker_left_out(
     searcher: Searcher, prepared: Sequence[Prepared], source_only: Sequence[str],
-    tables: Sequence[tuple[Ranking, np.ndarray, np.ndarray]],
+    tables: Sequence[tuple[Ranking, np.ndarray, np.ndarray]], c: float = 0.1,
 ) -> tuple[float, float, float]:
     """Each question ranked by a re-ranker fitted on all the other questions."""
     ranks = []
     for left_out, p in enumerate(prepared):
-        model = fit_reranker([t for n, t in enumerate(tables) if n != left_out])
+        model = fit_reranker([t for n, t in enumerate(tables) if n != left_out], c)
         fused, features, _answers = tables[left_out]
         scores = model.decision_function(features)
         order = sorted(((pos, float(sc)) for (pos, _), sc in zip(fused, scores, strict=True)),
@@ -273,6 +274,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fit", action="store_true",
                         help="fit the re-ranker on these questions and print its constants "
                              "for retrieval/search.py (development set only)")
+    parser.add_argument("--C", type=float, default=0.1, dest="c",
+                        help="inverse L2 penalty of the fit (default 0.1)")
+    parser.add_argument("--use", default="",
+                        help="fit only these features, by index in RERANK_FEATURES (e.g. 0,1,2,3); "
+                             "the others get weight 0")
     args = parser.parse_args(argv)
 
     import torch
@@ -285,13 +291,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     sentences = sentence_vectors(searcher, args.sentences) if args.sentences else None
     print(f"{len(questions)} questions, {len(searcher):,} chunks")
     if args.fit:
-        tables = reranker_table(searcher, prepared, source_only, vectors)
-        model = fit_reranker(tables)
+        use = [int(n) for n in args.use.split(",")] if args.use else list(
+            range(len(RERANK_FEATURES)))
+        tables = [(fused, features[:, use], answers)
+                  for fused, features, answers in reranker_table(searcher, prepared, source_only)]
+        model = fit_reranker(tables, args.c)
         # the fit weighs both classes equally; move the intercept back by the log odds of the
         # real class sizes, so that the score reads as a chance of answering (order unchanged)
         answers = np.concatenate([t[2] for t in tables])
         prior = float(np.log((~answers).sum() / answers.sum()))
-        weights = ", ".join(f"{w:.4f}" for w in model.coef_[0])
+        full = np.zeros(len(RERANK_FEATURES))
+        full[use] = model.coef_[0]
+        weights = ", ".join(f"{w:.4f}" for w in full)
+        r1, r5, mrr = reranker_left_out(searcher, prepared, source_only, tables, args.c)
+        print(f"features {use}, C={args.c}; fitted leaving each question out: "
+              f"recall@1 {r1:.3f}, recall@5 {r5:.3f}, MRR {mrr:.3f}")
         print(f"RERANK_WEIGHTS = ({weights})\n"
               f"RERANK_INTERCEPT = {model.intercept_[0] - prior:.4f}")
         return 0
@@ -299,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, rank in variants(searcher, vectors, sentences).items():
         r1, r5, mrr = score(searcher, prepared, source_only, rank)
         print(f"{name:36} {r1:8.3f} {r5:8.3f} {mrr:7.3f}")
-    tables = reranker_table(searcher, prepared, source_only, vectors)
+    tables = reranker_table(searcher, prepared, source_only)
     r1, r5, mrr = reranker_left_out(searcher, prepared, source_only, tables)
     print(f"{'re-ranker fitted leaving each out':36} {r1:8.3f} {r5:8.3f} {mrr:7.3f}")
     for depth in (CANDIDATES, 100):

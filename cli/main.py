@@ -120,13 +120,22 @@ def _build_demo_documents(db_path: Path, seed: int, if_missing: bool) -> None:
 
 
 def _build_guidance_index(index_dir: Path, if_missing: bool) -> None:
-    """Index the guidance notes shipped with Tamga (skipped when the index already has them)."""
-    from retrieval.ingest import index_exists, ingest_paths
+    """Index the guidance notes shipped with Tamga (skipped when the index already has them;
+    an index made by an older Tamga gets its multilingual vectors)."""
+    from retrieval.ingest import (
+        index_exists,
+        ingest_paths,
+        needs_multilingual_vectors,
+        update_multilingual_vectors,
+    )
 
+    settings = get_settings()
     if if_missing and index_exists(index_dir):
         progress(f"Guidance index already at {index_dir}; keeping it.")
+        if needs_multilingual_vectors(index_dir, settings.chroma_url):
+            update_multilingual_vectors(index_dir, progress=progress,
+                                        chroma_url=settings.chroma_url)
         return
-    settings = get_settings()
     summary = ingest_paths([REPO_GUIDANCE], index_dir=index_dir, progress=progress,
                            max_file_mb=settings.max_document_mb, chroma_url=settings.chroma_url)
     print(summary.describe())
@@ -206,18 +215,33 @@ def sql(
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders to index.")],
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Files or folders to index.")
+    ] = None,
     index: IndexOption = None,
     prune: Annotated[
         bool, typer.Option("--prune", help="Remove indexed files that are gone from these folders.")
     ] = False,
+    update_vectors: Annotated[
+        bool, typer.Option(
+            "--update-vectors",
+            help="Give every chunk already indexed its multilingual vector (an index made "
+                 "by an older Tamga); no file is read again.",
+        )
+    ] = False,
 ) -> None:
     """Index regulation and guidance documents (Markdown, text, HTML, PDF, DOCX)."""
-    from retrieval.ingest import ingest_paths
+    from retrieval.ingest import ingest_paths, update_multilingual_vectors
 
     try:
         settings = get_settings()
-        summary = ingest_paths(paths, index_dir=_index(index), prune=prune, progress=progress,
+        if update_vectors and not paths:
+            made = update_multilingual_vectors(_index(index), progress=progress,
+                                               chroma_url=settings.chroma_url)
+            print(f"Added multilingual vectors to {made:,} chunks.")
+            return
+        summary = ingest_paths(paths or [], index_dir=_index(index), prune=prune,
+                               progress=progress,
                                max_file_mb=settings.max_document_mb,
                                chroma_url=settings.chroma_url)
     except TamgaError as exc:

@@ -3,17 +3,21 @@
 Layout of an index folder:
 
     manifest.sqlite   files -> content hash -> chunks (text, locator...), and a generation number
-    chroma/           the persistent Chroma collection (absent when TAMGA_CHROMA_URL is set)
+    chroma/           the persistent Chroma collections (absent when TAMGA_CHROMA_URL is set):
+                      all-MiniLM-L6-v2 vectors, and multilingual-e5-small vectors in a second
+                      collection whose model version the manifest records (meta 'multilingual')
     bm25-<gen>/       the keyword index built from the manifest at generation <gen>
     bm25.json         which bm25-<gen>/ is current (replaced atomically)
 
-The manifest is the source of truth. Vectors are written to Chroma before the manifest row that
-names them is committed, so a crash leaves at most orphan vectors (removed by `reconcile`). The
-keyword index is derived from the manifest; when its generation is behind, it is rebuilt.
+The manifest is the source of truth. Vectors (both models) are written to Chroma before the
+manifest row that names them is committed, so a crash leaves at most orphan vectors (removed by
+`reconcile`). The keyword index is derived from the manifest; when its generation is behind,
+it is rebuilt.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -38,6 +42,8 @@ CHROMA_DIR = "chroma"
 BM25_POINTER = "bm25.json"
 LOCAL_COLLECTION = "regulations"
 EMBEDDING_NAME = "tamga-all-minilm-l6-v2"
+MULTILINGUAL_NAME = "tamga-multilingual-e5-small"
+MULTILINGUAL_SUFFIX = "-e5"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -98,6 +104,11 @@ class ChunkRecord:
         """The text given to the embedding model for this chunk."""
         return self.embed_text or self.index_text
 
+    def multilingual_input(self) -> str:
+        """The text given to the multilingual model: the header and the passage, for every
+        kind of document (the header names the section; the model reads up to 512 tokens)."""
+        return self.index_text
+
 
 def manifest_path(index_dir: Path) -> Path:
     """Where the manifest of `index_dir` lives."""
@@ -141,6 +152,45 @@ def embedding_function() -> Any:
             return ["cosine"]
 
     return TamgaEmbeddingFunction()
+
+
+@lru_cache(maxsize=1)
+def multilingual_embedding_function() -> Any:
+    """A Chroma embedding function for the second collection (passages, multilingual-e5-small).
+
+    Tamga always passes vectors itself; this only tells Chroma which model the collection uses.
+    """
+    from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+
+    from retrieval.multilingual import embed_passages
+
+    class MultilingualEmbeddingFunction(EmbeddingFunction[Documents]):
+        """Embeds passages with retrieval.multilingual (offline, 384 dimensions, unit length)."""
+
+        def __init__(self) -> None:
+            pass
+
+        def __call__(self, input: Documents) -> Embeddings:
+            return list(embed_passages(list(input)))
+
+        @staticmethod
+        def name() -> str:
+            return MULTILINGUAL_NAME
+
+        def get_config(self) -> dict[str, Any]:
+            return {}
+
+        @staticmethod
+        def build_from_config(config: dict[str, Any]) -> MultilingualEmbeddingFunction:
+            return MultilingualEmbeddingFunction()
+
+        def default_space(self) -> str:  # type: ignore[override]
+            return "cosine"
+
+        def supported_spaces(self) -> list[str]:  # type: ignore[override]
+            return ["cosine"]
+
+    return MultilingualEmbeddingFunction()
 
 
 # ---------------------------------------------------------------- Chroma client
@@ -325,6 +375,7 @@ class IndexStore:
                 )
         self.collection_name = name
         self._collection: Any = None
+        self._multilingual: Any = None
 
     # -- meta
 
@@ -360,12 +411,29 @@ class IndexStore:
                 ) from exc
         return self._collection
 
-    def vector_ids(self) -> set[str]:
-        """Every id in the Chroma collection."""
+    @property
+    def multilingual_collection(self) -> Any:
+        """The second Chroma collection: multilingual-e5-small vectors under the same ids."""
+        if self._multilingual is None:
+            client = chroma_client(self.index_dir, self.chroma_url)
+            name = self.collection_name + MULTILINGUAL_SUFFIX
+            try:
+                self._multilingual = client.get_or_create_collection(
+                    name,
+                    embedding_function=multilingual_embedding_function(),
+                    metadata={"hnsw:space": "cosine"},
+                )
+            except Exception as exc:
+                raise TamgaError(f"Cannot open the Chroma collection {name!r}: {exc}") from exc
+        return self._multilingual
+
+    def vector_ids(self, multilingual: bool = False) -> set[str]:
+        """Every id in the Chroma collection (or in the multilingual one)."""
+        collection = self.multilingual_collection if multilingual else self.collection
         ids: set[str] = set()
         offset, page = 0, 5000
         while True:
-            got = self.collection.get(include=[], limit=page, offset=offset)
+            got = collection.get(include=[], limit=page, offset=offset)
             batch = got["ids"]
             ids.update(batch)
             if len(batch) < page:
@@ -373,11 +441,17 @@ class IndexStore:
             offset += page
 
     def add_vectors(
-        self, records: Sequence[ChunkRecord], embeddings: np.ndarray
+        self,
+        records: Sequence[ChunkRecord],
+        embeddings: np.ndarray,
+        multilingual: np.ndarray | None = None,
     ) -> None:
-        """Write chunks and their embeddings to Chroma (upsert: safe to repeat)."""
+        """Write chunks and their embeddings to Chroma (upsert: safe to repeat); `multilingual`
+        holds the same chunks' multilingual-e5-small vectors, written first."""
         if not records:
             return
+        if multilingual is not None:
+            self.add_multilingual_vectors(records, multilingual)
         self.collection.upsert(
             ids=[r.chunk_id for r in records],
             embeddings=embeddings,
@@ -389,11 +463,51 @@ class IndexStore:
             ],
         )
 
+    def add_multilingual_vectors(
+        self, records: Sequence[ChunkRecord], vectors: np.ndarray
+    ) -> None:
+        """Write the chunks' multilingual-e5-small vectors (upsert; no documents kept twice)."""
+        if records:
+            self.multilingual_collection.upsert(
+                ids=[r.chunk_id for r in records], embeddings=vectors,
+                metadatas=[{"source": r.source} for r in records],
+            )
+
     def delete_vectors(self, ids: Iterable[str]) -> None:
-        """Remove vectors by id (missing ids are ignored)."""
+        """Remove vectors by id from both collections (missing ids are ignored)."""
         ids = list(ids)
         for start in range(0, len(ids), 5000):
             self.collection.delete(ids=ids[start : start + 5000])
+            self.multilingual_collection.delete(ids=ids[start : start + 5000])
+
+    # -- the multilingual vectors' model
+
+    @property
+    def multilingual_model(self) -> str | None:
+        """The model version the multilingual vectors were made with (None: none yet)."""
+        return self._meta("multilingual")
+
+    def start_multilingual(self, version: str) -> bool:
+        """Record `version` as the multilingual model. When the index holds vectors of another
+        version, they are all deleted first (they cannot be compared); returns True then."""
+        old = self.multilingual_model
+        if old == version:
+            return False
+        dropped = False
+        if old is not None:
+            client = chroma_client(self.index_dir, self.chroma_url)
+            with contextlib.suppress(Exception):
+                client.delete_collection(self.collection_name + MULTILINGUAL_SUFFIX)
+            self._multilingual = None
+            dropped = True
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('multilingual', ?)", (version,))
+        return dropped
+
+    def chunks_without_multilingual(self) -> list[ChunkRecord]:
+        """Manifest chunks that have no multilingual vector yet (an index made before them)."""
+        have = self.vector_ids(multilingual=True)
+        return [c for c in self.all_chunks() if c.chunk_id not in have]
 
     # -- manifest
 
@@ -486,6 +600,9 @@ class IndexStore:
         orphans = in_chroma - known
         if orphans:
             self.delete_vectors(orphans)
+        stray = self.vector_ids(multilingual=True) - known - orphans
+        if stray:  # multilingual vectors written just before a crash
+            self.delete_vectors(stray)
         missing = known - in_chroma
         dropped = 0
         if missing:

@@ -212,6 +212,7 @@ def _run(
         plural = "" if orphans == 1 else "s"
         say(f"Repaired the index after an interrupted run: removed {orphans:,} stray vector{plural}"
             + (f"; {dropped:,} incomplete files will be indexed again." if dropped else "."))
+    _fill_multilingual(store, batch_size, say)
     known = store.files()
     say(f"Scanning {len(candidates):,} files...")
 
@@ -320,6 +321,64 @@ def _skip(summary: IngestSummary, say: Progress, source: str, reason: str) -> No
     say(f"Skipped {source}: {reason}")
 
 
+def update_multilingual_vectors(
+    index_dir: Path, progress: Progress | None = None, chroma_url: str | None = None
+) -> int:
+    """Give every chunk of an existing index its multilingual vector (an index made before
+    Tamga stored them, or with another version of the model). Returns how many were made."""
+    from filelock import FileLock, Timeout
+
+    index_dir = Path(index_dir).expanduser()
+    if read_generation(index_dir) is None:
+        raise TamgaError(f"No regulations index at {index_dir}.")
+    lock = FileLock(str(index_dir / ".ingest.lock"))
+    try:
+        lock.acquire(timeout=1)
+    except Timeout as exc:
+        raise IngestError(
+            f"Another ingest is already writing to {index_dir}; try again later."
+        ) from exc
+    try:
+        store = IndexStore(index_dir, chroma_url=chroma_url)
+        try:
+            return _fill_multilingual(store, EMBED_BATCH, progress or (lambda _msg: None))
+        finally:
+            store.close()
+    finally:
+        lock.release()
+
+
+def needs_multilingual_vectors(index_dir: Path, chroma_url: str | None = None) -> bool:
+    """True when the index records no multilingual model, or another version than installed."""
+    from retrieval.multilingual import multilingual_version
+
+    store = IndexStore(Path(index_dir).expanduser(), chroma_url=chroma_url)
+    try:
+        return store.multilingual_model != multilingual_version()
+    finally:
+        store.close()
+
+
+def _fill_multilingual(store: IndexStore, batch_size: int, say: Progress) -> int:
+    """Record the installed multilingual model and embed the chunks that lack its vector."""
+    from retrieval.multilingual import embed_passages, multilingual_version
+
+    if store.start_multilingual(multilingual_version()):
+        say("The index's multilingual vectors came from another model version; "
+            "making them again.")
+    missing = store.chunks_without_multilingual()
+    if not missing:
+        return 0
+    say(f"Adding multilingual vectors to {len(missing):,} chunks already in the index...")
+    for start in range(0, len(missing), batch_size):
+        batch = missing[start:start + batch_size]
+        store.add_multilingual_vectors(
+            batch, embed_passages([c.multilingual_input() for c in batch])
+        )
+        say(f"  {start + len(batch):,}/{len(missing):,} chunks")
+    return len(missing)
+
+
 def _safe_rebuild(store: IndexStore) -> None:
     """After a failure, bring the keyword index in line with what was committed."""
     # on failure the searcher rebuilds it in memory when it is behind the manifest
@@ -336,6 +395,7 @@ def _index_work(
 ) -> None:
     """Embed and write chunks batch by batch; commit each file once all its vectors are in."""
     from retrieval import embedding
+    from retrieval.multilingual import embed_passages
 
     total = sum(len(r) for _, r in work)
     done_chunks = 0
@@ -347,8 +407,8 @@ def _index_work(
         nonlocal done_chunks
         if not batch:
             return
-        vectors = embedding.embed([c.embedding_input() for c in batch])
-        store.add_vectors(batch, vectors)
+        store.add_vectors(batch, embedding.embed([c.embedding_input() for c in batch]),
+                          multilingual=embed_passages([c.multilingual_input() for c in batch]))
         for c in batch:
             remaining[c.path] -= 1
         done_chunks += len(batch)

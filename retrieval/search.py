@@ -1,11 +1,13 @@
 """`tamga search`: hybrid (meaning + keyword) search over the regulations index, with citations.
 
 A `Searcher` keeps everything it needs open: the chunk table from the manifest, the BM25
-keyword index and the Chroma collection. The query is expanded with the legal terms of the
-plain words it uses (retrieval/synonyms.py) and embedded once; the vector and keyword rankings
-are fused by weighted score fusion and the candidates re-ordered by a small fitted model
-(`rerank`); overlapping chunks of the same passage are de-duplicated; results can be
-restricted to documents whose source path contains a string.
+keyword index and the two Chroma collections (all-MiniLM-L6-v2 and multilingual-e5-small
+vectors). The query is expanded with the legal terms of the plain words it uses
+(retrieval/synonyms.py) for MiniLM and BM25, and embedded as asked by the multilingual model;
+the three rankings' candidates are pooled, MiniLM and BM25 fused by weighted score fusion, and
+the pool re-ordered by a small fitted model over signals from all three (`rerank`); overlapping
+chunks of the same passage are de-duplicated; results can be restricted to documents whose
+source path contains a string.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from retrieval.index import IndexStore, KeywordIndex, missing_index_message, read_generation
+from retrieval.index import (
+    IndexStore,
+    KeywordIndex,
+    missing_index_message,
+    read_generation,
+    tokenize,
+)
 from retrieval.synonyms import expand_query, expansion_terms
 from tamga.errors import TamgaError
 
@@ -39,16 +47,42 @@ CANDIDATES = 50  # how deep each ranking is read before fusing
 # appended to the query that is embedded, and scored by BM25 separately at this weight (a
 # plain word keeps more weight than the terms it suggests).
 EXPANSION_WEIGHT = 0.6
-# Re-ranking of the fused candidates (see `rerank`): a logistic model over four signals per
-# candidate, fitted on the development question set (benchmarks/retrieval_dev_questions.yaml)
-# by `benchmarks/retrieval_variants.py --fit`, never on the evaluation set. Weights for: the
-# fused score, log(1 + rank by cosine), log(1 + rank by BM25) among the candidates, and
-# log(1 + words in the passage); then the intercept, shifted back from the equal-weight fit
-# by the log odds of the class sizes so that the score reads as a rough chance of answering
-# (over-confident: docs/retrieval.md). Fewer words rank higher at equal evidence: a long
-# passage shares some words with almost any question.
-RERANK_WEIGHTS = (1.6687, -1.0891, -0.9568, -0.7432)
-RERANK_INTERCEPT = 4.0842
+# Re-ranking of the pooled candidates (see `rerank`): a logistic model over nine signals per
+# candidate (`RERANK_FEATURES`), fitted on the development question set
+# (benchmarks/retrieval_dev_questions.yaml) by `benchmarks/retrieval_variants.py --fit
+# --C 0.3`, never on the evaluation set. The intercept is shifted back from the equal-weight
+# fit by the log odds of the class sizes, so that the score reads as a rough chance of
+# answering (over-confident: docs/retrieval.md). Fewer words rank higher at equal evidence: a
+# long passage shares some words with almost any question. The coverage terms are negative
+# because BM25 and the fused score already count shared words; given those, a passage that
+# repeats the question's words (often in its heading) is more often a near miss.
+RERANK_FEATURES = (
+    "fused score",                  # MiniLM and BM25, score fusion (VECTOR_SHARE)
+    "log(1 + rank by MiniLM)",      # ranks count from 0 among the pool
+    "log(1 + rank by BM25)",
+    "log(1 + words)",
+    "log(1 + rank by multilingual)",
+    "multilingual cosine, min-max scaled over the pool",
+    "share of the question's keywords in the passage",
+    "share of the question's keywords in its heading",
+    "statute section (a US Code locator)",
+)
+RERANK_WEIGHTS = (3.1751, -0.9441, -0.6912, -0.7965, -0.1737, 2.1285, -0.6721, -0.5998, -1.0955)
+RERANK_INTERCEPT = 2.1392
+
+
+# A question in which fewer than this share of words are English function words ("the", "how",
+# "must", "of"...) and most keywords are unknown to the index is treated as not English
+# (`Searcher.reads_as_foreign`). In the English development questions the share is 7-45 %;
+# the two under 15 % have known keywords.
+FOREIGN_FUNCTION_SHARE = 0.15
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def _english_function_words() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
 
 
 @dataclass
@@ -124,11 +158,17 @@ class Searcher:
     def __init__(self, index_dir: Path, chroma_url: str | None = None, warm: bool = True) -> None:
         self.index_dir = index_dir
         self.chroma_url = chroma_url
+        from retrieval.multilingual import multilingual_version
+
         store = IndexStore(index_dir, chroma_url=chroma_url)
         try:
             self.generation = store.generation
             chunks = store.all_chunks()
+            made_with = store.multilingual_model
+            if chunks and made_with != multilingual_version():
+                raise TamgaError(outdated_index_message(index_dir, made_with))
             self.collection = store.collection if chunks else None
+            self.multilingual = store.multilingual_collection if chunks else None
         finally:
             store.close()
         self.ids = [c.chunk_id for c in chunks]
@@ -138,6 +178,8 @@ class Searcher:
         self.texts = [c.text for c in chunks]
         self.words = [len(t.split()) for t in self.texts]
         self.position = {cid: i for i, cid in enumerate(self.ids)}
+        self.index_texts = [c.index_text for c in chunks]
+        self._terms: dict[int, frozenset[str]] = {}
         keyword = KeywordIndex.load(index_dir)
         if keyword is None or keyword.generation != self.generation or keyword.ids != self.ids:
             # behind the manifest (e.g. an interrupted ingest): rebuild in memory
@@ -159,10 +201,13 @@ class Searcher:
         return [i for i, s in enumerate(self.sources) if needle in s.lower()]
 
     def vector_ranking(
-        self, query_vector: Any, n: int, allowed: list[int] | None = None
+        self, query_vector: Any, n: int, allowed: list[int] | None = None,
+        multilingual: bool = False,
     ) -> list[tuple[int, float]]:
-        """(chunk position, cosine similarity), best first, from Chroma."""
-        if self.collection is None or not self.ids:
+        """(chunk position, cosine similarity), best first, from Chroma (the MiniLM collection,
+        or the multilingual one)."""
+        collection = self.multilingual if multilingual else self.collection
+        if collection is None or not self.ids:
             return []
         embedding = [list(map(float, query_vector))]
         n = max(1, min(n, len(self.ids)))
@@ -175,21 +220,21 @@ class Searcher:
                 # deeper without it and keep the allowed chunks
                 keep = set(allowed)
                 deep = min(len(self.ids), int(n / share * 2) + 10)
-                ranked = [r for r in self._query(embedding, deep, None) if r[0] in keep]
+                ranked = [
+                    r for r in self._query(collection, embedding, deep, None) if r[0] in keep
+                ]
                 if len(ranked) >= min(n, len(allowed)) or deep == len(self.ids):
                     return ranked[:n]
             sources = sorted({self.sources[i] for i in allowed})
             where = {"source": sources[0]} if len(sources) == 1 else {"source": {"$in": sources}}
-            return self._query(embedding, min(n, len(allowed)), where)
-        return self._query(embedding, n, None)
+            return self._query(collection, embedding, min(n, len(allowed)), where)
+        return self._query(collection, embedding, n, None)
 
     def _query(
-        self, embedding: list[list[float]], n: int, where: dict[str, Any] | None
+        self, collection: Any, embedding: list[list[float]], n: int, where: dict[str, Any] | None
     ) -> list[tuple[int, float]]:
-        if self.collection is None:
-            return []
         with self._lock:
-            result = self.collection.query(
+            result = collection.query(
                 query_embeddings=embedding, n_results=n, where=where, include=["distances"]
             )
         ranked: list[tuple[int, float]] = []
@@ -259,27 +304,86 @@ class Searcher:
         depth = max(CANDIDATES, k * 4)
         if mode == "keyword":
             return self._passages(self.keyword_ranking(query, depth, allowed), k)
+        if mode == "vector":
+            query_vector = embed_query(expand_query(query))
+            return self._passages(self.vector_ranking(query_vector, depth, allowed), k)
+        pool = self.candidates(query, depth, allowed)
+        if self.reads_as_foreign(query):
+            # MiniLM and BM25 know English only: order by the multilingual cosine alone
+            ranked = sorted(pool.multilingual.items(), key=lambda item: (-item[1], item[0]))
+            return self._passages(ranked, k)
+        return self._passages(rerank(pool), k)
+
+    def reads_as_foreign(self, query: str) -> bool:
+        """True for a question not in English: under 15 % of its words are English function
+        words and under half of its keywords occur in the indexed texts. (A terse English
+        query such as "audit-based control" has no function words but known keywords.)"""
+        words = _WORD.findall(query.lower())
+        if not words:
+            return False
+        function_words = sum(1 for w in words if w in _english_function_words())
+        if function_words / len(words) >= FOREIGN_FUNCTION_SHARE:
+            return False
+        keywords = tokenize(query)
+        known = sum(1 for t in keywords if t in self.keyword.vocab)
+        return not keywords or known / len(keywords) < 0.5
+
+    def candidates(
+        self, query: str, depth: int = CANDIDATES, allowed: list[int] | None = None
+    ) -> Candidates:
+        """The pool the hybrid search re-orders: the first `depth` of the MiniLM, multilingual
+        and BM25 rankings, with every signal `rerank_features` reads."""
+        from retrieval.multilingual import embed_question
+
         query_vector = embed_query(expand_query(query))
         vector = self.vector_ranking(query_vector, depth, allowed)
-        if mode == "vector":
-            return self._passages(vector, k)
+        question_vector = embed_question(query)
+        multilingual = self.vector_ranking(question_vector, depth, allowed, multilingual=True)
         keyword_all = self.keyword_scores(query)
         keyword = self.keyword_ranking(query, depth, allowed, scores=keyword_all)
         cosine = dict(vector)
-        missing = [pos for pos, _ in keyword if pos not in cosine]
-        cosine.update(self._cosines(query_vector, missing))
+        cosine.update(self._cosines(
+            query_vector, [p for p, _ in keyword + multilingual if p not in cosine]
+        ))
+        other = dict(multilingual)
+        other.update(self._cosines(
+            question_vector, [p for p in cosine if p not in other], multilingual=True
+        ))
         fused = fuse_scores(cosine, dict(keyword), VECTOR_SHARE)
-        return self._passages(rerank(fused, cosine, keyword_all, self.words), k)
+        terms = set(tokenize(query))
+        coverage = {
+            pos: (len(terms & self._chunk_terms(pos)) / len(terms) if terms else 0.0)
+            for pos, _ in fused
+        }
+        heading = {
+            pos: (len(terms & self._heading_terms(pos)) / len(terms) if terms else 0.0)
+            for pos, _ in fused
+        }
+        statute = {pos: float("U.S.C." in self.locators[pos]) for pos, _ in fused}
+        return Candidates(fused, cosine, other, keyword_all, self.words, coverage, heading,
+                          statute)
 
-    def _cosines(self, query_vector: Any, positions: list[int]) -> dict[int, float]:
-        """Cosine similarity of the query with chunks the vector ranking did not return."""
+    def _heading_terms(self, pos: int) -> frozenset[str]:
+        return frozenset(tokenize(self.index_texts[pos].split("\n\n", 1)[0]))
+
+    def _chunk_terms(self, pos: int) -> frozenset[str]:
+        terms = self._terms.get(pos)
+        if terms is None:
+            terms = self._terms[pos] = frozenset(tokenize(self.index_texts[pos]))
+        return terms
+
+    def _cosines(
+        self, query_vector: Any, positions: list[int], multilingual: bool = False
+    ) -> dict[int, float]:
+        """Cosine similarity of the query with chunks a vector ranking did not return."""
         import numpy as np
 
-        if not positions or self.collection is None:
+        collection = self.multilingual if multilingual else self.collection
+        if not positions or collection is None:
             return {}
         with self._lock:
-            got = self.collection.get(
-                ids=[self.ids[p] for p in positions], include=["embeddings"]
+            got = collection.get(
+                ids=[self.ids[p] for p in sorted(set(positions))], include=["embeddings"]
             )
         query = np.asarray(query_vector, dtype=np.float32)
         out: dict[int, float] = {}
@@ -355,50 +459,86 @@ def fuse_scores(
     return fused
 
 
-def rerank_features(
-    fused: list[tuple[int, float]], cosine: dict[int, float], bm25: Any, words: list[int]
-) -> Any:
-    """One row per fused candidate: fused score, log(1 + rank by cosine), log(1 + rank by
-    BM25) among the candidates (0 = first), log(1 + words in the passage)."""
+@dataclass
+class Candidates:
+    """The hybrid search's pool for one query: (position, fused score) best first, and per
+    candidate its MiniLM cosine, multilingual cosine, the share of the question's keywords in
+    the passage and in its heading, and 1.0 for a statute section; BM25 and words are given
+    for every chunk."""
+
+    fused: list[tuple[int, float]]
+    cosine: dict[int, float]
+    multilingual: dict[int, float]
+    bm25: Any
+    words: list[int]
+    coverage: dict[int, float]
+    heading: dict[int, float]
+    statute: dict[int, float]
+
+
+def _ranks(values: Any) -> Any:
+    """0 for the highest value, 1 for the next... (ties keep their order)."""
     import numpy as np
 
-    positions = np.array([pos for pos, _ in fused], dtype=np.int64)
-    lowest = min(cosine.values(), default=0.0)  # a chunk without a stored vector ranks last
-    cos = np.array([cosine.get(pos, lowest) for pos, _ in fused], dtype=np.float64)
-    key = np.asarray(bm25, dtype=np.float64)[positions]
+    order = np.argsort(-values, kind="stable")
+    out = np.empty(len(values), dtype=np.float64)
+    out[order] = np.arange(len(values))
+    return out
 
-    def ranks(values: Any) -> Any:
-        order = np.argsort(-values, kind="stable")
-        out = np.empty(len(values), dtype=np.float64)
-        out[order] = np.arange(len(values))
-        return out
 
+def rerank_features(pool: Candidates) -> Any:
+    """One row per candidate, in `RERANK_FEATURES` order (ranks count from 0 among the pool;
+    a candidate without a stored vector counts as the lowest cosine)."""
+    import numpy as np
+
+    positions = np.array([pos for pos, _ in pool.fused], dtype=np.int64)
+    lowest = min(pool.cosine.values(), default=0.0)
+    cos = np.array([pool.cosine.get(pos, lowest) for pos, _ in pool.fused], dtype=np.float64)
+    low_ml = min(pool.multilingual.values(), default=0.0)
+    other = np.array([pool.multilingual.get(pos, low_ml) for pos, _ in pool.fused],
+                     dtype=np.float64)
+    spread = float(other.max() - other.min()) if len(other) else 0.0
+    scaled = (other - other.min()) / spread if spread > 0 else np.zeros(len(other))
+    key = np.asarray(pool.bm25, dtype=np.float64)[positions]
     return np.column_stack([
-        np.array([score for _, score in fused], dtype=np.float64),
-        np.log1p(ranks(cos)),
-        np.log1p(ranks(key)),
-        np.log1p(np.array(words, dtype=np.float64)[positions]),
+        np.array([score for _, score in pool.fused], dtype=np.float64),
+        np.log1p(_ranks(cos)),
+        np.log1p(_ranks(key)),
+        np.log1p(np.array(pool.words, dtype=np.float64)[positions]),
+        np.log1p(_ranks(other)),
+        scaled,
+        np.array([pool.coverage.get(pos, 0.0) for pos, _ in pool.fused], dtype=np.float64),
+        np.array([pool.heading.get(pos, 0.0) for pos, _ in pool.fused], dtype=np.float64),
+        np.array([pool.statute.get(pos, 0.0) for pos, _ in pool.fused], dtype=np.float64),
     ])
 
 
-def rerank(
-    fused: list[tuple[int, float]], cosine: dict[int, float], bm25: Any, words: list[int]
-) -> list[tuple[int, float]]:
-    """Re-order fused candidates by the fitted logistic model (RERANK_WEIGHTS), best first.
+def rerank(pool: Candidates) -> list[tuple[int, float]]:
+    """Re-order the pool by the fitted logistic model (RERANK_WEIGHTS), best first.
 
-    `cosine` holds the candidates' cosines (one missing counts as the lowest), `bm25` the BM25
-    score of every chunk, `words` the length of every chunk. The score is the model's output in
-    (0, 1): a rough, over-confident chance that the passage is the one that answers.
+    The score is the model's output in (0, 1): a rough, over-confident chance that the passage
+    is the one that answers.
     """
     import numpy as np
 
-    if not fused:
+    if not pool.fused:
         return []
-    logits = rerank_features(fused, cosine, bm25, words) @ np.array(RERANK_WEIGHTS)
+    logits = rerank_features(pool) @ np.array(RERANK_WEIGHTS)
     scores = 1.0 / (1.0 + np.exp(-(logits + RERANK_INTERCEPT)))
-    out = [(pos, float(score)) for (pos, _), score in zip(fused, scores, strict=True)]
+    out = [(pos, float(score)) for (pos, _), score in zip(pool.fused, scores, strict=True)]
     out.sort(key=lambda item: (-item[1], item[0]))
     return out
+
+
+def outdated_index_message(index_dir: Path, made_with: str | None) -> str:
+    """What to tell a person whose index lacks this installation's multilingual vectors."""
+    what = ("was built before Tamga stored multilingual vectors" if made_with is None
+            else f"holds multilingual vectors of another model ({made_with})")
+    return (
+        f"The regulations index at {index_dir} {what}. Add them with "
+        f"`tamga ingest --update-vectors --index {index_dir}` (nothing is re-read; "
+        "`tamga demo` does it for the demo index)."
+    )
 
 
 def fuse(

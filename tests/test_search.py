@@ -11,11 +11,15 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from retrieval.index import IndexStore
 from retrieval.ingest import ingest_paths
 from retrieval.search import (
+    RERANK_FEATURES,
+    RERANK_WEIGHTS,
+    Candidates,
     Passage,
     RegulationsIndex,
     Searcher,
@@ -25,6 +29,7 @@ from retrieval.search import (
     locator_matches,
     open_searcher,
     rerank,
+    rerank_features,
 )
 from retrieval.synonyms import expand_query
 from tamga.errors import TamgaError
@@ -219,47 +224,78 @@ def test_score_fusion_keeps_margins():
     assert [pos for pos, _ in only_vector] == [6, 5]
 
 
+def _pool(fused, cosine, multilingual, bm25, words, coverage=None, heading=None,
+          statute=None) -> Candidates:
+    return Candidates(fused, cosine, multilingual, bm25, words, coverage or {}, heading or {},
+                      statute or {})
+
+
+def test_rerank_features_are_the_documented_signals():
+    pool = _pool([(1, 0.8), (2, 0.6), (3, 0.3)], {1: 0.5, 2: 0.7, 3: 0.4},
+                 {1: 0.80, 2: 0.90, 3: 0.85}, [0.0, 2.0, 6.0, 4.0], [0, 400, 20, 20],
+                 {1: 0.5, 2: 1.0}, {2: 0.5}, {3: 1.0})
+    rows = rerank_features(pool)
+    assert rows.shape == (3, len(RERANK_FEATURES)) == (3, len(RERANK_WEIGHTS))
+    assert list(rows[:, 0]) == [0.8, 0.6, 0.3]                       # fused score
+    assert list(rows[:, 1]) == pytest.approx(np.log1p([1, 0, 2]))   # rank by MiniLM cosine
+    assert list(rows[:, 2]) == pytest.approx(np.log1p([2, 0, 1]))   # rank by BM25
+    assert list(rows[:, 3]) == pytest.approx(np.log1p([400, 20, 20]))
+    assert list(rows[:, 4]) == pytest.approx(np.log1p([2, 0, 1]))   # rank by multilingual
+    assert list(rows[:, 5]) == pytest.approx([0.0, 1.0, 0.5])       # multilingual, min-max
+    assert list(rows[:, 6]) == [0.5, 1.0, 0.0]                      # keyword coverage
+    assert list(rows[:, 7]) == [0.0, 0.5, 0.0]                      # ... in the heading
+    assert list(rows[:, 8]) == [0.0, 0.0, 1.0]                      # statute section
+
+
 def test_rerank_prefers_agreement_and_the_shorter_passage():
-    # chunks 1 and 2: same fused score and signals (the tie ranks 1 first); 2 is a one-sentence
-    # passage, 1 a long one
-    cosine = {1: 0.60, 2: 0.60, 3: 0.40}
-    bm25 = [0.0, 5.0, 5.0, 1.0]
-    words = [0, 400, 20, 20]
-    fused = [(1, 0.8), (2, 0.8), (3, 0.3)]
-    ranked = rerank(fused, cosine, bm25, words)
+    # chunks 1 and 2: the same evidence everywhere; 2 is a one-sentence passage, 1 a long one
+    pool = _pool([(1, 0.8), (2, 0.8), (3, 0.3)], {1: 0.6, 2: 0.6, 3: 0.4},
+                 {1: 0.85, 2: 0.85, 3: 0.80}, [0.0, 5.0, 5.0, 1.0], [0, 400, 20, 20],
+                 {1: 1.0, 2: 1.0, 3: 0.5})
+    ranked = rerank(pool)
     assert [pos for pos, _ in ranked] == [2, 1, 3]
     assert all(0.0 < score < 1.0 for _, score in ranked)
     assert ranked[0][1] > ranked[1][1] > ranked[2][1]
-    # first in both rankings beats a slightly higher fused score that neither ranking puts first
-    cosine = {4: 0.70, 5: 0.50, 6: 0.65}
-    bm25 = [0.0, 0.0, 0.0, 0.0, 9.0, 1.0, 6.0]
-    ranked = rerank([(6, 0.75), (4, 0.74), (5, 0.2)], cosine, bm25, [50] * 7)
-    assert ranked[0][0] == 4
-    assert rerank([], {}, [], []) == []
-    # a keyword-only candidate whose vector is missing (interrupted ingest) still gets a place
-    ranked = rerank([(4, 0.74), (9, 0.5)], {4: 0.7}, [0.0] * 9 + [3.0], [50] * 10)
+    # first in all three rankings beats a slightly higher fused score that none puts first
+    pool = _pool([(6, 0.75), (4, 0.74), (5, 0.2)], {4: 0.70, 5: 0.50, 6: 0.65},
+                 {4: 0.88, 5: 0.80, 6: 0.84}, [0.0, 0.0, 0.0, 0.0, 9.0, 1.0, 6.0], [50] * 7,
+                 {4: 1.0, 5: 0.5, 6: 1.0})
+    assert rerank(pool)[0][0] == 4
+    assert rerank(_pool([], {}, {}, [], [])) == []
+    # a keyword-only candidate whose vectors are missing (interrupted ingest) still gets a place
+    ranked = rerank(_pool([(4, 0.74), (9, 0.5)], {4: 0.7}, {4: 0.86}, [0.0] * 9 + [3.0],
+                          [50] * 10))
     assert [pos for pos, _ in ranked] == [4, 9]
+    # a statute section needs more evidence than a treaty provision with the same signals
+    signals = ([(1, 0.8), (2, 0.7)], {1: 0.6, 2: 0.6}, {1: 0.85, 2: 0.84}, [0.0, 5.0, 4.0],
+               [0, 60, 60])
+    assert [pos for pos, _ in rerank(_pool(*signals))] == [1, 2]
+    as_statute = dict(rerank(_pool(*signals, statute={1: 1.0})))
+    assert as_statute[1] < dict(rerank(_pool(*signals)))[1]
 
 
-def test_hybrid_search_is_fusion_then_rerank(regulations_index: Path):
-    # the order search returns is exactly fusion followed by the fitted re-ranker
+def test_hybrid_search_pools_three_rankings_then_reranks(regulations_index: Path):
+    # the pool is the union of the MiniLM, multilingual and BM25 rankings, every candidate
+    # carries both cosines, and search returns the pool in the fitted re-ranker's order
+    from retrieval.multilingual import embed_question
+
     searcher = open_searcher(regulations_index)
     question = "Can we ask the importer for a guarantee, and how big?"
     depth = 50
-    vector_query = embed_query(expand_query(question))
-    vector = searcher.vector_ranking(vector_query, depth)
-    keyword_all = searcher.keyword_scores(question)
-    keyword = searcher.keyword_ranking(question, depth, scores=keyword_all)
-    cosine = dict(vector)
-    cosine.update(searcher._cosines(vector_query, [p for p, _ in keyword if p not in cosine]))
-    expected = rerank(fuse_scores(cosine, dict(keyword)), cosine, keyword_all, searcher.words)
+    vector = searcher.vector_ranking(embed_query(expand_query(question)), depth)
+    multilingual = searcher.vector_ranking(embed_question(question), depth, multilingual=True)
+    keyword = searcher.keyword_ranking(question, depth)
+    pool = searcher.candidates(question, depth)
+    union = {p for p, _ in vector} | {p for p, _ in multilingual} | {p for p, _ in keyword}
+    assert {pos for pos, _ in pool.fused} == union
+    assert set(pool.cosine) == union and set(pool.multilingual) == union
+    assert len(multilingual) == depth and not {p for p, _ in multilingual} <= {
+        p for p, _ in vector} | {p for p, _ in keyword}
+    assert all(0.0 <= share <= 1.0 for share in pool.coverage.values())
+    expected = searcher._passages(rerank(pool), 5)
     got = searcher.search(question, k=5)
-    assert [p.chunk_id for p in got] == [
-        p.chunk_id for p in searcher._passages(expected, 5)
-    ]
-    assert [round(p.score, 9) for p in got] == [
-        round(p.score, 9) for p in searcher._passages(expected, 5)
-    ]
+    assert [p.chunk_id for p in got] == [p.chunk_id for p in expected]
+    assert [round(p.score, 9) for p in got] == [round(p.score, 9) for p in expected]
 
 
 def test_searcher_on_missing_index(tmp_path: Path):
