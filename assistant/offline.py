@@ -494,10 +494,20 @@ class OfflineEngine:
         ranked_all = self.matcher.rank(slots.masked, None, vector)
         plan = self._decide(q, slots, ranked_all, vector, conversation)
         plan = self._consider_query_plan(plan, q, slots, conversation)
+        if plan.kind == "fallback" and not plan.follow_up and self._reads_as_foreign(q):
+            plan = Plan("search_foreign", q, slots=slots, ranked=plan.ranked)
         t2 = time.perf_counter()
         plan.timings.update({"slots_ms": (t1 - t0) * 1000, "match_ms": (t2 - t1) * 1000,
                              "plan_ms": (t2 - started) * 1000})
         return plan
+
+    def _reads_as_foreign(self, q: str) -> bool:
+        """A question in a Latin-script language other than English (see
+        `Searcher.reads_as_foreign`); False when there is no regulations index."""
+        try:
+            return self.searcher().reads_as_foreign(q)
+        except TamgaError:
+            return False
 
     def _decide(self, q: str, slots: Slots, ranked_all: list[Match], vector: Any,
                 conversation: Conversation | None) -> Plan:
@@ -697,7 +707,7 @@ class OfflineEngine:
             answer = self._run_tool(plan)
         elif plan.kind == "intent":
             answer = self._run_intent(plan)
-        elif plan.kind == "search":
+        elif plan.kind in ("search", "search_foreign"):
             answer = self._run_search(plan)
         else:
             answer = self._say(plan)
@@ -1227,9 +1237,17 @@ class OfflineEngine:
                           timings={"search_ms": search_ms})
         lines = ["Here is what the indexed regulations and guidance say (quoted, best match "
                  "first; I do not paraphrase rules):"]
+        warnings: list[str] = []
+        if plan.kind == "search_foreign":
+            lines = ["I read data questions in English only, and this one does not look like "
+                     "English. For rules, these are the passages of the indexed regulations "
+                     "and guidance closest to your question, found by the multilingual model "
+                     "(quoted in English, best match first):"]
+            warnings.append("Not read as English: searched with the multilingual model only. "
+                            "Ask data questions in English.")
         for n, citation in enumerate(citations, 1):
             quote = best_excerpt(citation.text, plan.question)
             lines.append(f'[{n}] {citation.locator} ({citation.source}): "{quote}"')
         return Answer("\n\n".join(lines), engine="offline", citations=citations,
                       intent="regulation_lookup", timings={"search_ms": search_ms},
-                      suggestions=[])
+                      suggestions=[], warnings=warnings)

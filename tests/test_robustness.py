@@ -173,6 +173,21 @@ def test_bad_questions_give_specific_answers(assistant: Assistant) -> None:
     assert ask(BAD_QUESTIONS["NUL bytes"]).intent == "top_traders"
 
 
+def test_a_rule_question_in_spanish_gets_english_passages(assistant: Assistant) -> None:
+    """A Latin-script question that is not English: no data answer is guessed; the regulations
+    are searched with the multilingual model, and the answer says so."""
+    answer = assistant.ask("¿Durante cuánto tiempo debe el importador conservar sus registros?",
+                           assistant.new_conversation())
+    assert answer.text.startswith("I read data questions in English only")
+    assert answer.intent == "regulation_lookup" and not answer.sql
+    assert answer.citations and answer.citations[0].source == "record-keeping.md"
+    assert any("multilingual" in w for w in answer.warnings)
+    # an English question the intents do not cover still gets the honest fallback
+    english = assistant.ask("Which football team does the auditor support?",
+                            assistant.new_conversation())
+    assert "multilingual" not in english.text and not english.citations
+
+
 def test_a_lone_surrogate_gets_a_polite_answer(assistant: Assistant) -> None:
     """A lone UTF-16 surrogate (json.loads('"\\ud800"') makes one) is dropped, not a crash."""
     answer = assistant.ask("total imports \ud800 in 2024", assistant.new_conversation())
