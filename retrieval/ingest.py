@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from retrieval.chunking import DEFAULT_CONFIG, ChunkingConfig, chunk_document
-from retrieval.index import ChunkRecord, FileRecord, IndexStore, read_generation
+from retrieval.index import ChunkRecord, FileRecord, IndexStore, read_generation, require_index
 from retrieval.loaders import is_supported, load_document
 from tamga.errors import IngestError, TamgaError
 
@@ -163,8 +163,6 @@ def ingest_paths(
     Raises IngestError when a path does not exist or indexing stops part-way (the index is
     then still consistent and a re-run finishes the job).
     """
-    from filelock import FileLock, Timeout
-
     started = time.perf_counter()
     say = progress or (lambda _msg: None)
     index_dir = Path(index_dir).expanduser()
@@ -176,22 +174,13 @@ def ingest_paths(
     max_bytes = _max_file_bytes(max_file_mb)
 
     index_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(index_dir / ".ingest.lock"))
-    try:
-        lock.acquire(timeout=1)
-    except Timeout as exc:
-        raise IngestError(
-            f"Another ingest is already writing to {index_dir}; try again later."
-        ) from exc
-    try:
+    with _ingest_lock(index_dir):
         store = IndexStore(index_dir, chroma_url=chroma_url, create=True)
         try:
             _run(store, candidates, folders, prune, max_bytes, batch_size, config, summary, say)
             summary.total_chunks = store.count_chunks()
         finally:
             store.close()
-    finally:
-        lock.release()
     summary.elapsed_s = time.perf_counter() - started
     return summary
 
@@ -326,11 +315,21 @@ def update_multilingual_vectors(
 ) -> int:
     """Give every chunk of an existing index its multilingual vector (an index made before
     Tamga stored them, or with another version of the model). Returns how many were made."""
+    index_dir = Path(index_dir).expanduser()
+    require_index(index_dir)
+    with _ingest_lock(index_dir):
+        store = IndexStore(index_dir, chroma_url=chroma_url)
+        try:
+            return _fill_multilingual(store, EMBED_BATCH, progress or (lambda _msg: None))
+        finally:
+            store.close()
+
+
+@contextlib.contextmanager
+def _ingest_lock(index_dir: Path) -> Iterator[None]:
+    """Hold the folder's ingest lock (IngestError at once when another ingest has it)."""
     from filelock import FileLock, Timeout
 
-    index_dir = Path(index_dir).expanduser()
-    if read_generation(index_dir) is None:
-        raise TamgaError(f"No regulations index at {index_dir}.")
     lock = FileLock(str(index_dir / ".ingest.lock"))
     try:
         lock.acquire(timeout=1)
@@ -339,11 +338,7 @@ def update_multilingual_vectors(
             f"Another ingest is already writing to {index_dir}; try again later."
         ) from exc
     try:
-        store = IndexStore(index_dir, chroma_url=chroma_url)
-        try:
-            return _fill_multilingual(store, EMBED_BATCH, progress or (lambda _msg: None))
-        finally:
-            store.close()
+        yield
     finally:
         lock.release()
 
