@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from retrieval.crosslingual import english_terms
 from retrieval.index import (
     IndexStore,
     KeywordIndex,
@@ -307,12 +308,17 @@ class Searcher:
         if mode == "vector":
             query_vector = embed_query(expand_query(query))
             return self._passages(self.vector_ranking(query_vector, depth, allowed), k)
+        if not self.reads_as_foreign(query):
+            return self._passages(rerank(self.candidates(query, depth, allowed)), k)
+        # MiniLM and BM25 read English only: they get the English terms of the question's
+        # Spanish customs words (retrieval/crosslingual.py), the multilingual model the
+        # question as asked; with no known word, the multilingual cosine alone orders the pool
+        english = english_terms(query)
+        if english:
+            return self._passages(rerank(self.candidates(english, depth, allowed, query)), k)
         pool = self.candidates(query, depth, allowed)
-        if self.reads_as_foreign(query):
-            # MiniLM and BM25 know English only: order by the multilingual cosine alone
-            ranked = sorted(pool.multilingual.items(), key=lambda item: (-item[1], item[0]))
-            return self._passages(ranked, k)
-        return self._passages(rerank(pool), k)
+        ranked = sorted(pool.multilingual.items(), key=lambda item: (-item[1], item[0]))
+        return self._passages(ranked, k)
 
     def reads_as_foreign(self, query: str) -> bool:
         """True for a question not in English: under 15 % of its words are English function
@@ -329,15 +335,17 @@ class Searcher:
         return not keywords or known / len(keywords) < 0.5
 
     def candidates(
-        self, query: str, depth: int = CANDIDATES, allowed: list[int] | None = None
+        self, query: str, depth: int = CANDIDATES, allowed: list[int] | None = None,
+        asked: str | None = None,
     ) -> Candidates:
         """The pool the hybrid search re-orders: the first `depth` of the MiniLM, multilingual
-        and BM25 rankings, with every signal `rerank_features` reads."""
+        and BM25 rankings, with every signal `rerank_features` reads. `asked`: the question
+        as asked, for the multilingual model, when `query` is its English terms."""
         from retrieval.multilingual import embed_question
 
         query_vector = embed_query(expand_query(query))
         vector = self.vector_ranking(query_vector, depth, allowed)
-        question_vector = embed_question(query)
+        question_vector = embed_question(asked or query)
         multilingual = self.vector_ranking(question_vector, depth, allowed, multilingual=True)
         keyword_all = self.keyword_scores(query)
         keyword = self.keyword_ranking(query, depth, allowed, scores=keyword_all)

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from retrieval.crosslingual import english_terms
 from retrieval.index import MULTILINGUAL_SUFFIX, IndexStore, chroma_client
 from retrieval.ingest import ingest_paths, needs_multilingual_vectors
 from retrieval.multilingual import embed_passages, embed_question, multilingual_version
-from retrieval.search import open_searcher
+from retrieval.search import open_searcher, rerank
 from tamga.errors import TamgaError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,13 +99,21 @@ def test_which_questions_read_as_not_english(small_index: Path):
                   "Wie lange muss ein Importeur Unterlagen aufbewahren?",
                   "Ithalatçı kayıtları ne kadar süre saklamalı?"):
         assert searcher.reads_as_foreign(other), other
-    # a question not in English is ordered by the multilingual cosine alone
+    # Spanish customs words: keyword search and MiniLM get their English terms, the
+    # multilingual model the question as asked, and the re-ranker orders the pool
     question = "¿Hay intereses si pago los derechos tarde?"
+    found = searcher.search(question, k=3)
+    assert found[0].source == "paying-duty-late.md"
+    pool = searcher.candidates(english_terms(question), asked=question)
+    assert [p.chunk_id for p in found] == [p.chunk_id for p in searcher._passages(rerank(pool), 3)]
+    # no word the glossary knows (German): the multilingual cosine alone orders the pool
+    question = "Wie lange muss man Rechnungen aufbewahren?"
+    assert english_terms(question) == ""
     pool = searcher.candidates(question)
     best = max(pool.multilingual, key=lambda pos: pool.multilingual[pos])
     found = searcher.search(question, k=3)
     assert found[0].chunk_id == searcher.ids[best]
-    assert found[0].source == "paying-duty-late.md"
+    assert found[0].source == "keeping-records.md"
     assert found[0].score == pytest.approx(pool.multilingual[best])
 
 
@@ -172,7 +181,7 @@ def test_models_load_and_search_with_the_network_cut_off(guidance_index: Path):
 
         from pathlib import Path
         from retrieval.embedding import embed
-        from retrieval.search import open_searcher
+        from retrieval.search import open_searcher, rerank
 
         searcher = open_searcher(Path({str(guidance_index)!r}))
         english = searcher.search("How long must records be kept?", k=3)
