@@ -1,8 +1,8 @@
 """The retrieval evaluation sets are well formed and true.
 
-Two sets over the same English corpus: benchmarks/retrieval_questions.yaml (English) and
-benchmarks/retrieval_questions_es.yaml (Spanish questions, `language: es`).
-Checks, for both, the schema, that every expected source exists in
+Three sets over the same English corpus: benchmarks/retrieval_questions.yaml (English),
+benchmarks/retrieval_questions_es.yaml and benchmarks/retrieval_questions_es2.yaml (two
+Spanish sets, `language: es`). Checks, for each, the schema, that every expected source exists in
 ../shared/data/regulations, that every expected locator names a part the document really
 has (section and subsection of the US Code file, article / note / standard / rule headings
 of the treaty texts), that there are no duplicates, and that questions are paraphrased
@@ -29,7 +29,14 @@ from tests.conftest import needs_shared_regulations
 REPO = Path(__file__).resolve().parents[1]
 QUESTIONS_FILE = REPO / "benchmarks" / "retrieval_questions.yaml"
 SPANISH_FILE = REPO / "benchmarks" / "retrieval_questions_es.yaml"
-QUESTION_FILES = pytest.mark.parametrize("path", [QUESTIONS_FILE, SPANISH_FILE], ids=["en", "es"])
+SPANISH2_FILE = REPO / "benchmarks" / "retrieval_questions_es2.yaml"
+DEV_FILE = REPO / "benchmarks" / "retrieval_dev_questions.yaml"
+QUESTION_FILES = pytest.mark.parametrize(
+    "path", [QUESTIONS_FILE, SPANISH_FILE, SPANISH2_FILE], ids=["en", "es", "es2"]
+)
+SPANISH_FILES = pytest.mark.parametrize(
+    ("path", "prefix"), [(SPANISH_FILE, "es-"), (SPANISH2_FILE, "es2-")], ids=["es", "es2"]
+)
 CORPUS = (REPO / ".." / "shared" / "data" / "regulations").resolve()
 
 TITLES = {
@@ -208,25 +215,49 @@ def test_spread_over_the_texts() -> None:
     assert len(spanning) >= 5
 
 
-def test_spanish_set() -> None:
-    """20 Spanish questions: 7 US Code, 7 WTO, 6 WCO, mostly on passages the English set expects."""
-    data = question_set(SPANISH_FILE)
+@SPANISH_FILES
+def test_spanish_set(path: Path, prefix: str) -> None:
+    """20 Spanish questions each: 7 US Code, 7 WTO, 6 WCO, every one a Spanish question."""
+    data = question_set(path)
     assert data["language"] == "es"
     assert question_set(QUESTIONS_FILE).get("language", "en") == "en"
-    qs = questions(SPANISH_FILE)
+    qs = questions(path)
     assert len(qs) == 20
     for q in qs:
-        assert q["id"].startswith("es-"), q["id"]
+        assert q["id"].startswith(prefix), q["id"]
         assert "¿" in q["question"], f"{q['id']}: not a Spanish question"
     folders = Counter(q["source"].split("/")[0] for q in qs)
     assert folders == {"us-19-usc": 7, "wto": 7, "wco": 6}, folders
     assert any(q["source"] == "wco/hs_convention.md" for q in qs)
     assert any(q["source"] == "wco/revised_kyoto_convention.md" for q in qs)
+
+
+def test_first_spanish_set_comparable_with_english() -> None:
+    """Most passages of the first Spanish set are ones the English set expects."""
     english = {(q["source"], q["locator"]) for q in questions(QUESTIONS_FILE)}
-    shared = [q["id"] for q in qs if (q["source"], q["locator"]) in english]
+    shared = [q["id"] for q in questions(SPANISH_FILE) if (q["source"], q["locator"]) in english]
     assert len(shared) >= 12, f"only {len(shared)} passages comparable with the English set"
-    english_ids = {q["id"] for q in questions(QUESTIONS_FILE)}
-    assert not {q["id"] for q in qs} & english_ids
+
+
+def test_second_spanish_set_is_new() -> None:
+    """The second Spanish set expects none of the first set's passages; about half are dev ones."""
+    first = {(q["source"], q["locator"]) for q in questions(SPANISH_FILE)}
+    qs = questions(SPANISH2_FILE)
+    repeated = [q["id"] for q in qs if (q["source"], q["locator"]) in first]
+    assert repeated == [], f"main passages already expected by the first Spanish set: {repeated}"
+    dev = {(q["source"], q["locator"]) for q in questions(DEV_FILE)}
+    from_dev = [q["id"] for q in qs if (q["source"], q["locator"]) in dev]
+    assert 8 <= len(from_dev) <= 12, f"{len(from_dev)} passages shared with the dev set"
+
+
+def test_ids_unique_across_sets() -> None:
+    """No question id appears in two of the sets (English, dev, both Spanish)."""
+    ids = Counter(
+        q["id"]
+        for path in (QUESTIONS_FILE, DEV_FILE, SPANISH_FILE, SPANISH2_FILE)
+        for q in questions(path)
+    )
+    assert [i for i, n in ids.items() if n > 1] == []
 
 
 @needs_shared_regulations
@@ -351,10 +382,10 @@ def test_benchmark_scores_every_alternative() -> None:
     assert b.first_hit_rank([wrong], q, source_only) is None
 
 
-def test_benchmark_loads_spanish_set() -> None:
-    loaded, source_only, corpus = bench().load_question_set(SPANISH_FILE)
+@SPANISH_FILES
+def test_benchmark_loads_spanish_set(path: Path, prefix: str) -> None:
+    loaded, source_only, corpus = bench().load_question_set(path)
     assert corpus == CORPUS and source_only == ("us-19-usc/",)
-    assert [q.id for q in loaded] == [q["id"] for q in questions(SPANISH_FILE)]
-    assert sum(len(q.targets) for q in loaded) == sum(
-        len(targets(q)) for q in questions(SPANISH_FILE)
-    )
+    assert [q.id for q in loaded] == [q["id"] for q in questions(path)]
+    assert all(q.id.startswith(prefix) for q in loaded)
+    assert sum(len(q.targets) for q in loaded) == sum(len(targets(q)) for q in questions(path))
