@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -80,6 +81,7 @@ FOREIGN_FUNCTION_SHARE = 0.15
 _WORD = re.compile(r"[^\W\d_]+")
 
 
+@lru_cache(maxsize=1)
 def _english_function_words() -> frozenset[str]:
     from bm25s.stopwords import STOPWORDS_EN
 
@@ -180,7 +182,7 @@ class Searcher:
         self.words = [len(t.split()) for t in self.texts]
         self.position = {cid: i for i, cid in enumerate(self.ids)}
         self.index_texts = [c.index_text for c in chunks]
-        self._terms: dict[int, frozenset[str]] = {}
+        self._terms: dict[int, tuple[frozenset[str], frozenset[str]]] = {}
         keyword = KeywordIndex.load(index_dir)
         if keyword is None or keyword.generation != self.generation or keyword.ids != self.ids:
             # behind the manifest (e.g. an interrupted ingest): rebuild in memory
@@ -359,25 +361,23 @@ class Searcher:
         ))
         fused = fuse_scores(cosine, dict(keyword), VECTOR_SHARE)
         terms = set(tokenize(query))
-        coverage = {
-            pos: (len(terms & self._chunk_terms(pos)) / len(terms) if terms else 0.0)
-            for pos, _ in fused
-        }
-        heading = {
-            pos: (len(terms & self._heading_terms(pos)) / len(terms) if terms else 0.0)
-            for pos, _ in fused
-        }
+        coverage: dict[int, float] = {}
+        heading: dict[int, float] = {}
+        for pos, _ in fused:
+            in_text, in_heading = self._chunk_terms(pos)
+            coverage[pos] = len(terms & in_text) / len(terms) if terms else 0.0
+            heading[pos] = len(terms & in_heading) / len(terms) if terms else 0.0
         statute = {pos: float("U.S.C." in self.locators[pos]) for pos, _ in fused}
         return Candidates(fused, cosine, other, keyword_all, self.words, coverage, heading,
                           statute)
 
-    def _heading_terms(self, pos: int) -> frozenset[str]:
-        return frozenset(tokenize(self.index_texts[pos].split("\n\n", 1)[0]))
-
-    def _chunk_terms(self, pos: int) -> frozenset[str]:
+    def _chunk_terms(self, pos: int) -> tuple[frozenset[str], frozenset[str]]:
+        """The keywords of a chunk's index text and of its heading (the header line)."""
         terms = self._terms.get(pos)
         if terms is None:
-            terms = self._terms[pos] = frozenset(tokenize(self.index_texts[pos]))
+            text = self.index_texts[pos]
+            terms = (frozenset(tokenize(text)), frozenset(tokenize(text.split("\n\n", 1)[0])))
+            self._terms[pos] = terms
         return terms
 
     def _cosines(
