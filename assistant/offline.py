@@ -1241,10 +1241,11 @@ class OfflineEngine:
         if plan.kind == "search_foreign":
             lines = ["I read data questions in English only, and this one does not look like "
                      "English. For rules, these are the passages of the indexed regulations "
-                     "and guidance closest to your question, found by the multilingual model "
+                     "and guidance closest to your question, found by the multilingual search "
                      "(quoted in English, best match first):"]
-            warnings.append("Not read as English: searched with the multilingual model only. "
-                            "Ask data questions in English.")
+            warnings.append("Not read as English: the regulations were searched with the "
+                            "multilingual model (and, for Spanish customs words, their English "
+                            "terms). Ask data questions in English.")
         for n, citation in enumerate(citations, 1):
             quote = best_excerpt(citation.text, plan.question)
             lines.append(f'[{n}] {citation.locator} ({citation.source}): "{quote}"')
