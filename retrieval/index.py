@@ -25,7 +25,7 @@ import re
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -118,15 +118,13 @@ def manifest_path(index_dir: Path) -> Path:
 # ---------------------------------------------------------------- embedding function for Chroma
 
 
-@lru_cache(maxsize=1)
-def embedding_function() -> Any:
-    """A Chroma embedding function backed by the packaged all-MiniLM-L6-v2 (never Chroma's own)."""
+def _chroma_embedding_function(model_name: str, embed: Callable[[list[str]], Any]) -> Any:
+    """A Chroma embedding function named `model_name` that embeds with `embed` (offline, unit
+    length, cosine space): Chroma's own default model is never used."""
     from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 
-    from retrieval.embedding import embed
-
     class TamgaEmbeddingFunction(EmbeddingFunction[Documents]):
-        """Embeds with retrieval.embedding.embed (offline, 384 dimensions, unit length)."""
+        """Embeds with one of Tamga's packaged encoders."""
 
         def __init__(self) -> None:
             pass
@@ -136,7 +134,7 @@ def embedding_function() -> Any:
 
         @staticmethod
         def name() -> str:
-            return EMBEDDING_NAME
+            return model_name
 
         def get_config(self) -> dict[str, Any]:
             return {}
@@ -155,42 +153,22 @@ def embedding_function() -> Any:
 
 
 @lru_cache(maxsize=1)
+def embedding_function() -> Any:
+    """A Chroma embedding function backed by the packaged all-MiniLM-L6-v2 (never Chroma's own)."""
+    from retrieval.embedding import embed
+
+    return _chroma_embedding_function(EMBEDDING_NAME, embed)
+
+
+@lru_cache(maxsize=1)
 def multilingual_embedding_function() -> Any:
     """A Chroma embedding function for the second collection (passages, multilingual-e5-small).
 
     Tamga always passes vectors itself; this only tells Chroma which model the collection uses.
     """
-    from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
-
     from retrieval.multilingual import embed_passages
 
-    class MultilingualEmbeddingFunction(EmbeddingFunction[Documents]):
-        """Embeds passages with retrieval.multilingual (offline, 384 dimensions, unit length)."""
-
-        def __init__(self) -> None:
-            pass
-
-        def __call__(self, input: Documents) -> Embeddings:
-            return list(embed_passages(list(input)))
-
-        @staticmethod
-        def name() -> str:
-            return MULTILINGUAL_NAME
-
-        def get_config(self) -> dict[str, Any]:
-            return {}
-
-        @staticmethod
-        def build_from_config(config: dict[str, Any]) -> MultilingualEmbeddingFunction:
-            return MultilingualEmbeddingFunction()
-
-        def default_space(self) -> str:  # type: ignore[override]
-            return "cosine"
-
-        def supported_spaces(self) -> list[str]:  # type: ignore[override]
-            return ["cosine"]
-
-    return MultilingualEmbeddingFunction()
+    return _chroma_embedding_function(MULTILINGUAL_NAME, embed_passages)
 
 
 # ---------------------------------------------------------------- Chroma client
@@ -394,37 +372,30 @@ class IndexStore:
 
     # -- Chroma
 
+    def _open_collection(self, name: str, embedding: Any) -> Any:
+        """Open or create a Chroma collection of this index (cosine space)."""
+        client = chroma_client(self.index_dir, self.chroma_url)
+        try:
+            return client.get_or_create_collection(
+                name, embedding_function=embedding, metadata={"hnsw:space": "cosine"}
+            )
+        except Exception as exc:
+            raise TamgaError(f"Cannot open the Chroma collection {name!r}: {exc}") from exc
+
     @property
     def collection(self) -> Any:
         """The Chroma collection (created on first use, cosine space, our embedding function)."""
         if self._collection is None:
-            client = chroma_client(self.index_dir, self.chroma_url)
-            try:
-                self._collection = client.get_or_create_collection(
-                    self.collection_name,
-                    embedding_function=embedding_function(),
-                    metadata={"hnsw:space": "cosine"},
-                )
-            except Exception as exc:
-                raise TamgaError(
-                    f"Cannot open the Chroma collection {self.collection_name!r}: {exc}"
-                ) from exc
+            self._collection = self._open_collection(self.collection_name, embedding_function())
         return self._collection
 
     @property
     def multilingual_collection(self) -> Any:
         """The second Chroma collection: multilingual-e5-small vectors under the same ids."""
         if self._multilingual is None:
-            client = chroma_client(self.index_dir, self.chroma_url)
-            name = self.collection_name + MULTILINGUAL_SUFFIX
-            try:
-                self._multilingual = client.get_or_create_collection(
-                    name,
-                    embedding_function=multilingual_embedding_function(),
-                    metadata={"hnsw:space": "cosine"},
-                )
-            except Exception as exc:
-                raise TamgaError(f"Cannot open the Chroma collection {name!r}: {exc}") from exc
+            self._multilingual = self._open_collection(
+                self.collection_name + MULTILINGUAL_SUFFIX, multilingual_embedding_function()
+            )
         return self._multilingual
 
     def vector_ids(self, multilingual: bool = False) -> set[str]:
