@@ -182,8 +182,14 @@ class Assistant:
     def warm(self) -> None:
         """Load the intent embeddings, the encoder and the database look-ups now rather than on
         the first question (the look-ups of the unrestricted scope; officers' scopes are built
-        on their first question)."""
+        on their first question). With the local model configured, it is loaded too and its
+        fixed plan prompt evaluated, so the first question pays only for its own words."""
         self.offline.warm()
+        if self.settings.local_model and not self.settings.llm_base_url:
+            engine = self.llm()
+            warm = getattr(engine, "warm", None)
+            if callable(warm):
+                warm()
 
     def ask(self, question: str, conversation: Conversation | None = None, user: str = "cli",
             engine: str | None = None, on_step: Callable[[str], None] | None = None) -> Answer:

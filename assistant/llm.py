@@ -842,14 +842,17 @@ class LocalLlama:
         return self.complete(self.render(list(messages)), max_tokens, cancelled)
 
     def chat_schema(self, messages: list[ChatMessage], max_tokens: int,
-                    cancelled: threading.Event | None, schema: dict[str, Any]) -> str:
-        """Reply constrained by a grammar made from a JSON schema (the plan draft)."""
-        key = json.dumps(schema, sort_keys=True)
+                    cancelled: threading.Event | None, schema: dict[str, Any] | str) -> str:
+        """Reply constrained by a grammar: made from a JSON schema (a dict), or GBNF text (the
+        plan draft's line)."""
+        key = schema if isinstance(schema, str) else json.dumps(schema, sort_keys=True)
         grammar = self._grammars.get(key)
         if grammar is None:
             from llama_cpp import LlamaGrammar
 
-            grammar = self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
+            grammar = self._grammars[key] = (
+                LlamaGrammar.from_string(key, verbose=False) if isinstance(schema, str)
+                else LlamaGrammar.from_json_schema(key, verbose=False))
         return self.complete(self.render(list(messages)), max_tokens, cancelled,
                              grammar=grammar)
 
@@ -872,21 +875,27 @@ _LOCAL: dict[str, LocalLlama] = {}
 _LOCAL_LOCK = threading.Lock()
 
 
-def local_llama(home: Path | None = None, progress: Callable[[str], None] | None = None
-                ) -> LocalLlama:
-    """The process-wide local model, assembled and hash-checked on first use."""
+def local_llama(home: Path | None = None, progress: Callable[[str], None] | None = None,
+                role: str = "sql") -> LocalLlama:
+    """The process-wide local model for one `role`, assembled and hash-checked on first use.
+
+    Each role ("sql": the SQL writer, "plan": the plan filler) has its own llama.cpp context
+    over the same mapped weights, so that each keeps its own long prompt prefix evaluated:
+    alternating prefixes in one context cost ~15 s each time, and saving and restoring the
+    state ~2 s (measured, docs/llm.md)."""
     from assistant import local_model
 
     if not local_model.llama_cpp_installed():
         raise LLMUnavailable(f"llama-cpp-python is not installed. {local_model.INSTALL_HINT}")
     path = local_model.assemble_model(home, progress=progress)
     with _LOCAL_LOCK:
-        llama = _LOCAL.get(str(path))
+        key = f"{path}#{role}"
+        llama = _LOCAL.get(key)
         if llama is None:
             if progress:
                 progress("Loading the local model")
             llama = LocalLlama(path)
-            _LOCAL[str(path)] = llama
+            _LOCAL[key] = llama
         return llama
 
 
@@ -1041,6 +1050,10 @@ def build_engine(
         direct = DirectSqlEngine(llama.chat, context, name="local",
                                  timeout_s=settings.llm_timeout_s, examples=examples,
                                  hints=hints)
-        return PlanFillEngine(llama.chat_schema, offline, name="local",
-                              timeout_s=settings.llm_timeout_s, fallback=direct)
+        from assistant.plan_examples import default_bank
+
+        planner = local_llama(settings.resolved_home(), progress=progress, role="plan")
+        return PlanFillEngine(planner.chat_schema, offline, name="local",
+                              timeout_s=settings.llm_timeout_s, fallback=direct, line=True,
+                              bank=default_bank())
     raise ValueError(f"unknown engine {which!r}")

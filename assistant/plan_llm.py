@@ -18,14 +18,16 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from pydantic import BaseModel, Field, ValidationError
 
+from assistant.plan_examples import ExampleBank
 from assistant.slots import clean_question
 from tamga.answer import Answer
 from tamga.errors import LLMUnavailable, TamgaError
 from tamga.plan import (
+    TIME_DIMENSIONS,
     Dimension,
     Measure,
     PeriodSpec,
@@ -40,8 +42,8 @@ if TYPE_CHECKING:
     from assistant.offline import OfflineEngine
 
 ChatMessage = dict[str, str]
-#: (messages, max_tokens, cancelled, JSON schema) -> reply text
-JsonChat = Callable[[list[ChatMessage], int, threading.Event, dict[str, Any]], str]
+#: (messages, max_tokens, cancelled, JSON schema or GBNF grammar text) -> reply text
+JsonChat = Callable[[list[ChatMessage], int, threading.Event, Any], str]
 
 
 class PlanDraft(BaseModel):
@@ -68,6 +70,83 @@ def draft_schema() -> dict[str, Any]:
     return PlanDraft.model_json_schema()
 
 
+# -- the line format (the local model) ---------------------------------------------------------
+#
+# A CPU model pays for every token it writes: a JSON draft is about 80 tokens, the same draft as
+# one line ("top duty by trader n 5") about 8. The line carries the shape, measure, grouping,
+# n, order, "how many" and a limit; periods and filters are read from the question by the slot
+# extractor, as for JSON drafts without them.
+
+LINE_NONE = "none"
+
+
+def _words(literal: Any) -> tuple[str, ...]:
+    return tuple(get_args(literal))
+
+
+_DIM = "(?:" + "|".join(sorted(_words(Dimension), key=len, reverse=True)) + ")"
+_LINE = re.compile(
+    rf"^(?P<shape>[a-z_]+) (?P<measure>[a-z_]+)(?: by (?P<by>{_DIM}(?: {_DIM})?))?"
+    r"(?: n (?P<n>[1-9]\d?))?(?P<low> low)?(?P<count> count)?(?: above (?P<above>\d+(?:\.\d+)?))?$")
+
+
+def line_grammar() -> str:
+    """The GBNF grammar of a draft line, built from the plan language's own word lists."""
+    def choice(words: tuple[str, ...]) -> str:
+        return " | ".join(f'"{w}"' for w in sorted(words, key=len, reverse=True))
+
+    return "\n".join([
+        f'root ::= "{LINE_NONE}" | shape " " measure by? n? low? count? above?',
+        f"shape ::= {choice(_words(Shape))}",
+        f"measure ::= {choice(_words(Measure))}",
+        f"dim ::= {choice(_words(Dimension))}",
+        'by ::= " by " dim (" " dim)?',
+        'n ::= " n " [1-9] [0-9]?',
+        'low ::= " low"',
+        'count ::= " count"',
+        'above ::= " above " [1-9] [0-9]{0,12} ("." [0-9]{1,2})?',
+    ]) + "\n"
+
+
+def draft_line(draft: PlanDraft) -> str:
+    """A draft written as one line (periods are not part of the line)."""
+    if not draft.fits:
+        return LINE_NONE
+    parts: list[str] = [draft.shape, draft.measure]
+    if draft.by:
+        parts += ["by", *draft.by]
+    if draft.n is not None:
+        parts += ["n", str(draft.n)]
+    if draft.low:
+        parts.append("low")
+    if draft.count:
+        parts.append("count")
+    if draft.above is not None:
+        above = draft.above
+        parts += ["above", str(int(above)) if above.is_integer() else f"{above:.2f}"]
+    return " ".join(parts)
+
+
+def parse_line(text: str) -> PlanDraft | None:
+    """The draft a line stands for, or None when it is not a well-formed line."""
+    line = " ".join((text or "").strip().split()).lower()
+    if line == LINE_NONE:
+        return PlanDraft(fits=False, shape="total", measure="customs_value", by=[], period=None,
+                         vs=None, n=None, low=False, count=False, above=None)
+    match = _LINE.match(line)
+    if match is None:
+        return None
+    try:
+        return PlanDraft.model_validate({
+            "fits": True, "shape": match["shape"], "measure": match["measure"],
+            "by": (match["by"] or "").split(), "period": None, "vs": None,
+            "n": int(match["n"]) if match["n"] else None, "low": bool(match["low"]),
+            "count": bool(match["count"]),
+            "above": float(match["above"]) if match["above"] else None})
+    except ValidationError:
+        return None
+
+
 SHAPES_HELP = """shape: total | breakdown (figures by the `by` groups) | top / bottom (the n \
 largest / smallest groups) | argmax / argmin (the single largest / smallest group, e.g. the peak \
 month: by month) | compare (period against vs) | change_ranking (groups ranked by their change \
@@ -78,24 +157,56 @@ declaration falls in period) | threshold (groups whose measure is above `above`;
 declaration for single declarations). count=true when the question asks how many."""
 
 
+LINE_HELP = """You turn a customs officer's question about the trade database into a one-line \
+plan. Reply with the line only:
+<shape> <measure> [by <dim> [<dim>]] [n <N>] [low] [count] [above <number>]
+or "none" when the question is not about figures of the trade data (rules, law, definitions, \
+greetings, changing data).
+Periods, traders, countries, goods, offices, modes and channels named in the question are read \
+from it by other code: never write them in the line.
+shape: total (one figure) | breakdown (the measure for each group of `by`) | top / bottom (the \
+n largest / smallest groups) | argmax / argmin (the single largest / smallest group: peak month, \
+busiest office, largest declaration) | compare (one period against another) | change_ranking \
+(groups ranked by their change between two periods; low = biggest falls) | share (share of \
+the part named, or of each `by` group) | vs_peers (the named trader against the other traders) \
+| set_difference (groups active in one period but not the other: stopped, dropped, lost) | \
+first_seen (groups whose first declaration is in the period: new, first-time) | threshold \
+(groups whose measure is above the number; by declaration for single declarations).
+count: the question asks how many. low: lowest first, smallest, biggest falls.
+measure: {measures}
+(customs_value = value, imports; declarations = entries, filings; traders = distinct \
+importers; sellers = distinct foreign suppliers; origins = distinct countries of origin; \
+net_mass = weight, kg, tonnes; effective_duty_rate = duty as % of value; red_share = share sent \
+to the red channel, inspection rate; audit_recoveries = what audits recovered.)
+by: {dims}
+(trader = importer, company; seller = foreign supplier; origin = country of origin; office = \
+customs office, port; aeo = AEO against non-AEO; audit_outcome = audit result.)"""
+
+
 class PlanFillEngine:
     """An LLM engine that answers by filling a query plan; other questions go to `fallback`."""
 
     def __init__(self, chat: JsonChat, offline: OfflineEngine, *, name: str = "local",
                  timeout_s: float = 60.0, fallback: Any = None, max_tokens: int = 200,
-                 destination: Destination | None = None) -> None:
-        """`chat` returns the model's JSON reply; `offline` is the user's offline engine (its
+                 destination: Destination | None = None, line: bool = False,
+                 bank: ExampleBank | None = None, nearest: int = 6) -> None:
+        """`chat` returns the model's reply; `offline` is the user's offline engine (its
         data context, slot extraction and plan runner); `fallback` is the engine for
         questions a plan cannot express (the raw-SQL strategy), or None. For a remote
         `destination`, trader identities are sent as pseudonyms and every prompt is
-        recorded (tools/egress.py)."""
+        recorded (tools/egress.py). With `line`, the model writes the draft as one line
+        under a GBNF grammar (`chat` gets the grammar text instead of a JSON schema); the
+        `nearest` examples of `bank` most like the question come before it."""
         self.chat = chat
         self.offline = offline
         self.name = name
         self.timeout_s = timeout_s
         self.fallback = fallback
-        self.max_tokens = max_tokens
+        self.max_tokens = 24 if line and max_tokens == 200 else max_tokens
         self.destination = destination
+        self.line = line
+        self.bank = bank
+        self.nearest = nearest
         self._prefix: list[ChatMessage] | None = None
 
     # -- the prompt -----------------------------------------------------------------------------
@@ -109,27 +220,57 @@ class PlanFillEngine:
             listed = "; ".join(f"{k}: {', '.join(v[:12])}" for k, v in values.items()
                                if k in ("transport_mode", "incoterm", "aeo_status") and v)
             offices = ", ".join(facts.offices[:20])
-            system = (
-                "You turn a customs officer's question about the trade database into a JSON "
-                "plan. Reply with the JSON object only. Use only codes: trader_id from the facts "
-                "given, ISO2 country codes, HS digits. Periods in words as the officer says "
-                "them. Set fits=false for questions that are not figures from the trade data.\n"
-                f"{SHAPES_HELP}\nmeasure: one of {', '.join(Measure.__args__)}.\n"  # type: ignore[attr-defined]
-                f"by: up to two of {', '.join(Dimension.__args__)}.\n"  # type: ignore[attr-defined]
-                f"Data: {facts.first_date} to {facts.latest_date}; money in {facts.currency}; "
-                f"offices: {offices}; {listed}."
-            )
+            if self.line:
+                system = LINE_HELP.format(measures=" ".join(_words(Measure)),
+                                          dims=" ".join(_words(Dimension)))
+            else:
+                system = (
+                    "You turn a customs officer's question about the trade database into a "
+                    "JSON plan. Reply with the JSON object only. Use only codes: trader_id "
+                    "from the facts given, ISO2 country codes, HS digits. Periods in words as "
+                    "the officer says them. Set fits=false for questions that are not figures "
+                    "from the trade data.\n"
+                    f"{SHAPES_HELP}\nmeasure: one of {', '.join(_words(Measure))}.\n"
+                    f"by: up to two of {', '.join(_words(Dimension))}.\n"
+                    f"Data: {facts.first_date} to {facts.latest_date}; money in "
+                    f"{facts.currency}; offices: {offices}; {listed}."
+                )
             messages: list[ChatMessage] = [{"role": "system", "content": system}]
             for question, draft in EXAMPLES:
                 messages.append({"role": "user", "content": question})
-                messages.append({"role": "assistant", "content": json.dumps(
-                    draft, separators=(",", ":"))})
+                messages.append({"role": "assistant", "content": self._reply_text(draft)})
             self._prefix = messages
         return self._prefix
 
+    def _reply_text(self, draft: dict[str, Any]) -> str:
+        if self.line:
+            return draft_line(PlanDraft.model_validate(draft))
+        return json.dumps(draft, separators=(",", ":"))
+
     def messages(self, question: str) -> list[ChatMessage]:
-        """The prefix, then the question with the facts found in it."""
-        return [*self.prefix(), {"role": "user", "content": question}]
+        """The fixed prefix, the bank's examples nearest the question, then the question."""
+        near: list[ChatMessage] = []
+        if self.bank is not None and self.nearest:
+            for example in self.bank.nearest(question, self.nearest):
+                reply = example.line
+                if not self.line:
+                    parsed = parse_line(example.line)
+                    if parsed is None:
+                        continue
+                    reply = json.dumps(parsed.model_dump(), separators=(",", ":"))
+                near += [{"role": "user", "content": example.question},
+                         {"role": "assistant", "content": reply}]
+        return [*self.prefix(), *near, {"role": "user", "content": question}]
+
+    def constraint(self) -> dict[str, Any] | str:
+        """What constrains the reply: the GBNF grammar of a line, or the draft's JSON schema."""
+        return line_grammar() if self.line else draft_schema()
+
+    def warm(self) -> None:
+        """Evaluate the fixed prefix now (the model keeps it), so that the first question pays
+        only for its own tokens."""
+        self.chat([*self.prefix(), {"role": "user", "content": "total value"}], 1,
+                  threading.Event(), self.constraint())
 
     # -- answering ------------------------------------------------------------------------------
 
@@ -154,7 +295,7 @@ class PlanFillEngine:
                         masker=session.masker, log=session.log)
         try:
             reply = self.chat(messages, self.max_tokens, cancelled or threading.Event(),
-                              draft_schema())
+                              self.constraint())
         except LLMUnavailable:
             raise
         except Exception as exc:  # the endpoint's own errors, as the router expects them
@@ -164,6 +305,8 @@ class PlanFillEngine:
         if session is not None and self.destination is not None and \
                 self.destination.effective != "rows":
             reply = session.masker.unmask(reply)
+        if self.line:
+            return parse_line(reply)
         match = re.search(r"\{.*\}", reply or "", re.DOTALL)
         if match is None:
             return None
@@ -189,46 +332,64 @@ class PlanFillEngine:
                 period, compare_to = self._spec(first), self._spec(second)
             else:
                 period, compare_to = self._spec(named[-1]), self._spec(named[0])
+        dims = list(dict.fromkeys(draft.by))  # a grammar cannot forbid "by origin origin"
+        if period is None and len(named) >= 2 and TIME_DIMENSIONS & set(dims) and \
+                draft.shape not in ("compare", "change_ranking", "set_difference"):
+            # "per year, 2024 and 2025": one period that holds every named one
+            period = PeriodSpec(start=named[0].start, end=max(p.end for p in named),
+                                name=" to ".join(dict.fromkeys(p.name for p in named)))
         if period is None and slots.periods:
             period = self._spec(slots.periods[-1])
-        count = bool(_HOW_MANY.search(question.lower()))
+        if draft.shape == "total":
+            dims = []  # a total has no groups (a small model adds them after named filters)
+        elif "aeo" in dims or "aeo_status" in dims:
+            # "AEO against non-AEO" groups by AEO status: the "non-AEO" the slot extractor
+            # read is one side of the comparison, not a filter
+            filters = [f for f in filters if f.dimension not in ("aeo", "aeo_status")]
+        count = draft.count or bool(_HOW_MANY.search(question.lower()))
         ex = self.offline.extractor
-        if draft.shape in ("compare", "change_ranking") and compare_to is None:
+        shape = draft.shape
+        if shape == "compare" and dims and len(named) < 2 and compare_to is None and \
+                not _PERIOD_CHANGE.search(question.lower()):
+            # "AEO compared with non-AEO in 2025": groups compared, not periods
+            shape = "breakdown"
+        if {"aeo", "aeo_status"} & set(dims) and _AEO_CONTRAST.search(question.lower()):
+            dims = ["aeo" if d == "aeo_status" else d for d in dims]
+        if shape in ("compare", "change_ranking") and compare_to is None:
             base = ex.extract(clean_question(draft.period or "")).periods or slots.periods \
                 or ex.extract("this year").periods
             later = base[-1]
             earlier = ex.like_for_like(ex.previous(later), later)
             period, compare_to = self._spec(later), self._spec(earlier)
-        if draft.shape == "set_difference" and compare_to is None and period is not None:
+        if shape == "set_difference" and compare_to is None and period is not None:
             named = ex.extract(clean_question(draft.period or "")).periods
             if named:
                 compare_to = period
                 period = self._spec(ex.previous(named[0]))
-        if draft.shape in ("compare", "change_ranking") and period is not None and \
+        if shape in ("compare", "change_ranking") and period is not None and \
                 compare_to is not None and compare_to.start > period.start:
             period, compare_to = compare_to, period
         share_of = None
-        if draft.shape == "share":
+        if shape == "share":
             share_of = self.offline.planner.share_part(filters)
             if share_of is not None:
                 filters = [f for f in filters if f is not share_of]
         entity = None
-        if draft.shape == "vs_peers":
+        if shape == "vs_peers":
             entity = next((f for f in filters if f.dimension == "trader"), None)
             filters = [f for f in filters if f.dimension != "trader"]
         threshold = None
-        if draft.shape == "threshold" and draft.above is not None:
+        if shape == "threshold" and draft.above is not None:
             threshold = Threshold(measure=draft.measure, value=draft.above)
-        dims = list(draft.by)
-        if draft.shape in ("first_seen", "set_difference", "threshold") and not dims:
-            dims = ["declaration"] if draft.shape == "threshold" else ["trader"]
+        if shape in ("first_seen", "set_difference", "threshold") and not dims:
+            dims = ["declaration"] if shape == "threshold" else ["trader"]
         try:
             return QueryPlan(
-                shape=draft.shape, measures=[draft.measure], dimensions=dims,
+                shape=shape, measures=[draft.measure], dimensions=dims,
                 filters=filters, period=period, compare_to=compare_to, flow=flow,
                 related_party=related, n=draft.n,
                 order="asc" if draft.low else "desc", threshold=threshold,
-                count_only=count and draft.shape in ("threshold", "first_seen",
+                count_only=count and shape in ("threshold", "first_seen",
                                                      "set_difference"),
                 share_of=share_of, entity=entity)
         except ValidationError as exc:
@@ -273,6 +434,8 @@ class PlanFillEngine:
                 answer.engine = self.name
                 answer.timings.update({"llm_ms": round(llm_ms, 1)})
                 answer.slots = {"draft": draft.model_dump(exclude_defaults=True)}
+                if self.line:
+                    answer.slots["line"] = draft_line(draft)
                 answer.egress = egress
                 return answer
         if self.fallback is not None:
@@ -288,6 +451,13 @@ class PlanFillEngine:
         raise LLMUnavailable(problem or "The language model found no plan for this question.")
 
 
+#: Words that make "compared with" a comparison of periods rather than of groups.
+_PERIOD_CHANGE = re.compile(
+    r"\b(?:previous|prior|before|earlier|ago|same period|year[- ]on[- ]year|yoy|growth|grew|"
+    r"grow|chang\w*|ris[ei]\w*|rose|f[ae]ll\w*|drop\w*|increas\w*|decreas\w*|than last|"
+    r"vs\.? last|versus last|against last)\b")
+#: A yes/no contrast of AEO status ("AEO against non-AEO").
+_AEO_CONTRAST = re.compile(r"\bnon[- ]?aeo\b|\bwithout aeo\b|\bnot aeo\b")
 _HOW_MANY = re.compile(r"\bhow many\b|\bnumber of\b|\bcount (?:of|the)\b")
 
 

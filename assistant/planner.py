@@ -872,11 +872,12 @@ class Planner:
                 filters.append(Filter(dimension="transport_mode", values=[mode]))
                 explained.update(_WORD.findall(transport.group(0)))
         incoterms = [t for t in _INCOTERM.findall(q.upper()) if t in values.get("incoterm", [])]
-        if incoterms and re.search(r"\b(?:incoterms?|under|on|with|terms?)\b", q) and \
+        if incoterms and re.search(r"\b(?:incoterms?|under|on|with|terms?|priced|basis|"
+                                   r"contracts?|sold)\b", q) and \
                 not re.search(r"\bby incoterms?\b", q):
             filters.append(Filter(dimension="incoterm", values=sorted(set(incoterms))))
             explained.update(t.lower() for t in incoterms)
-            explained.update({"terms", "term", "incoterm", "incoterms"})
+            explained.update({"terms", "term", "incoterm", "incoterms", "priced", "basis"})
         procedure = _PROCEDURE.search(q)
         if procedure is not None:
             code = procedure.group(1) or procedure.group(2)

@@ -235,6 +235,7 @@ class PlanResult:
     fell_back: bool = False
     sql: list[str] = field(default_factory=list)
     ref: list[list[Any]] = field(default_factory=list)
+    understood: str = ""  # the plan read back, and the model's draft where one was written
 
 
 @dataclass
@@ -290,6 +291,8 @@ def _say(r: PlanResult, verbose: bool, every: bool) -> None:
     print(f"  {mark} [{r.shape}/{r.qid}] {r.question!r} -> {how} ({r.engine}"
           f"{', fell back' if r.fell_back else ''}, {r.ms:,.0f} ms): {r.why}", flush=True)
     if not r.ok:
+        if r.understood:
+            print(f"      {r.understood}", flush=True)
         for sql in r.sql:
             print("      engine SQL: " + " ".join(sql.split()), flush=True)
         if not r.sql:
@@ -303,9 +306,12 @@ def ask_case(assistant: Any, engine: str, case: Case, ref: list[list[Any]]) -> P
     """Ask one phrasing and compare its main table with the reference rows."""
     answer, ms = timed(assistant, case.text, None, engine)
     ok, why = compare(case.check, ref, main_rows(answer))
+    draft = (answer.slots or {}).get("line") if isinstance(answer.slots, dict) else None
+    understood = " ".join(filter(None, [f"draft: {draft};" if draft else "",
+                                        answer.understood or ""]))
     return PlanResult(case.qid, case.shape, case.text, ok, "" if ok else why, ms, answer.engine,
                       answer.intent, answer.plan is not None, fell_back(answer),
-                      list(answer.sql), ref)
+                      list(answer.sql), ref, understood)
 
 
 def bad_handled(answer: Answer, expect: list[str]) -> tuple[bool, str]:

@@ -191,6 +191,9 @@ def check_plan(plan: QueryPlan) -> None:
         raise PlanError("A comparison needs two periods.")
     if plan.shape == "set_difference" and (plan.period is None or plan.compare_to is None):
         raise PlanError("'Active in one period but not in another' needs both periods.")
+    if plan.shape == "first_seen" and plan.period is None:
+        raise PlanError("'New' needs the period they first appear in (e.g. 'new importers in "
+                        "2025').")
     if plan.shape == "share" and plan.share_of is None and not plan.dimensions:
         raise PlanError("A share needs the part to measure against the whole.")
     if plan.shape == "vs_peers" and plan.entity is None:

@@ -87,3 +87,30 @@ def test_local_model_fills_a_plan_under_its_grammar(demo_db: Path, model_file: P
     assert answer.table is not None
     cells = [c for row in answer.table.rows for c in row if isinstance(c, int | float)]
     assert any(math.isclose(c, reference, rel_tol=1e-9) for c in cells), answer.table.rows
+
+
+def test_local_model_writes_plan_lines(demo_db: Path, model_file: Path) -> None:
+    """The real model under the line grammar, with the shipped example bank: each reply is a
+    well-formed line, and plain questions get the shape, measure and grouping they ask for."""
+    from assistant.llm import build_engine
+    from assistant.offline import OfflineEngine
+    from assistant.plan_llm import PlanFillEngine, draft_line
+    from tamga.settings import Settings
+
+    offline = OfflineEngine.open(demo_db)
+    settings = Settings(local_model=True, llm_base_url=None, llm_timeout_s=600,
+                        home=model_file.parent.parent)
+    engine = build_engine(offline, settings)
+    assert isinstance(engine, PlanFillEngine) and engine.line
+    asked = {
+        "top 5 importers by duty paid in 2025": ("top", "duty", ["trader"]),
+        "declarations per month in 2025": ("breakdown", "declarations", ["month"]),
+        "When must an importer keep its records?": None,
+    }
+    for question, expected in asked.items():
+        draft = engine.draft(question)
+        assert draft is not None, question
+        if expected is None:
+            assert not draft.fits, draft_line(draft)
+        else:
+            assert (draft.shape, draft.measure, draft.by) == expected, draft_line(draft)

@@ -268,6 +268,7 @@ def test_invoice_values_are_never_added_across_currencies(runner: SqlRunner) -> 
     ({"shape": "compare", "period": Y25}, "two periods"),
     ({"shape": "compare", "period": Y24, "compare_to": Y24}, "overlap"),
     ({"shape": "threshold", "dimensions": ["trader"]}, "limit"),
+    ({"shape": "first_seen", "dimensions": ["trader"]}, "period they first appear"),
     ({"measures": ["audits", "duty"]}, "cannot be mixed"),
     ({"measures": ["audits"], "dimensions": ["origin"], "shape": "breakdown"}, "Audits cannot"),
 ])

@@ -1,0 +1,197 @@
+"""The plan draft as one line (the local model's format): grammar, parsing, the example bank and
+the engine with a scripted model that records its calls, on the real demo database."""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistant.offline import OfflineEngine
+from assistant.plan_examples import Example, ExampleBank, default_bank, terms
+from assistant.plan_llm import (
+    EXAMPLES,
+    PlanDraft,
+    PlanFillEngine,
+    draft_line,
+    line_grammar,
+    parse_line,
+)
+
+
+class ScriptedChat:
+    """A chat function that replies from a script and records what it was asked."""
+
+    def __init__(self, *replies: str) -> None:
+        self.replies = list(replies)
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, messages: list[dict[str, str]], max_tokens: int,
+                 cancelled: threading.Event, constraint: Any) -> str:
+        self.calls.append({"messages": messages, "max_tokens": max_tokens,
+                           "constraint": constraint})
+        return self.replies.pop(0)
+
+
+@pytest.fixture(scope="module")
+def offline(demo_db: Path) -> OfflineEngine:
+    return OfflineEngine.open(demo_db)
+
+
+def test_every_worked_example_survives_the_line_format() -> None:
+    for question, fields in EXAMPLES:
+        draft = PlanDraft.model_validate(fields)
+        line = draft_line(draft)
+        back = parse_line(line)
+        assert back is not None, (question, line)
+        if draft.fits:
+            assert back.model_dump(exclude={"period", "vs"}) == draft.model_dump(
+                exclude={"period", "vs"}), (question, line)
+        else:
+            assert line == "none" and not back.fits
+
+
+@pytest.mark.parametrize("line", [
+    "top bogus by trader", "by trader top duty", "top duty by planet", "top duty n 5 by trader",
+    "top duty by trader n 0", "total duty above", "", "top  ", "total duty low low",
+])
+def test_malformed_lines_are_refused(line: str) -> None:
+    assert parse_line(line) is None
+
+
+def test_a_line_reads_every_part() -> None:
+    draft = parse_line("change_ranking declarations by office quarter n 7 low count")
+    assert draft is not None
+    assert (draft.shape, draft.measure, draft.by, draft.n, draft.low, draft.count) == (
+        "change_ranking", "declarations", ["office", "quarter"], 7, True, True)
+    limit = parse_line("threshold customs_value by declaration above 2500000.5")
+    assert limit is not None and limit.above == 2500000.5
+    assert draft_line(limit) == "threshold customs_value by declaration above 2500000.50"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
+                    reason="llama-cpp-python (the `local` extra) is not installed")
+def test_the_grammar_compiles_for_llama_cpp() -> None:
+    from llama_cpp import LlamaGrammar
+
+    assert LlamaGrammar.from_string(line_grammar(), verbose=False) is not None
+
+
+def test_the_bank_returns_the_nearest_examples_last() -> None:
+    bank = ExampleBank([
+        Example("duty paid per month", "breakdown duty by month"),
+        Example("top importers by value", "top customs_value by trader n 10"),
+        Example("new importers this year", "first_seen customs_value by trader"),
+    ])
+    near = bank.nearest("which importers were new in 2025?", k=2)
+    assert near[-1].line == "first_seen customs_value by trader"
+    assert len(near) == 2
+    assert bank.nearest("zebra", k=3) == []
+    assert terms("Importers' duties") == ["importer", "duty"]
+
+
+def test_the_shipped_bank_is_well_formed() -> None:
+    bank = default_bank()
+    assert len(bank.examples) >= 150
+    for example in bank.examples:
+        assert parse_line(example.line) is not None, example
+
+
+def test_the_engine_sends_the_grammar_and_nearest_examples(offline: OfflineEngine) -> None:
+    chat = ScriptedChat("top duty by origin n 3")
+    bank = ExampleBank([Example("biggest origins by duty", "top duty by origin n 10"),
+                        Example("declarations per month", "breakdown declarations by month")])
+    engine = PlanFillEngine(chat, offline, line=True, bank=bank, nearest=1)
+    latest = offline.runner.run("SELECT max(declaration_date) FROM declarations").rows[0][0]
+    year = int(str(latest)[:4]) - 1
+    answer = engine.answer(f"Which three origins paid the most duty in {year}?")
+
+    call = chat.calls[0]
+    assert call["constraint"] == line_grammar() and call["max_tokens"] <= 32
+    messages = call["messages"]
+    assert messages[-3:] == [
+        {"role": "user", "content": "biggest origins by duty"},
+        {"role": "assistant", "content": "top duty by origin n 10"},
+        {"role": "user", "content": f"Which three origins paid the most duty in {year}?"}]
+    assert any(m["content"] == "top declarations by trader n 5" for m in messages)  # fixed
+    expected = offline.runner.run(
+        "SELECT i.origin_country, round(sum(i.duty_amount), 2) FROM declarations d "
+        "JOIN declaration_items i ON i.declaration_id = d.declaration_id "
+        f"WHERE d.flow = 'import' AND year(d.declaration_date) = {year} "
+        "GROUP BY 1 ORDER BY 2 DESC LIMIT 3").rows
+    assert answer.intent == "plan:top" and answer.table is not None
+    cols = answer.table.columns
+    assert [[r[cols.index("origin")], r[cols.index("duty")]] for r in answer.table.rows] \
+        == expected
+
+
+def test_warm_evaluates_the_fixed_prefix_once(offline: OfflineEngine) -> None:
+    chat = ScriptedChat("total customs_value")
+    engine = PlanFillEngine(chat, offline, line=True)
+    engine.warm()
+    assert chat.calls[0]["max_tokens"] == 1
+    assert chat.calls[0]["messages"][:-1] == engine.prefix()
+
+
+def test_a_time_grouping_over_two_named_years_spans_both(offline: OfflineEngine) -> None:
+    engine = PlanFillEngine(ScriptedChat(), offline, line=True)
+    draft = parse_line("breakdown customs_value by year transport_mode")
+    assert draft is not None
+    plan = engine.to_plan(draft, "import value per year and transport mode, 2024 and 2025")
+    year_2025 = offline.extractor.extract("2025").periods[0]
+    assert plan.period is not None
+    assert (plan.period.start.isoformat(), plan.period.end) == ("2024-01-01", year_2025.end)
+    assert plan.dimensions == ["year", "transport_mode"]
+
+
+def test_one_value_of_the_grouping_is_not_kept_as_a_filter(offline: OfflineEngine) -> None:
+    engine = PlanFillEngine(ScriptedChat(), offline, line=True)
+    question = "how often did AEO traders go red compared with non-AEO importers in 2025?"
+    draft = parse_line("compare red_share by aeo_status")  # what the local model wrote
+    assert draft is not None
+    plan = engine.to_plan(draft, question)
+    assert plan.shape == "breakdown" and plan.compare_to is None  # groups, not periods
+    assert plan.dimensions == ["aeo"]  # "non-AEO": a yes/no contrast
+    assert not [f for f in plan.filters if f.dimension in ("aeo", "aeo_status")]
+    answer = offline.run_query(plan)
+    assert answer.table is not None and len(answer.table.rows) == 2
+
+
+def test_a_line_that_does_not_parse_goes_to_the_fallback(offline: OfflineEngine) -> None:
+    class Fallback:
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+
+        def answer(self, question: str, conversation: Any = None) -> Any:
+            self.asked.append(question)
+            from tamga.answer import Answer
+
+            return Answer(text="from the fallback", engine="local")
+
+    fallback = Fallback()
+    engine = PlanFillEngine(ScriptedChat("top"), offline, line=True, fallback=fallback)
+    answer = engine.answer("top what?")
+    assert fallback.asked == ["top what?"]
+    assert any("did not hold" in w for w in answer.warnings)
+
+
+def test_a_total_keeps_its_filters_when_the_model_adds_a_grouping(
+        offline: OfflineEngine) -> None:
+    engine = PlanFillEngine(ScriptedChat(), offline, line=True)
+    draft = parse_line("total vat by hs_chapter n 10")
+    assert draft is not None
+    plan = engine.to_plan(draft, "How much VAT was paid on chapter 87 imports in 2025?")
+    assert plan.shape == "total" and plan.dimensions == []
+    assert [(f.dimension, f.values) for f in plan.filters] == [("hs_chapter", ["87"])]
+
+
+def test_a_comparison_of_periods_stays_one(offline: OfflineEngine) -> None:
+    engine = PlanFillEngine(ScriptedChat(), offline, line=True)
+    draft = parse_line("compare duty by origin")
+    assert draft is not None
+    plan = engine.to_plan(draft, "duty by origin in 2025 compared with the previous year")
+    assert plan.shape == "compare" and plan.compare_to is not None
+    assert plan.compare_to.end <= plan.period.start if plan.period else False
