@@ -18,7 +18,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, cast, get_args
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -349,6 +349,13 @@ class PlanFillEngine:
         count = draft.count or bool(_HOW_MANY.search(question.lower()))
         ex = self.offline.extractor
         shape = draft.shape
+        measure = draft.measure
+        stated = self.offline.planner.measures_for(question)
+        if shape in _MEASURED_SHAPES and stated and stated[0] != "customs_value" and \
+                measure not in stated:
+            # the question names its measure in words ("VAT", "kg", "duty"): the rules read
+            # such words reliably, a small model often does not
+            measure = cast(Measure, stated[0])
         if shape == "compare" and dims and len(named) < 2 and compare_to is None and \
                 not _PERIOD_CHANGE.search(question.lower()):
             # "AEO compared with non-AEO in 2025": groups compared, not periods
@@ -380,12 +387,12 @@ class PlanFillEngine:
             filters = [f for f in filters if f.dimension != "trader"]
         threshold = None
         if shape == "threshold" and draft.above is not None:
-            threshold = Threshold(measure=draft.measure, value=draft.above)
+            threshold = Threshold(measure=measure, value=draft.above)
         if shape in ("first_seen", "set_difference", "threshold") and not dims:
             dims = ["declaration"] if shape == "threshold" else ["trader"]
         try:
             return QueryPlan(
-                shape=shape, measures=[draft.measure], dimensions=dims,
+                shape=shape, measures=[measure], dimensions=dims,
                 filters=filters, period=period, compare_to=compare_to, flow=flow,
                 related_party=related, n=draft.n,
                 order="asc" if draft.low else "desc", threshold=threshold,
@@ -451,6 +458,10 @@ class PlanFillEngine:
         raise LLMUnavailable(problem or "The language model found no plan for this question.")
 
 
+#: Shapes whose measure is the figure asked for (in a threshold or "new"/"stopped" question
+#: the words may name the unit counted instead: "declarations above 1M").
+_MEASURED_SHAPES = frozenset({"total", "breakdown", "top", "bottom", "argmax", "argmin",
+                              "compare", "change_ranking", "share", "vs_peers"})
 #: Words that make "compared with" a comparison of periods rather than of groups.
 _PERIOD_CHANGE = re.compile(
     r"\b(?:previous|prior|before|earlier|ago|same period|year[- ]on[- ]year|yoy|growth|grew|"

@@ -424,6 +424,12 @@ class Planner:
         filters, _dims = self._filters(q, slots, explained)
         return filters, self._related(q, measures, explained), self._flow(q, slots, measures)
 
+    def measures_for(self, question: str) -> list[str]:
+        """The measures a question names in words ("duty", "VAT", "kg", "declarations"), most
+        specific first; ["customs_value"] when it names none."""
+        q = " ".join(question.lower().replace("’", "'").split())
+        return self._measures(q, set())
+
     def share_part(self, filters: list[Filter]) -> Filter | None:
         """The filter whose share of the whole a share question asks for."""
         return self._share_part(filters, "", owner=True)

@@ -195,3 +195,15 @@ def test_a_comparison_of_periods_stays_one(offline: OfflineEngine) -> None:
     plan = engine.to_plan(draft, "duty by origin in 2025 compared with the previous year")
     assert plan.shape == "compare" and plan.compare_to is not None
     assert plan.compare_to.end <= plan.period.start if plan.period else False
+
+
+def test_a_measure_named_in_words_wins_over_the_model(offline: OfflineEngine) -> None:
+    engine = PlanFillEngine(ScriptedChat(), offline, line=True)
+    wrong = parse_line("top customs_value by trader n 5")  # the model ignored "VAT"
+    assert wrong is not None
+    plan = engine.to_plan(wrong, "top five VAT payers in 2025")
+    assert plan.measures == ["vat"]
+    limit = parse_line("threshold customs_value by declaration above 5000000")
+    assert limit is not None  # in a threshold the words name what is counted: kept
+    plan = engine.to_plan(limit, "How many import declarations above 5,000,000 in 2025?")
+    assert plan.measures == ["customs_value"] and plan.dimensions == ["declaration"]
