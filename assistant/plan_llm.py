@@ -207,6 +207,7 @@ class PlanFillEngine:
         self.line = line
         self.bank = bank
         self.nearest = nearest
+        self.corrections = 1 if line else 0
         self._prefix: list[ChatMessage] | None = None
 
     # -- the prompt -----------------------------------------------------------------------------
@@ -275,13 +276,21 @@ class PlanFillEngine:
     # -- answering ------------------------------------------------------------------------------
 
     def draft(self, question: str, cancelled: threading.Event | None = None,
-              session: EgressSession | None = None) -> PlanDraft | None:
+              session: EgressSession | None = None,
+              correction: tuple[PlanDraft, str] | None = None) -> PlanDraft | None:
         """The model's draft for `question`, or None when the reply is not a usable draft;
         LLMUnavailable when the model cannot be reached or fails.
 
         With an egress `session` (remote model), the prompt goes out masked and recorded, and
-        the pseudonyms in the draft are mapped back."""
+        the pseudonyms in the draft are mapped back. With a `correction` (an earlier draft and
+        why it does not hold), the model sees both and writes another."""
         messages = self.messages(question)
+        if correction is not None:
+            earlier, why = correction
+            messages += [
+                {"role": "assistant", "content": self._reply_text(earlier.model_dump())},
+                {"role": "user", "content": f"That plan cannot be answered: {why} Write a "
+                                            "corrected plan for the same question."}]
         if session is not None:
             assert self.destination is not None
             policy = self.destination.effective
@@ -416,8 +425,21 @@ class PlanFillEngine:
         p = found[0]
         return PeriodSpec(start=p.start, end=p.end, name=p.name)
 
+    def _plan_of(self, draft: PlanDraft | None, question: str
+                 ) -> tuple[QueryPlan | None, str | None]:
+        """The draft's plan, or None and why not (None, None: the question does not fit)."""
+        if draft is None:
+            return None, "the reply was not a plan"
+        if not draft.fits:
+            return None, None
+        try:
+            return self.to_plan(draft, question), None
+        except (PlanError, TamgaError) as exc:
+            return None, str(exc)
+
     def answer(self, question: str, conversation: Any = None) -> Answer:
-        """Fill, check and run the plan; questions a plan cannot express go to the fallback."""
+        """Fill, check and run the plan (once more with the reason when it does not hold);
+        questions a plan cannot express go to the fallback."""
         from assistant.llm import run_with_deadline
 
         started = time.perf_counter()
@@ -427,24 +449,30 @@ class PlanFillEngine:
         mark = session.log.mark() if session is not None else 0
         draft = run_with_deadline(lambda: self.draft(question, cancelled, session),
                                   self.timeout_s, cancelled)
+        plan, problem = self._plan_of(draft, question)
+        if draft is not None and draft.fits and plan is None and self.corrections:
+            # the model reads why its plan does not hold and writes another (a line costs
+            # about a second; the SQL writer that comes next costs twenty)
+            first, why = draft, problem or ""
+            left = max(1.0, self.timeout_s - (time.perf_counter() - started))
+            draft = run_with_deadline(
+                lambda: self.draft(question, cancelled, session, correction=(first, why)),
+                left, cancelled)
+            plan, second_problem = self._plan_of(draft, question)
+            problem = None if plan is not None else \
+                f"{why}; then {second_problem or 'no plan'}"
         llm_ms = (time.perf_counter() - started) * 1000
         egress = egress_summary(self.destination, session.log.records_since(mark)) \
             if session is not None else None
-        problem = None if draft is not None else "the reply was not a plan"
-        if draft is not None and draft.fits:
-            try:
-                plan = self.to_plan(draft, question)
-            except (PlanError, TamgaError) as exc:
-                problem = str(exc)
-            else:
-                answer = self.offline.run_query(plan)
-                answer.engine = self.name
-                answer.timings.update({"llm_ms": round(llm_ms, 1)})
-                answer.slots = {"draft": draft.model_dump(exclude_defaults=True)}
-                if self.line:
-                    answer.slots["line"] = draft_line(draft)
-                answer.egress = egress
-                return answer
+        if plan is not None and draft is not None:
+            answer = self.offline.run_query(plan)
+            answer.engine = self.name
+            answer.timings.update({"llm_ms": round(llm_ms, 1)})
+            answer.slots = {"draft": draft.model_dump(exclude_defaults=True)}
+            if self.line:
+                answer.slots["line"] = draft_line(draft)
+            answer.egress = egress
+            return answer
         if self.fallback is not None:
             answer = self.fallback.answer(question, conversation)
             if egress is not None and answer.egress is not None:

@@ -207,3 +207,35 @@ def test_a_measure_named_in_words_wins_over_the_model(offline: OfflineEngine) ->
     assert limit is not None  # in a threshold the words name what is counted: kept
     plan = engine.to_plan(limit, "How many import declarations above 5,000,000 in 2025?")
     assert plan.measures == ["customs_value"] and plan.dimensions == ["declaration"]
+
+
+def test_a_plan_that_does_not_hold_is_corrected_once(offline: OfflineEngine) -> None:
+    chat = ScriptedChat("share customs_value", "total customs_value")  # a share of what?
+    engine = PlanFillEngine(chat, offline, line=True)
+    answer = engine.answer("How much was imported in 2025?")
+    assert len(chat.calls) == 2
+    retry = chat.calls[1]["messages"]
+    assert retry[-2] == {"role": "assistant", "content": "share customs_value"}
+    assert "cannot be answered" in retry[-1]["content"] and "share" in retry[-1]["content"]
+    assert answer.intent == "plan:total" and answer.slots["line"] == "total customs_value"
+    expected = offline.runner.run(
+        "SELECT round(sum(i.customs_value), 2) FROM declarations d JOIN declaration_items i "
+        "ON i.declaration_id = d.declaration_id WHERE d.flow = 'import' "
+        "AND year(d.declaration_date) = 2025").rows[0][0]
+    assert answer.table is not None and answer.table.rows[0][0] == expected
+
+
+def test_two_plans_that_do_not_hold_go_to_the_fallback_with_both_reasons(
+        offline: OfflineEngine) -> None:
+    class Fallback:
+        def answer(self, question: str, conversation: Any = None) -> Any:
+            from tamga.answer import Answer
+
+            return Answer(text="from the SQL writer", engine="local")
+
+    chat = ScriptedChat("share customs_value", "top duty")
+    engine = PlanFillEngine(chat, offline, line=True, fallback=Fallback())
+    answer = engine.answer("How much was imported in 2025?")
+    assert len(chat.calls) == 2 and answer.text == "from the SQL writer"
+    warning = " ".join(answer.warnings)
+    assert "share needs the part" in warning and "ranking needs something" in warning
