@@ -18,6 +18,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast, get_args
 
 from pydantic import BaseModel, Field, ValidationError
@@ -90,6 +91,7 @@ _LINE = re.compile(
     r"(?: n (?P<n>[1-9]\d?))?(?P<low> low)?(?P<count> count)?(?: above (?P<above>\d+(?:\.\d+)?))?$")
 
 
+@lru_cache(maxsize=1)
 def line_grammar() -> str:
     """The GBNF grammar of a draft line, built from the plan language's own word lists."""
     def choice(words: tuple[str, ...]) -> str:
@@ -187,7 +189,7 @@ class PlanFillEngine:
     """An LLM engine that answers by filling a query plan; other questions go to `fallback`."""
 
     def __init__(self, chat: JsonChat, offline: OfflineEngine, *, name: str = "local",
-                 timeout_s: float = 60.0, fallback: Any = None, max_tokens: int = 200,
+                 timeout_s: float = 60.0, fallback: Any = None, max_tokens: int | None = None,
                  destination: Destination | None = None, line: bool = False,
                  bank: ExampleBank | None = None, nearest: int = 6) -> None:
         """`chat` returns the model's reply; `offline` is the user's offline engine (its
@@ -196,13 +198,14 @@ class PlanFillEngine:
         `destination`, trader identities are sent as pseudonyms and every prompt is
         recorded (tools/egress.py). With `line`, the model writes the draft as one line
         under a GBNF grammar (`chat` gets the grammar text instead of a JSON schema); the
-        `nearest` examples of `bank` most like the question come before it."""
+        `nearest` examples of `bank` most like the question come before it. `max_tokens`
+        bounds the reply (default: 24 for a line, 200 for JSON)."""
         self.chat = chat
         self.offline = offline
         self.name = name
         self.timeout_s = timeout_s
         self.fallback = fallback
-        self.max_tokens = 24 if line and max_tokens == 200 else max_tokens
+        self.max_tokens = max_tokens if max_tokens is not None else 24 if line else 200
         self.destination = destination
         self.line = line
         self.bank = bank

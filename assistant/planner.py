@@ -396,6 +396,11 @@ def _aeo_split(q: str) -> bool:
     return bool(_AEO_SPLIT.search(q))
 
 
+def _normalised(question: str) -> str:
+    """A question lower-cased, with typographic apostrophes plain and spaces collapsed."""
+    return " ".join(question.lower().replace("’", "'").split())
+
+
 class Planner:
     """Builds QueryPlans for the questions of one data context (one database and scope)."""
 
@@ -406,7 +411,7 @@ class Planner:
 
     def plan(self, question: str, slots: Slots) -> Planned:
         """The plan of one (cleaned) question, with its slots already extracted."""
-        q = " ".join(question.lower().replace("’", "'").split())
+        q = _normalised(question)
         masked_q = self._without_slot_text(question, slots).lower()
         try:
             return self._plan(q, masked_q, question, slots)
@@ -419,7 +424,7 @@ class Planner:
                     ) -> tuple[list[Filter], bool | None, Literal["import", "export", "both"]]:
         """The filters, related-party choice and flow a question states (for a plan whose
         shape and measure a language model chose)."""
-        q = " ".join(question.lower().replace("’", "'").split())
+        q = _normalised(question)
         explained: set[str] = set()
         filters, _dims = self._filters(q, slots, explained)
         return filters, self._related(q, measures, explained), self._flow(q, slots, measures)
@@ -427,8 +432,7 @@ class Planner:
     def measures_for(self, question: str) -> list[str]:
         """The measures a question names in words ("duty", "VAT", "kg", "declarations"), most
         specific first; ["customs_value"] when it names none."""
-        q = " ".join(question.lower().replace("’", "'").split())
-        return self._measures(q, set())
+        return self._measures(_normalised(question), set())
 
     def share_part(self, filters: list[Filter]) -> Filter | None:
         """The filter whose share of the whole a share question asks for."""
