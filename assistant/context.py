@@ -174,6 +174,7 @@ CODED_COLUMNS = {
     "incoterm": ("declarations", "incoterm"),
     "procedure": ("declarations", "procedure_code"),
     "channel": ("declarations", "control_channel"),
+    "currency": ("declarations", "currency"),
     "preference": ("declaration_items", "preference_code"),
     "sector": ("traders", "sector"),
     "region": ("traders", "region"),

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, cast, get_args
 from pydantic import BaseModel, Field, ValidationError
 
 from assistant.plan_examples import ExampleBank
+from assistant.planner import spanning
 from assistant.slots import clean_question
 from tamga.answer import Answer
 from tamga.errors import LLMUnavailable, TamgaError
@@ -347,9 +348,7 @@ class PlanFillEngine:
         dims = list(dict.fromkeys(draft.by))  # a grammar cannot forbid "by origin origin"
         if period is None and len(named) >= 2 and TIME_DIMENSIONS & set(dims) and \
                 draft.shape not in ("compare", "change_ranking", "set_difference"):
-            # "per year, 2024 and 2025": one period that holds every named one
-            period = PeriodSpec(start=named[0].start, end=max(p.end for p in named),
-                                name=" to ".join(dict.fromkeys(p.name for p in named)))
+            period = spanning(named)  # "per year, 2024 and 2025"
         if period is None and slots.periods:
             period = self._spec(slots.periods[-1])
         if draft.shape == "total":

@@ -29,6 +29,7 @@ from assistant.slots import MASKS, STOPWORDS, Slots, fold_plain
 from tamga.period import Period
 from tamga.plan import (
     AUDIT_MEASURES,
+    TIME_DIMENSIONS,
     Filter,
     PeriodSpec,
     PlanError,
@@ -51,7 +52,10 @@ _MEASURE_RULES: tuple[tuple[str, str], ...] = (
      r"\bduty as a (?:share|percentage|percent|proportion)\b|\bduty burden\b|"
      r"\bdut(?:y|ies) (?:paid |collected )?(?:as (?:a )?(?:%|percent(?:age)?|share) of (?:the )?"
      r"(?:customs |declared |import )?value|relative to (?:the )?(?:customs )?value)\b|"
-     r"\b(?:effective |average )?tariff (?:rates?|burden)\b",
+     r"\b(?:effective |average )?tariff (?:rates?|burden)\b|"
+     r"(?:%|\bpercent(?:age)?\b|\bshare\b|\bproportion\b) of (?:the )?"
+     r"(?:customs |declared |import )?value\b(?:\s+\w+){0,5}?\s+(?:as|in) (?:import )?"
+     r"dut(?:y|ies)\b",
      "effective_duty_rate"),
     (r"\b(?:red|yellow)[- ]?(?:or|and|plus|\+)[- ]?(?:red|yellow)\b|\binspection rates?\b|"
      r"\b(?:checked|inspected|stopped for (?:a )?checks?)\b", "checked_share"),
@@ -84,7 +88,8 @@ _MEASURE_RULES: tuple[tuple[str, str], ...] = (
      r"additional dut(?:y|ies)(?: and penalt(?:y|ies))?|"
      r"penalt(?:y|ies)(?: and additional duty)?|amounts? assessed)\b", "audit_recoveries"),
     (r"\b(?:how many|number of|count of|count the) (?:\w+ ){0,2}audits?\b|\baudits? "
-     r"(?:per|by|each|a) \w+|\baudits?\b(?= (?:were |have been |did we )?(?:opened|carried|done|"
+     r"(?:per|by|each|a) \w+|\baudits? (?:broken down|split|grouped|counted) by\b|"
+     r"\baudits?\b(?= (?:were |have been |did we )?(?:opened|carried|done|"
      r"run|conducted|performed|started))|\baudits? count\b|"
      r"\b(?:open(?:ed)?|start(?:ed)?|conduct(?:ed)?|run|ran|carr(?:y|ied) out) (?:more|fewer|less) "
      r"audits\b|\b(?:more|fewer|less) audits\b", "audits"),
@@ -119,7 +124,9 @@ _MEASURE_RULES: tuple[tuple[str, str], ...] = (
      r"(?:\b(?:share|percentage|proportion|fraction)\b|%) of (?:all |the )?"
      r"(?:(?!value\b|worth\b|dut(?:y|ies)\b|vat\b|mass\b)[\w']+ ){0,3}?"
      r"(?:declarations|entries|filings)\b(?! (?:value|worth))|"
-     r"\bmost declarations\b|\bfewest declarations\b|\b(?:declarations|shipments|entries) "
+     r"\b(?:most|fewest|more|fewer|extra|additional)\s+(?:(?:import|export|customs|new)\s+)?"
+     r"(?:declarations|entries|filings|shipments|consignments)\b|"
+     r"\b(?:declarations|shipments|entries) "
      r"(?:by|per|each|a) (?!declaration)\w+", "declarations"),
     (r"\bcustoms value\b|\bvalue\b|\bworth\b|\bhow much\b|\bspend(?:ing)?\b|\bturnover\b|"
      r"\bimports?\b|\bexports?\b|\btrade\b", "customs_value"),
@@ -140,8 +147,8 @@ _DIM_WORDS: tuple[tuple[str, str], ...] = (
      "dispatch_country"),
     (r"countr(?:y|ies) of origin|origin countr(?:y|ies)|origins?|source countr(?:y|ies)|"
      r"supplying countr(?:y|ies)|countr(?:y|ies)", "origin"),
-    (r"customs offices?|offices?|ports?(?: of entry)?|border posts?|entry points?|posts?|"
-     r"stations?|terminals?|airports?|seaports?", "office"),
+    (r"customs offices?|customs houses?|offices?|ports?(?: of entry)?|border posts?|"
+     r"entry points?|posts?|stations?|terminals?|airports?|seaports?", "office"),
     (r"transport modes?|modes? of transport|transport(?:ation)?|modes?|shipping methods?|modal|"
      r"means of transport", "transport_mode"),
     (r"incoterms?|delivery terms?|terms of delivery|trade terms", "incoterm"),
@@ -213,6 +220,10 @@ _WHICH_PEAK = re.compile(
     rf"strongest|weakest|top)\b")
 _AND_DIM = re.compile(rf"\b(?:by|per)\s+(?:the\s+)?(?:{_DIM_ALTERNATION})\s+and\s+(?:by\s+)?"
                       rf"(?:the\s+)?({_DIM_ALTERNATION})\b")
+# A cross-tabulation of two dimensions: "mode of transport x control channel", "office × sector"
+_CROSS = re.compile(rf"\b({_DIM_ALTERNATION})\s+(?:x|×|crossed with|against)\s+(?:the\s+)?"
+                    rf"({_DIM_ALTERNATION})\b")
+_CROSS_WORDS = re.compile(r"\bcross[- ]?tab(?:ulat(?:e|ed|ion))?s?\b|\btabulat\w*")
 _DIM_SPLIT = re.compile(rf"\b(?!declarations?\b|entr|shipments?\b|imports?\b)({_DIM_ALTERNATION})"
                         r"\s+(?:split|breakdown|mix)\b")
 _VALUE_WORDS = re.compile(r"\bvalue\b|\bworth\b|\bdut(?:y|ies)\b|\bvat\b|\bmass\b|\bweight\b")
@@ -225,7 +236,9 @@ _COMPARE = re.compile(
     r"\bchange(?:d)? (?:from|between|since|over|on)\b|\b(?:growth|grew|grow|increase|decrease|"
     r"rise|fall|drop|decline|change)\b|\bdifference between\b|\byear[- ]on[- ]year\b|"
     r"\byear[- ]over[- ]year\b|\byoy\b|\bfrom \S+ to \S+|\bhow did .* (?:do|develop|evolve|move)\b|"
-    r"\bmore or less\b|\bthan (?:in )?(?:19|20)\d\d\b")
+    r"\bmore or less\b|\bthan (?:in )?(?:19|20)\d\d\b|"
+    r"\bthan (?:at |by )?(?:this|the same) (?:point|time|stage|date) (?:last|a) year\b|"
+    r"\bthan (?:in )?(?:last|the previous|the prior) (?:year|quarter|month)\b")
 _CHANGE = re.compile(r"\b(?:growth|grew|grow|increase[ds]?|decrease[ds]?|rise|rose|fall|fell|"
                      r"drop(?:ped)?|decline[ds]?|change[ds]?|evolve[ds]?|develop(?:ed)?)\b")
 _PREVIOUS = re.compile(
@@ -253,7 +266,7 @@ _DOWN = re.compile(
     r"\b(?:went|gone|go) down (?:the )?most\b|\bby (?:\w+ )?(?:drop|decline|decrease)\b")
 _SHARE = re.compile(
     r"\bshares?\b|\bproportion\b|\bpercentage\b|\bpercent\b|\bfraction\b|\bportion\b|%|"
-    r"\bhow much of\b|\bwhat part of\b")
+    r"\bhow much of\b|\bwhat part of\b|\b(?:slice|chunk|piece) of\b")
 _PEERS = re.compile(
     r"\bpeers?\b|\bother (?:importers|traders|companies|firms|exporters|buyers)\b|"
     r"\b(?:the )?(?:market|sector|industry) (?:average|median|norm)\b|"
@@ -265,7 +278,7 @@ _PEERS = re.compile(
 _NOT_IN = re.compile(
     r"\bbut not\b|\bbut (?:did not|didn'?t|never|no)\b|\bnot (?:again )?in\b|\bstopped\b(?! for)|"
     r"\bno longer\b|\bdropped out\b|\bdisappeared\b|\blost\b|\bceased\b|\bquit\b|"
-    r"\bnothing in\b|\bwithout any\b|\bwent quiet\b|\binactive in\b|\bsilent in\b|"
+    r"\bnothing (?:\w+ ){0,3}?in\b|\bwithout any\b|\bwent quiet\b|\binactive in\b|\bsilent in\b|"
     r"\bgone in\b|\bnone in\b|\bnone the following\b|\bdid not \w+ (?:\w+ ){0,3}in\b|"
     r"\bdidn'?t \w+ (?:\w+ ){0,3}in\b|\b(?:have|has|had) not\b|\b(?:haven|hasn|hadn)'?t\b|"
     r"\bno (?:imports?|exports?|declarations?|shipments?|entries|trade|activity|sales)\b")
@@ -276,14 +289,15 @@ _NEW = re.compile(
     r"ever)\b|\bstarted (?:importing|trading|declaring|exporting)\b|\bnewcomers?\b|"
     r"\bnew entrants?\b|\bnever (?:imported|traded|declared) before\b|\bappeared for the first\b|"
     r"\bfirst seen\b|\bfor the first time\b|\b(?:importers|traders|exporters|companies|sellers|"
-    r"suppliers|origins|countries|offices) (?:that (?:are|were) )?new to\b")
+    r"suppliers|origins|countries|offices) (?:that (?:are|were) )?new (?:to|in)\b")
 _THRESHOLD = re.compile(
     r"\b(?P<op>above|over|more than|greater than|larger than|higher than|exceeding|exceed(?:s|ed)?|"
     r"in excess of|at least|upwards of|bigger than|below|under|less than|fewer than|"
     r"lower than|smaller than|at most|no more than)\s+(?:an?\s+)?(?:usd|us\$|\$|krw|eur|€)?\s*"
     r"(?P<num>\d[\d,]*(?:\.\d+)?)\s*(?P<scale>k|m|mn|mm|million|millions|thousand|"
-    r"thousands|bn|billion|billions)?\b(?:\s*(?:import\s+|export\s+)?(?P<unit>usd|dollars|declarations|entries|"
-    r"shipments|items|lines|kg|kilos|tonnes|tons|%|percent|per ?cent|audits))?")
+    r"thousands|bn|billion|billions)?\b(?:\s*(?:(?:import|export|red|yellow|green|"
+    r"red[- ]channel|yellow[- ]channel)\s+)?(?P<unit>usd|dollars|declarations|entries|"
+    r"shipments|items|lines|kg|kilos|tonnes|tons|%|percent|per ?cent|audits|times))?")
 _SCALES = {"k": 1e3, "thousand": 1e3, "thousands": 1e3, "m": 1e6, "mn": 1e6, "mm": 1e6,
            "million": 1e6, "millions": 1e6, "bn": 1e9, "billion": 1e9, "billions": 1e9}
 _HOW_MANY = re.compile(r"\bhow many\b|\bnumber of\b|\bcount (?:of|the)\b|\bhow much of\b")
@@ -302,7 +316,8 @@ _TRANSPORT_WORD = {"truck": "road", "lorry": "road", "ship": "sea", "vessel": "s
                    "plane": "air", "train": "rail", "ocean": "sea", "maritime": "sea"}
 _INCOTERM = re.compile(r"\b(EXW|FCA|FAS|FOB|CFR|CIF|CPT|CIP|DAP|DPU|DDP|DAT)\b")
 _PROCEDURE = re.compile(r"\bprocedure(?: code)?\s+(\d{4})\b|\bunder (\d{4})\b")
-_AEO_SPLIT = re.compile(r"\b(?:aeo|certified)\b.*\b(?:vs\.?|versus|compared|and|or|against|than)"
+_AEO_SPLIT = re.compile(r"\b(?:aeo|certified|authori[sz]ed economic operators?|trusted traders?)\b"
+                        r".*\b(?:vs\.?|versus|compared|and|or|against|than)"
                         r"\b.*\b(?:non[- ]?aeo|non[- ]certified|uncertified|without|other|others|"
                         r"rest|not)\b|\bby aeo\b(?![- ](?:certified|holders?|compan|traders?|"
                         r"importers?|operators?|firms?))|"
@@ -364,7 +379,7 @@ units weight mass net value price prices declared paid pay came come coming arri
 brought get got see know need want could would should can may might will shall us we they them
 you i my mine ours summary summarise summarize overview picture figures figure stats statistics
 opened conducted carried performed run done started closed had have has saw see seen recorded
-handled received
+handled received collect collecting collects point stage
 active among national nationwide anything paying pays buy buys bought buying made make
 makes sales higher lower earlier later
 supplied supply supplies sold sell selling lodged lodge lodging cleared clear
@@ -661,6 +676,8 @@ class Planner:
                 shape = "total"
         if shape == "total" and count_only and measures == ["customs_value"]:
             measures = ["declarations"]
+        if len(periods) >= 2 and compare_to is None and TIME_DIMENSIONS & set(dims):
+            period = spanning(periods)  # "per year, 2024 and 2025"
         self._check_period(period, latest, facts.first_date)
         self._check_period(compare_to, latest, facts.first_date)
         if n is not None and n < 1:
@@ -777,8 +794,20 @@ class Planner:
                             r"\s+(?:based|registered|located|headquartered|from the)\b",
                             q[m.end(1):]):
                         continue  # "traders based in Panamá": whose imports, not by whom
+                    owned = re.match(rf"'s?\s+({_DIM_ALTERNATION})\b", q[m.end(1):])
+                    if owned is not None and self._dim_of(owned.group(1)) not in (None, dim):
+                        dim = self._dim_of(owned.group(1)) or dim  # "by the importers' sector"
+                        if dim in dims:
+                            continue
+                        explained.update(_WORD.findall(owned.group(0)))
                     dims.append(dim)
                     explained.update(_WORD.findall(m.group(0)))
+        for m in _CROSS.finditer(q):
+            pair = [self._dim_of(m.group(1)), self._dim_of(m.group(2))]
+            if None not in pair and pair[0] != pair[1] and not re.match(r"\s*\d", q[m.end():]):
+                dims.extend(d for d in pair if d is not None and d not in dims)
+                explained.update(_WORD.findall(m.group(0)))
+                explained.update(_WORD.findall(" ".join(_CROSS_WORDS.findall(q))))
         if re.match(r"^whose\b", q) and "trader" not in dims:
             dims.insert(0, "trader")
         elif re.match(r"^who\s+(?!should|must|can|may|is|are|was|were)\w+", q) and not dims:
@@ -791,12 +820,16 @@ class Planner:
         if len(channels) >= 3 and "channel" not in dims:
             dims.insert(0, "channel")
             explained.update(channels)
+        if "channel" in dims:
+            explained.update(channels)  # "by channel (green/yellow/red)"
+        if "transport_mode" in dims:
+            explained.update(modes)
         if re.search(r"\baudits?\b", q):
             if re.search(r"\bby type\b|\beach (?:kind|type)\b|\bof each (?:kind|type)\b", q) and \
                     "audit_type" not in dims:
                 dims.insert(0, "audit_type")
                 explained.update({"type", "kind"})
-            if re.search(r"\boutcomes?\b|\bresults\b", q) and "audit_outcome" not in dims:
+            if re.search(r"\boutcomes?\b|\bresults?\b", q) and "audit_outcome" not in dims:
                 dims.insert(0, "audit_outcome")
                 explained.update({"outcome", "outcomes", "results"})
             if "audit_outcome" in dims:  # "ended in each outcome", "closed with which result"
@@ -873,6 +906,7 @@ class Planner:
                 r"\b(?:share|percentage|proportion|rate|ratio|how often|%)\b", q) and \
                 len(set(re.findall(r"\b(green|yellow|red)\b", q))) < 2:
             filters.append(Filter(dimension="channel", values=[slots.channel]))
+            explained.add(slots.channel)
         values = self.values()
         transport = _TRANSPORT.search(q)
         if transport is not None and len(set(re.findall(r"\b(sea|air|road|rail)\b", q))) < 2:
@@ -895,6 +929,12 @@ class Planner:
                 filters.append(Filter(dimension="procedure", values=[code]))
                 explained.update({code, "procedure", "code", "entered", "declared"})
         currency = _CURRENCY.search(q)
+        if currency is None and values.get("currency"):
+            codes = "|".join(re.escape(c.lower()) for c in values["currency"] if c)
+            currency = re.search(
+                rf"\b(?:invoiced|billed|priced|paid) in (?P<a>{codes})\b|"
+                rf"\binvoic(?:e|ing) currency (?:of |is |was |= ?|: ?)?(?P<b>{codes})\b|"
+                rf"\b(?P<c>{codes})[- ](?:invoiced|invoices?|denominated)\b", q)
         if currency is not None:
             word = next(g for g in currency.groups() if g)
             filters.append(Filter(dimension="currency",
@@ -976,7 +1016,8 @@ class Planner:
             (m.group("scale") or "").lower(), 1.0)
         unit = (m.group("unit") or "").lower()
         counted = {"declarations": "declarations", "entries": "declarations",
-                   "shipments": "declarations", "items": "items", "lines": "items",
+                   "shipments": "declarations", "times": "declarations", "items": "items",
+                   "lines": "items",
                    "audits": "audits"}.get(unit)
         if unit in ("kg", "kilos", "tonnes", "tons"):
             measure = "net_mass"
@@ -1202,6 +1243,13 @@ _RATE_MEASURES = frozenset({"effective_duty_rate", "checked_share", "value_per_k
 def currency_us(filters: list[Filter]) -> bool:
     """'invoiced in US dollars' names a currency, not the origin United States."""
     return any(f.dimension == "currency" and f.values == ["USD"] for f in filters)
+
+
+def spanning(periods: list[Period]) -> PeriodSpec:
+    """One period that holds every named one ("per year, 2024 and 2025")."""
+    ordered = sorted(periods, key=lambda p: (p.start, p.end))
+    return PeriodSpec(start=ordered[0].start, end=max(p.end for p in ordered),
+                      name=" to ".join(dict.fromkeys(p.name for p in ordered)))
 
 
 def _spec(period: Period) -> PeriodSpec:

@@ -148,11 +148,34 @@ _CONTROL = re.compile(
     r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff\ud800-\udfff]")
 
 
+_SHORTHAND: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), replacement) for pattern, replacement in (
+        (r"\bqtrs\b", "quarters"), (r"\bqtr\b", "quarter"),
+        (r"\byrs\b", "years"), (r"\byr\b", "year"), (r"\bly\b", "last year"),
+        (r"\bm(?:n)?ths\b", "months"), (r"\bm(?:n)?th\b", "month"),
+        (r"\b(?:decls|decs)\b", "declarations"), (r"\bdecl\b", "declaration"),
+        (r"\bavg\b", "average"), (r"\bqty\b", "quantity"),
+        (r"(?<![\w#])#\s*of\b|\bno\.\s*of\b", "number of"),
+        (r"\bch(?:ap)?\.?\s*(?=\d{1,2}\b)", "chapter "),
+        (r"(?<=\d)\s+v\.?\s+(?=(?:q[1-4]\s+)?(?:19|20)\d\d\b)", " vs "),
+        (r"(?<=[a-z])\s*/\s*(?=(?:kg|kilo|unit|item|tonne|ton)s?\b)", " per "),
+        (r"\s*[,-]?\s*\b(?:pls|plz|please)\b", ""),
+    ))
+
+
+def expand_shorthand(text: str) -> str:
+    """The question with officers' shorthand written out ("last qtr" -> "last quarter", "yr",
+    "ly", "decs", "ch 02", "2024 v 2025", "value/kg"), so every reader of it sees plain words."""
+    for pattern, replacement in _SHORTHAND:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 def clean_question(text: str) -> str:
     """The question with control and invisible characters (and lone surrogates, which no
-    encoder accepts) removed and spaces collapsed."""
+    encoder accepts) removed, officers' shorthand written out and spaces collapsed."""
     text = _CONTROL.sub(" ", text or "")
-    return " ".join(text.split())
+    return " ".join(expand_shorthand(" ".join(text.split())).split())
 
 
 @dataclass(frozen=True)
@@ -614,7 +637,8 @@ class SlotExtractor:
                      r"|of last) year|a year (?:earlier|before|ago)|previous year|year before)\b",
                      f):
             slots.yoy = True
-        if re.search(r"\b(?:so far|to date|ytd|year to date|until now|like for like)\b", f):
+        if re.search(r"\b(?:so far|to date|ytd|year to date|until now|like for like|"
+                     r"(?:this|the same) (?:point|time|stage|date) (?:last|a) year)\b", f):
             slots.like_for_like = True
 
     def _relative(self, text: _Text, found: list[tuple[int, Period]]) -> None:

@@ -209,3 +209,95 @@ def test_ask_json_carries_the_plan(demo_db: Path, tmp_path: Path) -> None:
     assert data["plan"]["shape"] == "share" and data["plan"]["share_of"]["values"] == ["CN"]
     assert data["understood"].startswith("I understood: the share originating in China")
     assert data["intent"] == "plan:share" and data["sql"]
+
+
+def rows_of(answer: Answer, *names: str) -> set[tuple[Any, ...]]:
+    assert answer.table is not None, answer.text
+    at = [answer.table.columns.index(n) for n in names]
+    return {tuple(r[k] for k in at) for r in answer.table.rows}
+
+
+@pytest.mark.parametrize("question", [
+    "2024 import entries by transport mode and by channel (green/yellow/red)",
+    "cross-tab of 2024 declarations: mode of transport x control channel, counts",
+])
+def test_cross_tab_of_two_dimensions(engine: OfflineEngine, question: str) -> None:
+    """Naming the channels or writing "x" between two dimensions asks for both groupings, not
+    the transport view alone."""
+    answer = engine.answer(question)
+    assert answer.intent == "plan:breakdown", (answer.intent, answer.text)
+    expected = ref(engine, "SELECT d.transport_mode, d.control_channel, count(DISTINCT "
+                           f"d.declaration_id) {IMPORTS} AND year(d.declaration_date) = 2024 "
+                           "GROUP BY 1, 2")
+    assert rows_of(answer, "transport_mode", "channel", "declarations") == \
+        {tuple(r) for r in expected}
+
+
+@pytest.mark.parametrize("question", [
+    "how many import decs were invoiced in CNY in 2024?",
+    "count of 2024 import declarations with invoice currency CNY",
+])
+def test_any_invoice_currency_of_the_data_is_a_filter(engine: OfflineEngine,
+                                                      question: str) -> None:
+    answer = engine.answer(question)
+    assert answer.intent == "plan:total", (answer.intent, answer.text)
+    expected = ref(engine, f"SELECT count(DISTINCT d.declaration_id) {IMPORTS} AND "
+                           "d.currency = 'CNY' AND year(d.declaration_date) = 2024")[0][0]
+    assert column(answer, "declarations") == [expected]
+    assert answer.understood is not None and "CNY" in answer.understood
+
+
+@pytest.mark.parametrize("question", [
+    "importers with more than 3 red declarations in 2024",
+    "Who went red over 3 times in 2024? show trader and count",
+])
+def test_threshold_on_a_count_of_red_declarations(engine: OfflineEngine, question: str) -> None:
+    answer = engine.answer(question)
+    assert answer.intent == "plan:threshold", (answer.intent, answer.text)
+    expected = ref(engine, f"SELECT d.trader_id, count(DISTINCT d.declaration_id) {IMPORTS} AND "
+                           "d.control_channel = 'red' AND year(d.declaration_date) = 2024 "
+                           "GROUP BY 1 HAVING count(DISTINCT d.declaration_id) > 3")
+    assert expected, "the demo should have traders above the threshold"
+    assert rows_of(answer, "trader", "declarations") == {tuple(r) for r in expected}
+
+
+def test_this_year_against_this_point_last_year(engine: OfflineEngine) -> None:
+    answer = engine.answer("Are we collecting more import duty this year than by this point "
+                           "last year?")
+    assert answer.intent == "plan:compare", (answer.intent, answer.text)
+    assert answer.plan is not None
+    period, before = answer.plan["period"], answer.plan["compare_to"]
+    assert period["start"][5:] == before["start"][5:] == "01-01"
+    assert period["end"][5:] == before["end"][5:]  # like for like
+    assert int(period["start"][:4]) == int(before["start"][:4]) + 1
+
+
+def test_a_slice_of_duty_is_a_share(engine: OfflineEngine) -> None:
+    answer = engine.answer("How big a slice of 2024 import duty did chapter 02 account for?")
+    assert answer.intent == "plan:share", (answer.intent, answer.text)
+    expected = ref(engine, "SELECT round(100.0 * sum(i.duty_amount) FILTER (WHERE "
+                           f"i.hs_code LIKE '02%') / sum(i.duty_amount), 1) {IMPORTS} AND "
+                           "year(d.declaration_date) = 2024")[0][0]
+    assert column(answer, "share_pct") == [expected]
+
+
+def test_a_time_grouping_over_two_named_years_spans_both(engine: OfflineEngine) -> None:
+    answer = engine.answer("Customs value of imports per year and per mode of transport, 2023 "
+                           "and 2024")
+    assert answer.intent == "plan:breakdown", (answer.intent, answer.text)
+    assert {r[0] for r in rows_of(answer, "year")} == {2023, 2024}
+
+
+def test_a_possessive_names_the_grouping(engine: OfflineEngine) -> None:
+    answer = engine.answer("break 2024 import VAT down by the importers' sector")
+    assert answer.plan is not None and answer.plan["dimensions"] == ["sector"], answer.text
+
+
+def test_new_in_a_year_counts_first_seen_sellers(engine: OfflineEngine) -> None:
+    answer = engine.answer("count of foreign suppliers new in 2024")
+    assert answer.intent == "plan:first_seen", (answer.intent, answer.text)
+    expected = ref(engine, "SELECT count(*) FROM (SELECT i.seller_id FROM declarations d JOIN "
+                           "declaration_items i ON i.declaration_id = d.declaration_id WHERE "
+                           "d.flow = 'import' GROUP BY 1 HAVING year(min(d.declaration_date)) "
+                           "= 2024)")[0][0]
+    assert column(answer, "sellers") == [expected]

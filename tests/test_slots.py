@@ -271,3 +271,31 @@ def test_odd_input_does_not_crash(ex: SlotExtractor, question: str) -> None:
 
 def test_clean_question_removes_control_characters() -> None:
     assert clean_question("Top\x00 importers\x07\u200b  in\n2024") == "Top importers in 2024"
+
+
+@pytest.mark.parametrize(("typed", "read"), [
+    ("duty per office, last qtr", "duty per office, last quarter"),
+    ("importers this yr", "importers this year"),
+    ("exports ly by month", "exports last year by month"),
+    ("how many import decs in 2024", "how many import declarations in 2024"),
+    ("ch 02 imports", "chapter 02 imports"),
+    ("ch. 87 share of duty", "chapter 87 share of duty"),
+    ("total exports 2024 v 2025?", "total exports 2024 vs 2025?"),
+    ("Q1 2025 v. Q2 2025", "Q1 2025 vs Q2 2025"),
+    ("value/kg on 8703", "value per kg on 8703"),
+    ("# of entries at Balboa", "number of entries at Balboa"),
+    ("audits by type - counts pls", "audits by type - counts"),
+    # words that only look like shorthand stay as typed
+    ("Chapter 2 and the Dec figures", "Chapter 2 and the Dec figures"),
+    ("imports from China, 2024", "imports from China, 2024"),
+    ("the ch. is unclear", "the ch. is unclear"),
+])
+def test_clean_question_writes_out_officers_shorthand(typed: str, read: str) -> None:
+    assert clean_question(typed) == read
+
+
+def test_shorthand_periods_are_the_plain_ones(ex: SlotExtractor) -> None:
+    assert _one_period(ex, "duty by office last qtr") == _one_period(ex, "duty by office last "
+                                                                         "quarter")
+    assert _one_period(ex, "imports this yr") == _one_period(ex, "imports this year")
+    assert _one_period(ex, "imports ly") == _one_period(ex, "imports last year")
