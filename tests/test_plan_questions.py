@@ -1,8 +1,8 @@
 """The compositional question sets are well formed and their references run: the development
-set benchmarks/questions_plan.yaml and the held-out sets questions_plan_holdout.yaml and
-questions_plan_holdout2.yaml. Every shape covered, placeholders defined, every reference SQL
-accepted by the SQL guard and returning rows on the test demo, and the three sets together hold
-at least 150 distinct questions. The assistant is never asked."""
+set benchmarks/questions_plan.yaml and the held-out sets questions_plan_holdout.yaml,
+questions_plan_holdout2.yaml and questions_plan_holdout5.yaml. Every shape covered, placeholders
+defined, every reference SQL accepted by the SQL guard and returning rows on the test demo, and
+the sets together hold at least 150 distinct questions. The assistant is never asked."""
 
 from __future__ import annotations
 
@@ -39,7 +39,12 @@ SETS = {
     "questions_plan.yaml": (150, 3),
     "questions_plan_holdout.yaml": (40, 2),
     "questions_plan_holdout2.yaml": (100, 3),
+    "questions_plan_holdout5.yaml": (60, 2),
 }
+
+#: Sets other than the development set that carry a few impossible requests of their own
+#: (their exact number); the others hold none.
+BAD_IN_HELD_OUT = {"questions_plan_holdout5.yaml": 3}
 
 
 def load(name: str) -> dict[str, Any]:
@@ -126,9 +131,10 @@ def test_bad_section(data: dict[str, Any], names: dict[str, SimpleNamespace],
                      set_name: str) -> None:
     bad = bench().bad_items(data, names)
     if set_name != "questions_plan.yaml":
-        assert bad == [], "impossible requests belong to the development set"
-        return
-    assert len(bad) >= 10
+        assert len(bad) == BAD_IN_HELD_OUT.get(set_name, 0), \
+            "impossible requests belong to the development set (or are listed above)"
+    else:
+        assert len(bad) >= 10
     for item in bad:
         assert item.text.strip() and "{" not in item.text
         assert item.expect and all(w.strip() == w and w for w in item.expect)
