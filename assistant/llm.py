@@ -846,13 +846,15 @@ class LocalLlama:
         """Reply constrained by a grammar: made from a JSON schema (a dict), or GBNF text (the
         plan draft's line)."""
         key = schema if isinstance(schema, str) else json.dumps(schema, sort_keys=True)
-        grammar = self._grammars.get(key)
+        grammar = self._grammars.pop(key, None)
         if grammar is None:
             from llama_cpp import LlamaGrammar
 
-            grammar = self._grammars[key] = (
-                LlamaGrammar.from_string(key, verbose=False) if isinstance(schema, str)
-                else LlamaGrammar.from_json_schema(key, verbose=False))
+            grammar = (LlamaGrammar.from_string(key, verbose=False) if isinstance(schema, str)
+                       else LlamaGrammar.from_json_schema(key, verbose=False))
+        self._grammars[key] = grammar  # most recent last; a line's grammar varies by question
+        while len(self._grammars) > _GRAMMARS_KEPT:
+            self._grammars.pop(next(iter(self._grammars)))
         return self.complete(self.render(list(messages)), max_tokens, cancelled,
                              grammar=grammar)
 
@@ -861,6 +863,10 @@ class LocalLlama:
         """Reply constrained by a grammar to a JSON object {"sql": "..."}."""
         return self.complete(self.render(list(messages)), max_tokens, cancelled,
                              grammar=_sql_json_grammar())
+
+
+#: Compiled grammars a local model keeps (a plan line's grammar depends on the question).
+_GRAMMARS_KEPT = 64
 
 
 @lru_cache(maxsize=1)

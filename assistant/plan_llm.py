@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Any, cast, get_args
 from pydantic import BaseModel, Field, ValidationError
 
 from assistant.plan_examples import ExampleBank
-from assistant.planner import spanning
+from assistant.planner import Cues, spanning
 from assistant.slots import clean_question
 from tamga.answer import Answer
 from tamga.errors import LLMUnavailable, TamgaError
 from tamga.plan import (
+    RATIO_MEASURES,
     TIME_DIMENSIONS,
     Dimension,
     Measure,
@@ -92,18 +93,26 @@ _LINE = re.compile(
     r"(?: n (?P<n>[1-9]\d?))?(?P<low> low)?(?P<count> count)?(?: above (?P<above>\d+(?:\.\d+)?))?$")
 
 
-@lru_cache(maxsize=1)
-def line_grammar() -> str:
-    """The GBNF grammar of a draft line, built from the plan language's own word lists."""
+@lru_cache(maxsize=256)
+def line_grammar(shapes: frozenset[str] | None = None,
+                 dims: frozenset[str] | None = None) -> str:
+    """The GBNF grammar of a draft line, built from the plan language's own word lists; with
+    `shapes` and `dims`, only those (what a question's words support) may be written, and a
+    limit only with a threshold, a row count only with a ranking."""
     def choice(words: tuple[str, ...]) -> str:
         return " | ".join(f'"{w}"' for w in sorted(words, key=len, reverse=True))
 
+    shape_words = tuple(w for w in _words(Shape) if shapes is None or w in shapes)
+    dim_words = tuple(w for w in _words(Dimension) if dims is None or w in dims)
+    tail = ["by?" if dim_words else "",
+            "n?" if shapes is None or shapes & {"top", "bottom", "change_ranking"} else "",
+            "low?", "count?", "above?" if shapes is None or "threshold" in shapes else ""]
     return "\n".join([
-        f'root ::= "{LINE_NONE}" | shape " " measure by? n? low? count? above?',
-        f"shape ::= {choice(_words(Shape))}",
+        f'root ::= "{LINE_NONE}" | shape " " measure ' + " ".join(t for t in tail if t),
+        f"shape ::= {choice(shape_words)}",
         f"measure ::= {choice(_words(Measure))}",
-        f"dim ::= {choice(_words(Dimension))}",
-        'by ::= " by " dim (" " dim)?',
+        *([f"dim ::= {choice(dim_words)}", 'by ::= " by " dim (" " dim)?'] if dim_words
+          else []),
         'n ::= " n " [1-9] [0-9]?',
         'low ::= " low"',
         'count ::= " count"',
@@ -267,9 +276,16 @@ class PlanFillEngine:
                          {"role": "assistant", "content": reply}]
         return [*self.prefix(), *near, {"role": "user", "content": question}]
 
-    def constraint(self) -> dict[str, Any] | str:
-        """What constrains the reply: the GBNF grammar of a line, or the draft's JSON schema."""
-        return line_grammar() if self.line else draft_schema()
+    def constraint(self, question: str | None = None) -> dict[str, Any] | str:
+        """What constrains the reply: the GBNF grammar of a line (for a `question`, only the
+        shapes and groupings its words support: `Planner.cues`), or the draft's JSON schema."""
+        if not self.line:
+            return draft_schema()
+        if question is None:
+            return line_grammar()
+        question = clean_question(question)
+        cues = self.offline.planner.cues(question, self.offline.extractor.extract(question))
+        return line_grammar(frozenset(cues.shapes), frozenset(cues.dimensions))
 
     def warm(self) -> None:
         """Evaluate the fixed prefix now (the model keeps it), so that the first question pays
@@ -308,7 +324,7 @@ class PlanFillEngine:
                         masker=session.masker, log=session.log)
         try:
             reply = self.chat(messages, self.max_tokens, cancelled or threading.Event(),
-                              self.constraint())
+                              self.constraint(question))
         except LLMUnavailable:
             raise
         except Exception as exc:  # the endpoint's own errors, as the router expects them
@@ -328,15 +344,30 @@ class PlanFillEngine:
         except ValidationError:
             return None
 
-    def to_plan(self, draft: PlanDraft, question: str) -> QueryPlan:
+    def to_plan(self, draft: PlanDraft, question: str, strict: bool = False) -> QueryPlan:
         """The draft as a validated plan: filters read from the question by the slot
-        extractor, periods resolved, values checked (PlanError when it does not hold)."""
-        slots = self.offline.extractor.extract(clean_question(question))
-        filters, related, flow = self.offline.planner.filters_for(question, slots,
-                                                                  [draft.measure])
+        extractor, periods resolved, values checked (PlanError when it does not hold).
+
+        A line from the local model stays within what the question's words support
+        (`Planner.cues`): a grouping the question does not name is dropped and the groupings
+        it states are kept; its own "top 3", direction, "how many" and threshold win over the
+        model's; a shape it has no words for is an error when `strict` (the model gets one
+        more try), else the plain total or breakdown. A hosted model's JSON draft is read as
+        it is written."""
+        question = clean_question(question)
+        slots = self.offline.extractor.extract(question)
+        cues = self.offline.planner.cues(question, slots)
+        ground = self.line  # a small local model; a hosted model's reading is kept
+        if ground:
+            draft = self._grounded(draft, cues, strict)
+        filters, related, flow = self.offline.planner.filters_for(
+            question, slots, [draft.measure, *self.offline.planner.measures_for(question)])
+        if "flow" in draft.by:
+            flow = "both"  # "per channel and flow": imports and exports side by side
         period = self._period(draft.period)
         compare_to = self._period(draft.vs)
-        named = sorted(slots.periods, key=lambda p: p.start)
+        named = sorted({(p.start, p.end): p for p in slots.periods}.values(),
+                       key=lambda p: p.start)
         if len(named) >= 2 and compare_to is None and draft.shape in (
                 "compare", "change_ranking", "set_difference"):
             # the question names both periods: take them from the question, not the model
@@ -344,7 +375,10 @@ class PlanFillEngine:
                 first, second = sorted(named[:2], key=lambda p: _position(question, p))
                 period, compare_to = self._spec(first), self._spec(second)
             else:
-                period, compare_to = self._spec(named[-1]), self._spec(named[0])
+                later, earlier = named[-1], named[0]
+                if later.kind == "ytd" or later.partial or slots.like_for_like:
+                    earlier = self.offline.extractor.like_for_like(earlier, later)
+                period, compare_to = self._spec(later), self._spec(earlier)
         dims = list(dict.fromkeys(draft.by))  # a grammar cannot forbid "by origin origin"
         if period is None and len(named) >= 2 and TIME_DIMENSIONS & set(dims) and \
                 draft.shape not in ("compare", "change_ranking", "set_difference"):
@@ -357,22 +391,36 @@ class PlanFillEngine:
             # "AEO against non-AEO" groups by AEO status: the "non-AEO" the slot extractor
             # read is one side of the comparison, not a filter
             filters = [f for f in filters if f.dimension not in ("aeo", "aeo_status")]
-        count = draft.count or bool(_HOW_MANY.search(question.lower()))
+        count = cues.how_many if ground else draft.count or cues.how_many
         ex = self.offline.extractor
         shape = draft.shape
         measure = draft.measure
+        n = draft.n if not ground else cues.n if cues.n is not None else (
+            1 if shape in ("argmax", "argmin") else None)
+        low = draft.low
+        if ground and shape == "change_ranking" and cues.direction is not None:
+            low = cues.direction == "down"
+        elif ground and shape in ("top", "bottom", "argmax", "argmin") and \
+                cues.lowest is not None:
+            low = cues.lowest
+            shape = cast(Shape, {"top": "bottom", "argmax": "argmin"}.get(shape, shape) if low
+                         else {"bottom": "top", "argmin": "argmax"}.get(shape, shape))
         stated = self.offline.planner.measures_for(question)
         if shape in _MEASURED_SHAPES and stated and stated[0] != "customs_value" and \
                 measure not in stated:
             # the question names its measure in words ("VAT", "kg", "duty"): the rules read
             # such words reliably, a small model often does not
             measure = cast(Measure, stated[0])
+        elif ground and measure in ("declarations", "items") and shape in _MEASURED_SHAPES and \
+                not _COUNT_WORDS.search(question.lower()):
+            # a count the question has no word for ("top three sellers", "value per chapter")
+            measure = cast(Measure, stated[0] if stated else "customs_value")
         if shape == "compare" and dims and len(named) < 2 and compare_to is None and \
                 not _PERIOD_CHANGE.search(question.lower()):
             # "AEO compared with non-AEO in 2025": groups compared, not periods
             shape = "breakdown"
         if {"aeo", "aeo_status"} & set(dims) and _AEO_CONTRAST.search(question.lower()):
-            dims = ["aeo" if d == "aeo_status" else d for d in dims]
+            dims = list(dict.fromkeys("aeo" if d == "aeo_status" else d for d in dims))
         if shape in ("compare", "change_ranking") and compare_to is None:
             base = ex.extract(clean_question(draft.period or "")).periods or slots.periods \
                 or ex.extract("this year").periods
@@ -387,17 +435,27 @@ class PlanFillEngine:
         if shape in ("compare", "change_ranking") and period is not None and \
                 compare_to is not None and compare_to.start > period.start:
             period, compare_to = compare_to, period
+        if shape == "share" and measure in RATIO_MEASURES:
+            shape = "breakdown" if dims else "total"  # a red share is itself a share
         share_of = None
         if shape == "share":
             share_of = self.offline.planner.share_part(filters)
             if share_of is not None:
                 filters = [f for f in filters if f is not share_of]
+                dims = [d for d in dims if d != share_of.dimension]  # "chapter 02's share"
         entity = None
         if shape == "vs_peers":
             entity = next((f for f in filters if f.dimension == "trader"), None)
             filters = [f for f in filters if f.dimension != "trader"]
         threshold = None
-        if shape == "threshold" and draft.above is not None:
+        if ground and shape == "threshold" and cues.threshold is not None:
+            # the number and what it counts as the question says them ("more than 25 red
+            # declarations"); the model's measure where the words name none
+            stated_threshold = cues.threshold
+            threshold = stated_threshold if stated_threshold.measure != "customs_value" or \
+                measure in _COUNTED else stated_threshold.model_copy(update={"measure": measure})
+            measure = cast(Measure, threshold.measure)
+        elif shape == "threshold" and draft.above is not None:
             threshold = Threshold(measure=measure, value=draft.above)
         if shape in ("first_seen", "set_difference", "threshold") and not dims:
             dims = ["declaration"] if shape == "threshold" else ["trader"]
@@ -405,14 +463,50 @@ class PlanFillEngine:
             return QueryPlan(
                 shape=shape, measures=[measure], dimensions=dims,
                 filters=filters, period=period, compare_to=compare_to, flow=flow,
-                related_party=related, n=draft.n,
-                order="asc" if draft.low else "desc", threshold=threshold,
+                related_party=related, n=n,
+                order="asc" if low else "desc", threshold=threshold,
                 count_only=count and shape in ("threshold", "first_seen",
                                                      "set_difference"),
                 share_of=share_of, entity=entity)
         except ValidationError as exc:
             raise PlanError(str(exc.errors()[0].get("msg", "")).removeprefix(
                 "Value error, ")) from exc
+
+    @staticmethod
+    def _grounded(draft: PlanDraft, cues: Cues, strict: bool) -> PlanDraft:
+        """The draft within what the question's words support: its shape (PlanError when
+        `strict`, else the plain reading), the groupings it names and states."""
+        if draft.shape not in cues.shapes:
+            if strict:
+                raise PlanError(f"the question has no words asking for {_SHAPE_WORDS[draft.shape]}"
+                                "; choose the shape its words ask for.")
+            fallback = "breakdown" if cues.groupings or any(
+                d in cues.dimensions for d in draft.by) else "total"
+            draft = draft.model_copy(update={"shape": fallback})
+        if draft.shape in ("top", "bottom") and cues.direction is not None and \
+                "change_ranking" in cues.shapes:
+            draft = draft.model_copy(update={"shape": "change_ranking"})  # "biggest gains"
+        elif draft.shape in ("top", "bottom", "total", "breakdown") and \
+                cues.threshold is not None and cues.n is None:
+            draft = draft.model_copy(update={"shape": "threshold"})  # "over 25 times"
+        elif draft.shape == "total" and cues.groupings:
+            draft = draft.model_copy(update={"shape": "breakdown"})  # "duty per office"
+        named_dims = [d for d in draft.by if d in cues.dimensions]
+        if strict and draft.by and not named_dims and not cues.groupings and \
+                draft.shape in _GROUPED_SHAPES:
+            raise PlanError(f"the question does not name the grouping {draft.by[0]}; group "
+                            "by what it names.")
+        if draft.shape not in ("total", "vs_peers"):
+            # the groupings the question states ("by transport mode and by channel"), which a
+            # small model drops or swaps for one of its own
+            same = {"aeo": "aeo_status", "aeo_status": "aeo"}
+            named_dims += [cast(Dimension, d) for d in cues.groupings
+                           if d not in named_dims and same.get(d) not in named_dims]
+        if named_dims != list(draft.by):
+            draft = draft.model_copy(update={"by": named_dims[:2]})
+            if draft.shape in _GROUPED_SHAPES and not named_dims:
+                draft = draft.model_copy(update={"shape": "total"})
+        return draft
 
     @staticmethod
     def _spec(period: Any) -> PeriodSpec:
@@ -427,7 +521,7 @@ class PlanFillEngine:
         p = found[0]
         return PeriodSpec(start=p.start, end=p.end, name=p.name)
 
-    def _plan_of(self, draft: PlanDraft | None, question: str
+    def _plan_of(self, draft: PlanDraft | None, question: str, strict: bool = False
                  ) -> tuple[QueryPlan | None, str | None]:
         """The draft's plan, or None and why not (None, None: the question does not fit)."""
         if draft is None:
@@ -435,7 +529,7 @@ class PlanFillEngine:
         if not draft.fits:
             return None, None
         try:
-            return self.to_plan(draft, question), None
+            return self.to_plan(draft, question, strict=strict), None
         except (PlanError, TamgaError) as exc:
             return None, str(exc)
 
@@ -451,7 +545,7 @@ class PlanFillEngine:
         mark = session.log.mark() if session is not None else 0
         draft = run_with_deadline(lambda: self.draft(question, cancelled, session),
                                   self.timeout_s, cancelled)
-        plan, problem = self._plan_of(draft, question)
+        plan, problem = self._plan_of(draft, question, strict=bool(self.corrections))
         if draft is not None and draft.fits and plan is None and self.corrections:
             # the model reads why its plan does not hold and writes another (a line costs
             # about a second; the SQL writer that comes next costs twenty)
@@ -488,6 +582,22 @@ class PlanFillEngine:
         raise LLMUnavailable(problem or "The language model found no plan for this question.")
 
 
+#: What each shape asks for, in the words of a correction ("no words asking for a share").
+_SHAPE_WORDS = {
+    "total": "a total", "breakdown": "a breakdown", "top": "a ranking", "bottom": "a ranking",
+    "argmax": "the highest", "argmin": "the lowest", "compare": "a comparison of periods",
+    "change_ranking": "a ranking by change", "share": "a share", "vs_peers": "a comparison "
+    "with peers", "set_difference": "those in one period but not another", "first_seen":
+    "newcomers", "threshold": "a threshold (no number to exceed)"}
+#: Words that ask for a count of declarations or lines.
+_COUNT_WORDS = re.compile(
+    r"\b(?:declarations?|entries|entry|filings?|shipments?|consignments?|lines?|items?|counts?|"
+    r"counted|number|how many|times|busiest|quietest|busy|activity|volume)\b")
+#: Measures that count (a threshold in money is not on them: "entries over 5,000,000").
+_COUNTED = frozenset({"declarations", "items", "traders", "sellers", "origins", "audits"})
+#: Shapes that need a grouping.
+_GROUPED_SHAPES = frozenset({"breakdown", "top", "bottom", "argmax", "argmin",
+                             "change_ranking"})
 #: Shapes whose measure is the figure asked for (in a threshold or "new"/"stopped" question
 #: the words may name the unit counted instead: "declarations above 1M").
 _MEASURED_SHAPES = frozenset({"total", "breakdown", "top", "bottom", "argmax", "argmin",
@@ -499,7 +609,6 @@ _PERIOD_CHANGE = re.compile(
     r"vs\.? last|versus last|against last)\b")
 #: A yes/no contrast of AEO status ("AEO against non-AEO").
 _AEO_CONTRAST = re.compile(r"\bnon[- ]?aeo\b|\bwithout aeo\b|\bnot aeo\b")
-_HOW_MANY = re.compile(r"\bhow many\b|\bnumber of\b|\bcount (?:of|the)\b")
 
 
 def _position(question: str, period: Any) -> int:

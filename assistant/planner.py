@@ -196,6 +196,9 @@ _ONE_SUPERLATIVE = re.compile(
 _SUPERLATIVE = re.compile(
     r"\b(?P<max>most|highest|largest|biggest|peak|record|busiest|strongest|best|heaviest|"
     r"top)\b|\b(?P<min>lowest|least|fewest|smallest|quietest|weakest|slowest|worst|rarest)\b")
+# A dimension named anywhere in a question (a grouping a drafted plan may use)
+_DIM_NAMED = tuple((re.compile(rf"\b(?:{p})\b"), d) for p, d in _DIM_WORDS)
+_RATIO_SHARES = frozenset({"red_share", "yellow_share", "checked_share", "related_party_share"})
 _DIM_ONLY = tuple((re.compile(rf"^(?:{p})$"), d) for p, d in _DIM_WORDS)
 _BY = re.compile(
     rf"\b(?:by|per|for each|for every|each|across|broken down by|split by|grouped by|"
@@ -395,6 +398,22 @@ _GENERIC = frozenset(_GENERIC_TEXT.split())
 
 
 @dataclass
+class Cues:
+    """What a question's own words support: the shapes it cues, the groupings it names, the
+    rows and direction it asks for, its threshold. A plan another reader (a language model)
+    drafts must stay within them."""
+
+    shapes: set[str]
+    dimensions: set[str]
+    groupings: list[str] = field(default_factory=list)  # "by office", "per month": in order
+    n: int | None = None
+    direction: Literal["up", "down"] | None = None
+    lowest: bool | None = None
+    how_many: bool = False
+    threshold: Threshold | None = None
+
+
+@dataclass
 class Planned:
     """What the planner made of a question."""
 
@@ -448,6 +467,66 @@ class Planner:
         """The measures a question names in words ("duty", "VAT", "kg", "declarations"), most
         specific first; ["customs_value"] when it names none."""
         return self._measures(_normalised(question), set())
+
+    def cues(self, question: str, slots: Slots) -> Cues:
+        """The shapes, groupings, rows, direction and threshold the question's words support
+        (necessary, not sufficient: "top" cues a ranking, it does not make one)."""
+        q = _normalised(question)
+        masked = self._without_slot_text(question, slots).lower()
+        shapes = {"total", "breakdown"}
+        n = slots.top_n or self._count_n(masked)
+        if n is not None or _TOP.search(masked) or _BOTTOM.search(masked) or \
+                _SUPERLATIVE.search(masked) or _PEAK.search(masked) or \
+                _LARGEST_DECL.search(masked):
+            shapes |= {"top", "bottom", "argmax", "argmin"}
+        periods = {(p.start, p.end) for p in slots.periods}
+        if _COMPARE.search(masked) or _YOY.search(q) or len(periods) >= 2:
+            shapes.add("compare")
+        if _CHANGE.search(masked) or _UP.search(masked) or _DOWN.search(masked) or \
+                ("compare" in shapes and n is not None):
+            shapes.add("change_ranking")
+        measures = self._measures(masked, set())
+        if _SHARE.search(masked) or set(measures) & _RATIO_SHARES:
+            shapes.add("share")
+        if _PEERS.search(masked):
+            shapes.add("vs_peers")
+        if _NOT_IN.search(masked):
+            shapes.add("set_difference")
+        if _NEW.search(masked):
+            shapes.add("first_seen")
+        threshold = None
+        thr = _THRESHOLD.search(q)
+        if thr is not None and not _is_year(thr.group("num"), thr.group("scale")):
+            shapes.add("threshold")
+            threshold, _, _ = self._threshold(thr, q, [], measures)
+        groupings = self._dimensions(masked, set())
+        # a month, quarter or year outside the periods ("weakest month", not "last quarter")
+        chars = list(question)
+        for start, end, kind in slots.spans:
+            if kind == "period":
+                chars[start:end] = " " * (min(end, len(chars)) - start)
+        unperiodic = _normalised("".join(chars))
+        # traders and declarations are named by most questions ("AEO traders: declaration
+        # count"): a grouping by them needs the question to ask for one ("which importers",
+        # "top 5 traders", "per declaration", "largest declaration")
+        dims = {d for pattern, d in _DIM_NAMED if d not in ("trader", "declaration") and
+                pattern.search(unperiodic if d in TIME_DIMENSIONS else masked)} | set(groupings)
+        if _LARGEST_DECL.search(masked):
+            dims.add("declaration")
+        if re.match(r"^(?:who|whose)\b", q) or (_PEAK.search(masked) and re.search(
+                r"\b(?:trader|importer|exporter|company|firm)s?\b", masked)):
+            dims.add("trader")
+        if shapes & {"threshold", "first_seen", "set_difference"}:
+            dims |= {d for pattern, d in _DIM_NAMED if d in ("trader", "declaration") and
+                     pattern.search(masked)}  # "importers with more than 25 ...", "entries over"
+        if _aeo_split(q):
+            dims |= {"aeo", "aeo_status"}
+        up, down = bool(_UP.search(masked)), bool(_DOWN.search(masked))
+        top, bottom = bool(_TOP.search(masked)), bool(_BOTTOM.search(masked))
+        return Cues(shapes=shapes, dimensions=dims, groupings=groupings, n=n,
+                    direction="up" if up and not down else "down" if down and not up else None,
+                    lowest=True if bottom and not top else False if top and not bottom else None,
+                    how_many=bool(_HOW_MANY.search(masked)), threshold=threshold)
 
     def share_part(self, filters: list[Filter]) -> Filter | None:
         """The filter whose share of the whole a share question asks for."""

@@ -913,6 +913,8 @@ class SlotExtractor:
             token = m.group(1)
             if shouting or any(not (m.end() <= s or m.start() >= e) for s, e, _ in text.claimed):
                 continue
+            if re.match(r"\s*\$|\s+dollars?\b", original[m.end():], re.IGNORECASE):
+                continue  # "US dollars", "US$": a currency, not the country
             code: str | None = None
             # a code word is a code where a country is named ("dispatch country CO")
             if len(token) == 2 and token in self.facts.countries and (

@@ -20,6 +20,8 @@ from assistant.plan_llm import (
     line_grammar,
     parse_line,
 )
+from assistant.slots import clean_question
+from tamga.plan import PlanError, QueryPlan
 
 
 class ScriptedChat:
@@ -78,6 +80,36 @@ def test_the_grammar_compiles_for_llama_cpp() -> None:
     from llama_cpp import LlamaGrammar
 
     assert LlamaGrammar.from_string(line_grammar(), verbose=False) is not None
+    for shapes, dims in ((frozenset({"total", "breakdown"}), frozenset()),
+                         (frozenset({"total", "top"}), frozenset({"office", "month"}))):
+        assert LlamaGrammar.from_string(line_grammar(shapes, dims), verbose=False) is not None
+
+
+def test_a_question_narrows_the_grammar_to_what_its_words_support() -> None:
+    grammar = line_grammar(frozenset({"total", "breakdown", "top"}), frozenset({"office"}))
+    shapes = next(r for r in grammar.splitlines() if r.startswith("shape ::="))
+    assert shapes == 'shape ::= "breakdown" | "total" | "top"'
+    assert 'dim ::= "office"' in grammar
+    no_groups = line_grammar(frozenset({"total"}), frozenset())
+    assert "dim ::=" not in no_groups and "by?" not in no_groups
+    # no limit without a threshold, no row count without a ranking
+    assert "above?" not in grammar and "above?" in line_grammar(frozenset({"threshold"}))
+    assert "n?" in grammar and "n?" not in no_groups
+
+
+def test_traders_and_declarations_are_groupings_only_when_asked_for(
+        offline: OfflineEngine) -> None:
+    def dims(question: str) -> set[str]:
+        question = clean_question(question)
+        return offline.planner.cues(question, offline.extractor.extract(question)).dimensions
+
+    assert "trader" not in dims("AEO traders: import declaration count, last quarter")
+    assert "declaration" not in dims("value of export declarations at Colón Free Zone, ytd")
+    assert "trader" in dims("which importers paid the most duty in 2025?")
+    assert "trader" in dims("top 5 traders by VAT")
+    assert "declaration" in dims("the largest declaration of 2025")
+    assert "trader" in dims("importers with more than 3 red declarations in 2025")
+    assert "month" not in dims("duty last month") and "month" in dims("weakest month for duty")
 
 
 def test_the_bank_returns_the_nearest_examples_last() -> None:
@@ -110,7 +142,10 @@ def test_the_engine_sends_the_grammar_and_nearest_examples(offline: OfflineEngin
     answer = engine.answer(f"Which three origins paid the most duty in {year}?")
 
     call = chat.calls[0]
-    assert call["constraint"] == line_grammar() and call["max_tokens"] <= 32
+    grammar = call["constraint"]  # narrowed to what the question's words support
+    assert '"top"' in grammar and '"origin"' in grammar and call["max_tokens"] <= 32
+    assert '"first_seen"' not in grammar and '"vs_peers"' not in grammar
+    assert '"seller"' not in grammar
     messages = call["messages"]
     assert messages[-3:] == [
         {"role": "user", "content": "biggest origins by duty"},
@@ -233,9 +268,111 @@ def test_two_plans_that_do_not_hold_go_to_the_fallback_with_both_reasons(
 
             return Answer(text="from the SQL writer", engine="local")
 
-    chat = ScriptedChat("share customs_value", "top duty")
+    chat = ScriptedChat("share customs_value", "share duty")  # a share of what, twice
     engine = PlanFillEngine(chat, offline, line=True, fallback=Fallback())
-    answer = engine.answer("How much was imported in 2025?")
+    answer = engine.answer("What share of the 2025 imports?")
     assert len(chat.calls) == 2 and answer.text == "from the SQL writer"
     warning = " ".join(answer.warnings)
-    assert "share needs the part" in warning and "ranking needs something" in warning
+    assert warning.count("share needs the part") == 2 and "; then " in warning
+
+
+def test_a_shape_the_question_has_no_words_for_is_sent_back(offline: OfflineEngine) -> None:
+    """A small model answers "how many declarations did X lodge" with a threshold or a list
+    of newcomers; the question has no number to exceed and no word for "new"."""
+    engine = PlanFillEngine(ScriptedChat(), offline, line=True)
+    question = "how many import decs were lodged in 2025"
+    for line in ("threshold declarations by seller count above 1000000",
+                 "first_seen customs_value by seller", "vs_peers customs_value"):
+        draft = parse_line(line)
+        assert draft is not None
+        with pytest.raises(PlanError, match="no words asking for"):
+            engine.to_plan(draft, question, strict=True)
+        plan = engine.to_plan(draft, question)  # after the one correction: the plain reading
+        assert plan.shape == "total" and plan.dimensions == [], line
+    chat = ScriptedChat("first_seen declarations by seller", "total declarations")
+    answer = PlanFillEngine(chat, offline, line=True).answer(question)
+    assert "no words asking for newcomers" in chat.calls[1]["messages"][-1]["content"]
+    expected = offline.runner.run(
+        "SELECT count(DISTINCT declaration_id) FROM declarations WHERE flow = 'import' AND "
+        "year(declaration_date) = 2025").rows[0][0]
+    assert answer.intent == "plan:total" and answer.table is not None
+    assert answer.table.rows[0][0] == expected
+
+
+def test_the_question_settles_groupings_rows_direction_and_threshold(
+        offline: OfflineEngine) -> None:
+    engine = PlanFillEngine(ScriptedChat(), offline, line=True)
+
+    def plan_of(line: str, question: str) -> QueryPlan:
+        draft = parse_line(line)
+        assert draft is not None
+        return engine.to_plan(draft, question)
+
+    # a grouping the question does not name is dropped
+    plan = plan_of("breakdown duty by office month", "duty collected per office, last qtr")
+    assert plan.dimensions == ["office"] and plan.period is not None
+    # "top 3" and "gains" are the question's, whatever n and order the model wrote
+    plan = plan_of("change_ranking declarations by office n 5 low",
+                   "biggest gains in declaration count by office, Q1 2025 to Q2 2025 - top 3")
+    assert (plan.n, plan.order) == (3, "desc")
+    plan = plan_of("top customs_value by origin n 4 low", "the 4 smallest origins in 2025")
+    assert plan.shape == "bottom"
+    # the number to exceed and what it counts, as the question says them
+    plan = plan_of("threshold customs_value by trader above 1000000",
+                   "importers with more than 3 red declarations in 2025")
+    assert plan.threshold is not None
+    assert (plan.threshold.measure, plan.threshold.value) == ("declarations", 3.0)
+    # "which are new" lists them; only "how many" counts
+    plan = plan_of("first_seen customs_value by origin count",
+                   "new origins for imports in 2025?")
+    assert plan.shape == "first_seen" and not plan.count_only
+    # the part of a share is not also its grouping
+    plan = plan_of("share duty by hs_chapter", "chapter 02: what % of all duty in 2025?")
+    assert plan.share_of is not None and plan.dimensions == []
+    # a share measure is itself the share: the related party share of chapter 02
+    plan = plan_of("share customs_value by origin n 10",
+                   "ch. 02 imports 2025: how much (in %) was bought from related sellers?")
+    assert (plan.shape, plan.measures, plan.dimensions) == ("total", ["related_party_share"], [])
+    assert [f.values for f in plan.filters if f.dimension == "hs_chapter"] == [["02"]]
+
+
+def test_the_question_restores_the_shape_and_groupings_it_states(
+        offline: OfflineEngine) -> None:
+    engine = PlanFillEngine(ScriptedChat(), offline, line=True)
+
+    def plan_of(line: str, question: str) -> QueryPlan:
+        draft = parse_line(line)
+        assert draft is not None
+        return engine.to_plan(draft, question)
+
+    plan = plan_of("total duty", "duty collected per office, last qtr")
+    assert (plan.shape, plan.dimensions) == ("breakdown", ["office"])
+    plan = plan_of("breakdown declarations by month channel",
+                   "2025 import entries by transport mode and by channel (green/yellow/red)")
+    assert sorted(plan.dimensions) == ["channel", "transport_mode"]
+    plan = plan_of("top declarations by office n 3 low",
+                   "biggest gains in declaration count by office, Q1 2025 to Q2 2025 - top 3")
+    assert (plan.shape, plan.n, plan.order) == ("change_ranking", 3, "desc")
+    plan = plan_of("top declarations by trader", "Who went red over 3 times in 2025? show "
+                                                 "trader and count")
+    assert plan.shape == "threshold" and plan.threshold is not None
+    assert (plan.threshold.measure, plan.threshold.value) == ("declarations", 3.0)
+    # a number in money is not a count of declarations, whatever the model counted
+    plan = plan_of("threshold declarations by office above 5000000",
+                   "# of entries over 500,000 in Q2 2025")
+    assert plan.threshold is not None and plan.threshold.measure == "customs_value"
+    assert plan.count_only and plan.dimensions == ["declaration"]
+    # a count the question has no word for is the value, as the rules read it
+    plan = plan_of("top declarations by seller n 3", "list the top three sellers invoicing "
+                                                      "importers in 2025")
+    assert plan.measures == ["customs_value"]
+    plan = plan_of("top declarations by office n 3", "the 3 busiest offices in 2025")
+    assert plan.measures == ["declarations"]
+    # a grouping by flow shows both flows
+    plan = plan_of("breakdown declarations by channel flow",
+                   "Number of declarations per control channel and flow in 2025")
+    assert plan.flow == "both" and sorted(plan.dimensions) == ["channel", "flow"]
+    # this year against the same part of last year
+    plan = plan_of("compare duty", "duty this year vs same period last year")
+    assert plan.period is not None and plan.compare_to is not None
+    assert plan.period.end.replace(year=2000) == plan.compare_to.end.replace(year=2000)

@@ -299,3 +299,10 @@ def test_shorthand_periods_are_the_plain_ones(ex: SlotExtractor) -> None:
                                                                          "quarter")
     assert _one_period(ex, "imports this yr") == _one_period(ex, "imports this year")
     assert _one_period(ex, "imports ly") == _one_period(ex, "imports last year")
+
+
+def test_us_dollars_are_a_currency_not_the_country(ex: SlotExtractor) -> None:
+    for question in ("Total invoice value of imports invoiced in US dollars in 2024",
+                     "imports priced in US$ in 2024"):
+        assert ex.extract(clean_question(question)).countries == [], question
+    assert [c.code for c in ex.extract("imports from the US in 2024").countries] == ["US"]
