@@ -472,6 +472,21 @@ class PlanFillEngine:
             raise PlanError(str(exc.errors()[0].get("msg", "")).removeprefix(
                 "Value error, ")) from exc
 
+    def _plain_reading(self, question: str) -> PlanDraft | None:
+        """The figure a question plainly asks for when a small model says it is not about the
+        data, but the question names what the data holds (a period, a filter: "value under
+        procedure 7100 with incoterm CIF, 2025") and no word of a rule ("must", "allowed",
+        "penalty"...): its measure in words, as a total or by the groupings it states. None
+        when the question does not read as a data question."""
+        question = clean_question(question)
+        slots = self.offline.extractor.extract(question)
+        filters, _related, _flow = self.offline.planner.filters_for(question, slots, [])
+        if _RULE_WORDS.search(question.lower()) or not (filters or slots.periods):
+            return None
+        measure = self.offline.planner.measures_for(question)[0]
+        return PlanDraft(fits=True, shape="total", measure=cast(Measure, measure), by=[],
+                         period=None, vs=None, n=None, low=False, count=False, above=None)
+
     @staticmethod
     def _grounded(draft: PlanDraft, cues: Cues, strict: bool) -> PlanDraft:
         """The draft within what the question's words support: its shape (PlanError when
@@ -504,8 +519,8 @@ class PlanFillEngine:
                            if d not in named_dims and same.get(d) not in named_dims]
         if named_dims != list(draft.by):
             draft = draft.model_copy(update={"by": named_dims[:2]})
-            if draft.shape in _GROUPED_SHAPES and not named_dims:
-                draft = draft.model_copy(update={"shape": "total"})
+        if draft.shape in _GROUPED_SHAPES and not named_dims:
+            draft = draft.model_copy(update={"shape": "total"})  # nothing named to group by
         return draft
 
     @staticmethod
@@ -545,6 +560,8 @@ class PlanFillEngine:
         mark = session.log.mark() if session is not None else 0
         draft = run_with_deadline(lambda: self.draft(question, cancelled, session),
                                   self.timeout_s, cancelled)
+        if self.line and draft is not None and not draft.fits:
+            draft = self._plain_reading(question) or draft
         plan, problem = self._plan_of(draft, question, strict=bool(self.corrections))
         if draft is not None and draft.fits and plan is None and self.corrections:
             # the model reads why its plan does not hold and writes another (a line costs
@@ -589,6 +606,11 @@ _SHAPE_WORDS = {
     "change_ranking": "a ranking by change", "share": "a share", "vs_peers": "a comparison "
     "with peers", "set_difference": "those in one period but not another", "first_seen":
     "newcomers", "threshold": "a threshold (no number to exceed)"}
+#: Words of a question about rules rather than figures.
+_RULE_WORDS = re.compile(
+    r"\b(?:must|may|shall|should|allowed|permitted|required|requirements?|rules?|laws?|"
+    r"regulations?|articles?|documents?|obligations?|penalt(?:y|ies)|fines?|liable|legal|"
+    r"how (?:do|does|can|should|must)|how to|defin\w*|meaning|means|eligible|entitled)\b")
 #: Words that ask for a count of declarations or lines.
 _COUNT_WORDS = re.compile(
     r"\b(?:declarations?|entries|entry|filings?|shipments?|consignments?|lines?|items?|counts?|"

@@ -208,7 +208,7 @@ _WHICH = re.compile(
     rf"\b(?:which|what|name the|list(?: the)?|show(?: me)?(?: the)?|give me(?: the)?|rank(?: the)?|"
     rf"top\s+\d*\s*|the\s+\d+\s+|bottom\s+\d*\s*|biggest|largest|smallest|busiest|quietest|"
     rf"leading|main|major|most active|least active|(?:most|least) (?:used|common|frequent|popular)|"
-    rf"rarest|commonest|{_NUM_WORD})\s*(?:[\w.'-]+\s+){{0,2}}?"
+    rf"rarest|commonest|{_NUM_WORD}(?![\d,.]))\s*(?:[\w.'-]+\s+){{0,2}}?"
     rf"({_DIM_ALTERNATION})\b")
 _PEAK = re.compile(
     rf"\b(?P<word>peak|busiest|highest|largest|biggest|record|best|top|strongest|heaviest|"

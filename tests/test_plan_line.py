@@ -195,6 +195,35 @@ def test_one_value_of_the_grouping_is_not_kept_as_a_filter(offline: OfflineEngin
     assert answer.table is not None and len(answer.table.rows) == 2
 
 
+def test_none_for_a_question_about_named_data_is_its_plain_figure(
+        offline: OfflineEngine) -> None:
+    """A small model calls filter-heavy questions "not about the data"; the question names a
+    period and filters and no rule word, so its plain figure is answered from a plan. A rule
+    question it calls "none" still goes on."""
+    class Fallback:
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+
+        def answer(self, question: str, conversation: Any = None) -> Any:
+            self.asked.append(question)
+            from tamga.answer import Answer
+
+            return Answer(text="from the fallback", engine="local")
+
+    fallback = Fallback()
+    engine = PlanFillEngine(ScriptedChat("none", "none"), offline, line=True, fallback=fallback)
+    answer = engine.answer("value under procedure 4000 with incoterm CIF, 2024")
+    assert answer.intent == "plan:total" and fallback.asked == []
+    expected = offline.runner.run(
+        "SELECT round(sum(i.customs_value), 2) FROM declarations d JOIN declaration_items i "
+        "ON i.declaration_id = d.declaration_id WHERE d.flow = 'import' AND d.incoterm = 'CIF' "
+        "AND d.procedure_code = '4000' AND year(d.declaration_date) = 2024").rows[0][0]
+    assert answer.table is not None and answer.table.rows[0][0] == expected
+    rule = "Must an importer keep the invoices of its 2024 CIF entries?"
+    engine.answer(rule)
+    assert fallback.asked == [rule]
+
+
 def test_a_line_that_does_not_parse_goes_to_the_fallback(offline: OfflineEngine) -> None:
     class Fallback:
         def __init__(self) -> None:
