@@ -415,6 +415,12 @@ class PlanFillEngine:
                 not _COUNT_WORDS.search(question.lower()):
             # a count the question has no word for ("top three sellers", "value per chapter")
             measure = cast(Measure, stated[0] if stated else "customs_value")
+        # "how many separate sellers": a distinct count is not also grouped by what it counts
+        dims = [d for d in dims if d != _COUNTED_DIMENSION.get(measure)]
+        measures = [measure]
+        if shape in ("total", "breakdown") and measure in stated and len(stated) > 1 and \
+                "customs_value" not in stated:
+            measures = [cast(Measure, m) for m in stated[:3]]  # "count + recoveries"
         if shape == "compare" and dims and len(named) < 2 and compare_to is None and \
                 not _PERIOD_CHANGE.search(question.lower()):
             # "AEO compared with non-AEO in 2025": groups compared, not periods
@@ -461,7 +467,7 @@ class PlanFillEngine:
             dims = ["declaration"] if shape == "threshold" else ["trader"]
         try:
             return QueryPlan(
-                shape=shape, measures=[measure], dimensions=dims,
+                shape=shape, measures=measures, dimensions=dims,
                 filters=filters, period=period, compare_to=compare_to, flow=flow,
                 related_party=related, n=n,
                 order="asc" if low else "desc", threshold=threshold,
@@ -611,6 +617,8 @@ _RULE_WORDS = re.compile(
     r"\b(?:must|may|shall|should|allowed|permitted|required|requirements?|rules?|laws?|"
     r"regulations?|articles?|documents?|obligations?|penalt(?:y|ies)|fines?|liable|legal|"
     r"how (?:do|does|can|should|must)|how to|defin\w*|meaning|means|eligible|entitled)\b")
+#: The dimension a distinct count counts.
+_COUNTED_DIMENSION = {"traders": "trader", "sellers": "seller", "origins": "origin"}
 #: Words that ask for a count of declarations or lines.
 _COUNT_WORDS = re.compile(
     r"\b(?:declarations?|entries|entry|filings?|shipments?|consignments?|lines?|items?|counts?|"

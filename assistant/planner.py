@@ -67,7 +67,8 @@ _MEASURE_RULES: tuple[tuple[str, str], ...] = (
      r"\bhow often\b.*\bred\b|\b(?:sent|went|routed|go(?:es)?) (?:to )?(?:the )?red\b"
      r"(?=.*(?:%|\bpercent|\bshare\b|\brate\b|\boften\b|\bproportion\b))|"
      r"\bred (?:lane|channel) (?:share|rate)\b|(?:%|\bpercent(?:age)?\b|\bshare\b|\bproportion\b)"
-     r"[^?!]{0,60}?\b(?:sent|went|routed|go(?:es)?|got) (?:to )?(?:the )?red\b", "red_share"),
+     r"[^?!]{0,60}?\b(?:sent|went|routed|go(?:es)?|got) (?:to )?(?:the )?red\b|\bred\s*%",
+     "red_share"),
     (r"\byellow[- ]channel (?:share|rate|ratio|percentage|proportion)\b|"
      r"(?:\b(?:share|percentage|proportion|rate|fraction)\b|%) of (?:all |the )?(?:[\w']+ ){0,3}?"
      r"(?:declarations |entries |shipments )?(?:that )?"
@@ -75,13 +76,17 @@ _MEASURE_RULES: tuple[tuple[str, str], ...] = (
      r"(?:the )?yellow\b|\byellow(?:[- ]channel)? (?:rate|share|ratio)\b|"
      r"\b(?:went|sent|routed|go(?:es)?|get|got) (?:to )?(?:the |a )?yellow\b"
      r"(?=.*(?:%|\bpercent|\bshare\b|\brate\b|\boften\b|\bproportion\b))|"
-     r"(?:%|\bpercent(?:age)?\b|\bshare\b|\bhow often\b).*\byellow\b|\byellow (?:lane|channel)\b"
+     r"(?:%|\bpercent(?:age)?\b|\bshare\b|\bhow often\b).*\byellow\b|\byellow\s*%|"
+     r"\byellow (?:lane|channel)\b"
      r"(?=.*(?:%|\bpercent|\bshare\b|\brate\b|\boften\b))", "yellow_share"),
     (r"(?:\b(?:share|percentage|percent|proportion|fraction|part|how much of)\b|%)[^?!]{0,80}?"
      r"\b(?:related[- ]part(?:y|ies)|related (?:companies|sellers|suppliers|parties)|"
      r"affiliat\w+|between related(?: part(?:y|ies))?)\b|"
      r"\brelated[- ]part(?:y|ies) (?:share|ratio|percentage|proportion)\b|"
-     r"\brelated[- ]party imports as a (?:percentage|share|proportion)\b",
+     r"\brelated[- ]party imports as a (?:percentage|share|proportion)\b|"
+     r"\brelated[- ]part(?:y|ies)\s*(?:%|percent(?:age)?\b|share\b)|"
+     r"(?:\b(?:share|percentage|percent|proportion|fraction|how much of)\b|%)[^?!]{0,80}?"
+     r"\b(?:sellers?|suppliers?) related to\b",
      "related_party_share"),
     (r"\b(?:recover(?:ed|ies|y)?|clawed back|"
      r"(?:had to )?pa(?:y|id|ying) (?:the most |most )?after (?:an? |the )?audits?|"
@@ -104,12 +109,13 @@ _MEASURE_RULES: tuple[tuple[str, str], ...] = (
      r"\bunits (?:imported|exported|declared)\b|"
      r"\bhow many units\b", "quantity"),
     (r"\b(?:how many|number of|count of|count the) (?:different |distinct |unique |individual |"
-     r"active |separate |aeo |certified |new |registered )*(?:traders|importers|exporters|"
-     r"companies|firms|businesses)\b|"
+     r"active |separate |aeo |aeo[- ]certified |certified |new |registered )*"
+     r"(?:traders|importers|exporters|companies|firms|businesses)\b|"
      r"\b(?:distinct|unique|different) (?:traders|importers|exporters|companies)\b|"
      r"\b(?:traders|importers|companies) count\b", "traders"),
-    (r"\b(?:how many|number of|count of) (?:different |distinct |unique )?(?:sellers|suppliers|"
-     r"vendors|foreign sellers)\b|\b(?:distinct|unique|different) (?:sellers|suppliers|vendors)\b",
+    (r"\b(?:how many|number of|count of) (?:different |distinct |unique |separate |individual )?"
+     r"(?:sellers|suppliers|vendors|foreign sellers)\b|"
+     r"\b(?:distinct|unique|different|separate) (?:sellers|suppliers|vendors)\b",
      "sellers"),
     (r"\b(?:how many|number of|count of) (?:different |distinct |unique )?(?:origin |source )?"
      r"(?:countries|origins)(?: of origin)?\b|\b(?:distinct|unique|different) (?:origin "
@@ -124,6 +130,7 @@ _MEASURE_RULES: tuple[tuple[str, str], ...] = (
      r"(?:\b(?:share|percentage|proportion|fraction)\b|%) of (?:all |the )?"
      r"(?:(?!value\b|worth\b|dut(?:y|ies)\b|vat\b|mass\b)[\w']+ ){0,3}?"
      r"(?:declarations|entries|filings)\b(?! (?:value|worth))|"
+     r"\b(?:reds|yellows)\b|"
      r"\b(?:most|fewest|more|fewer|extra|additional)\s+(?:(?:import|export|customs|new)\s+)?"
      r"(?:declarations|entries|filings|shipments|consignments)\b|"
      r"\b(?:declarations|shipments|entries) "
@@ -198,6 +205,9 @@ _SUPERLATIVE = re.compile(
     r"top)\b|\b(?P<min>lowest|least|fewest|smallest|quietest|weakest|slowest|worst|rarest)\b")
 # A dimension named anywhere in a question (a grouping a drafted plan may use)
 _DIM_NAMED = tuple((re.compile(rf"\b(?:{p})\b"), d) for p, d in _DIM_WORDS)
+# Named by most questions as whose or what ("AEO traders", "sellers related to the importer",
+# "export declarations"): groupings only where the question asks for them.
+_ASKED_GROUPINGS = frozenset({"trader", "declaration", "seller"})
 _RATIO_SHARES = frozenset({"red_share", "yellow_share", "checked_share", "related_party_share"})
 _DIM_ONLY = tuple((re.compile(rf"^(?:{p})$"), d) for p, d in _DIM_WORDS)
 _BY = re.compile(
@@ -240,7 +250,8 @@ _COMPARE = re.compile(
     r"rise|fall|drop|decline|change)\b|\bdifference between\b|\byear[- ]on[- ]year\b|"
     r"\byear[- ]over[- ]year\b|\byoy\b|\bfrom \S+ to \S+|\bhow did .* (?:do|develop|evolve|move)\b|"
     r"\bmore or less\b|\bthan (?:in )?(?:19|20)\d\d\b|"
-    r"\bthan (?:at |by )?(?:this|the same) (?:point|time|stage|date) (?:last|a) year\b|"
+    r"\bthan (?:(?:it|they|we|he|she) )?(?:(?:had|did|paid|was|were) )?(?:at |by |on )?"
+    r"(?:this|the same) (?:point|time|stage|date|day) (?:last|a) year\b|"
     r"\bthan (?:in )?(?:last|the previous|the prior) (?:year|quarter|month)\b")
 _CHANGE = re.compile(r"\b(?:growth|grew|grow|increase[ds]?|decrease[ds]?|rise|rose|fall|fell|"
                      r"drop(?:ped)?|decline[ds]?|change[ds]?|evolve[ds]?|develop(?:ed)?)\b")
@@ -288,7 +299,9 @@ _NOT_IN = re.compile(
 _NEW = re.compile(
     r"\bnew (?:importers?|traders?|exporters?|compan(?:y|ies)|firms?|sellers?|suppliers?|"
     r"origins?|countr(?:y|ies)|source countr(?:y|ies)|businesses|players|entrants|names|"
-    r"customers|declarants)\b|\bfirst[- ]time\b|\bfirst (?:declaration|import|export|appearance|"
+    r"customers|declarants)\b|\bfirst[- ]time\b|\bvery first\b|"
+    r"\bfirst (?:(?:chapter|heading|subheading|hs) \d+ )(?:import|declaration|shipment|entry)\b|"
+    r"\bfirst (?:declaration|import|export|appearance|"
     r"ever)\b|\bstarted (?:importing|trading|declaring|exporting)\b|\bnewcomers?\b|"
     r"\bnew entrants?\b|\bnever (?:imported|traded|declared) before\b|\bappeared for the first\b|"
     r"\bfirst seen\b|\bfor the first time\b|\b(?:importers|traders|exporters|companies|sellers|"
@@ -306,8 +319,8 @@ _SCALES = {"k": 1e3, "thousand": 1e3, "thousands": 1e3, "m": 1e6, "mn": 1e6, "mm
 _HOW_MANY = re.compile(r"\bhow many\b|\bnumber of\b|\bcount (?:of|the)\b|\bhow much of\b")
 _TOP = re.compile(r"\btop\b|\blargest\b|\bbiggest\b|\bleading\b|\bhighest\b|\bmost\b|"
                   r"\bmain\b|\bmajor\b|\bheaviest\b|\bbusiest\b|\bstrongest\b|\brank")
-_BOTTOM = re.compile(r"\bbottom\b|\bsmallest\b|\blowest\b|\bleast\b|\bfewest\b|\bweakest\b|"
-                     r"\bquietest\b|\bslowest\b|\brarest\b")
+_BOTTOM = re.compile(r"\bbottom\b|\bfoot of the (?:table|list|ranking)\b|\bsmallest\b|"
+                     r"\blowest\b|\bleast\b|\bfewest\b|\bweakest\b|\bquietest\b|\bslowest\b|\brarest\b")
 _TRANSPORT = re.compile(
     r"\b(?:by|via|through|per)\s+(?P<a>air|sea|road|rail|truck|lorry|ship|vessel|plane|train)"
     r"(?:\s*(?:freight|cargo|transport|mode))?\b|\b(?P<b>air|sea|road|rail|ocean|maritime)"
@@ -318,7 +331,7 @@ _TRANSPORT = re.compile(
 _TRANSPORT_WORD = {"truck": "road", "lorry": "road", "ship": "sea", "vessel": "sea",
                    "plane": "air", "train": "rail", "ocean": "sea", "maritime": "sea"}
 _INCOTERM = re.compile(r"\b(EXW|FCA|FAS|FOB|CFR|CIF|CPT|CIP|DAP|DPU|DDP|DAT)\b")
-_PROCEDURE = re.compile(r"\bprocedure(?: code)?\s+(\d{4})\b|\bunder (\d{4})\b")
+_PROCEDURE = re.compile(r"\b(?:procedure(?: code)?|cpc)\s+(\d{4})\b|\bunder (\d{4})\b")
 _AEO_SPLIT = re.compile(r"\b(?:aeo|certified|authori[sz]ed economic operators?|trusted traders?)\b"
                         r".*\b(?:vs\.?|versus|compared|and|or|against|than)"
                         r"\b.*\b(?:non[- ]?aeo|non[- ]certified|uncertified|without|other|others|"
@@ -382,7 +395,8 @@ units weight mass net value price prices declared paid pay came come coming arri
 brought get got see know need want could would should can may might will shall us we they them
 you i my mine ours summary summarise summarize overview picture figures figure stats statistics
 opened conducted carried performed run done started closed had have has saw see seen recorded
-handled received collect collecting collects point stage
+handled received collect collecting collects point stage shown showed appear appeared appears
+foot table
 active among national nationwide anything paying pays buy buys bought buying made make
 makes sales higher lower earlier later
 supplied supply supplies sold sell selling lodged lodge lodging cleared clear
@@ -506,10 +520,9 @@ class Planner:
             if kind == "period":
                 chars[start:end] = " " * (min(end, len(chars)) - start)
         unperiodic = _normalised("".join(chars))
-        # traders and declarations are named by most questions ("AEO traders: declaration
-        # count"): a grouping by them needs the question to ask for one ("which importers",
-        # "top 5 traders", "per declaration", "largest declaration")
-        dims = {d for pattern, d in _DIM_NAMED if d not in ("trader", "declaration") and
+        # traders, sellers and declarations: a grouping by them needs the question to ask for
+        # one ("which importers", "top 5 traders", "per declaration", "largest declaration")
+        dims = {d for pattern, d in _DIM_NAMED if d not in _ASKED_GROUPINGS and
                 pattern.search(unperiodic if d in TIME_DIMENSIONS else masked)} | set(groupings)
         if _LARGEST_DECL.search(masked):
             dims.add("declaration")
@@ -517,7 +530,7 @@ class Planner:
                 r"\b(?:trader|importer|exporter|company|firm)s?\b", masked)):
             dims.add("trader")
         if shapes & {"threshold", "first_seen", "set_difference"}:
-            dims |= {d for pattern, d in _DIM_NAMED if d in ("trader", "declaration") and
+            dims |= {d for pattern, d in _DIM_NAMED if d in _ASKED_GROUPINGS and
                      pattern.search(masked)}  # "importers with more than 25 ...", "entries over"
         if _aeo_split(q):
             dims |= {"aeo", "aeo_status"}
@@ -904,7 +917,8 @@ class Planner:
         if "transport_mode" in dims:
             explained.update(modes)
         if re.search(r"\baudits?\b", q):
-            if re.search(r"\bby type\b|\beach (?:kind|type)\b|\bof each (?:kind|type)\b", q) and \
+            if re.search(r"\b(?:by|per) type\b|\beach (?:kind|type)\b|\bof each (?:kind|type)\b",
+                         q) and \
                     "audit_type" not in dims:
                 dims.insert(0, "audit_type")
                 explained.update({"type", "kind"})
@@ -995,18 +1009,28 @@ class Planner:
                 filters.append(Filter(dimension="transport_mode", values=[mode]))
                 explained.update(_WORD.findall(transport.group(0)))
         incoterms = [t for t in _INCOTERM.findall(q.upper()) if t in values.get("incoterm", [])]
-        if incoterms and re.search(r"\b(?:incoterms?|under|on|with|terms?|priced|basis|"
-                                   r"contracts?|sold)\b", q) and \
-                not re.search(r"\bby incoterms?\b", q):
+        if re.search(r"\bex[- ]?works\b", q) and "EXW" in values.get("incoterm", []):
+            incoterms.append("EXW")
+        grouped = re.search(r"\b(?:by|per|across|each|split|broken down by)\s+(?:the\s+)?"
+                            r"(?:incoterms?|delivery terms?|terms of delivery|trade terms)\b", q)
+        if grouped and len(set(incoterms)) >= 2:
+            explained.update(t.lower() for t in incoterms)  # "(FOB, CIF, EXW and so on)"
+            incoterms = []
+        # CIF and FOB also name a valuation basis ("CIF value"): they filter with a cue; the
+        # other terms name nothing else
+        if incoterms and (set(incoterms) - {"CIF", "FOB"} or re.search(
+                r"\b(?:incoterms?|under|on|with|terms?|priced|basis|contracts?|sold)\b", q)) \
+                and not re.search(r"\bby incoterms?\b", q):
             filters.append(Filter(dimension="incoterm", values=sorted(set(incoterms))))
             explained.update(t.lower() for t in incoterms)
-            explained.update({"terms", "term", "incoterm", "incoterms", "priced", "basis"})
+            explained.update({"terms", "term", "incoterm", "incoterms", "priced", "basis", "ex",
+                              "works"})
         procedure = _PROCEDURE.search(q)
         if procedure is not None:
             code = procedure.group(1) or procedure.group(2)
             if code in values.get("procedure", []):
                 filters.append(Filter(dimension="procedure", values=[code]))
-                explained.update({code, "procedure", "code", "entered", "declared"})
+                explained.update({code, "procedure", "code", "entered", "declared", "cpc"})
         currency = _CURRENCY.search(q)
         if currency is None and values.get("currency"):
             codes = "|".join(re.escape(c.lower()) for c in values["currency"] if c)
@@ -1278,6 +1302,21 @@ def _impossible_request(q: str, first: date) -> str | None:
             int(m.group(2)), _MONTH_NAMES.index(m.group(1))):
         return (f"That period ends before it starts ({m.group(3).capitalize()} {m.group(4)} is "
                 f"before {m.group(1).capitalize()} {m.group(2)}); did you mean the reverse?")
+    day = (rf"(?:(\d{{1,2}}) ({_MONTH_RE}),? ((?:19|20)\d\d)|"
+           rf"({_MONTH_RE}) (\d{{1,2}}),? ((?:19|20)\d\d))")
+    m = re.search(rf"\b(?:from|between) {day} (?:to|until|till|through|thru|and) {day}", q)
+    if m:
+        ends: list[date | None] = []
+        for at in (1, 7):
+            g = m.groups()[at - 1:at + 5]
+            d, mon, y = (g[0], g[1], g[2]) if g[0] else (g[4], g[3], g[5])
+            try:
+                ends.append(date(int(y), _MONTH_NAMES.index(mon) + 1, int(d)))
+            except ValueError:
+                ends.append(None)
+        if ends[0] is not None and ends[1] is not None and ends[1] < ends[0]:
+            return (f"That period ends before it starts ({ends[1]:%-d %B %Y} is before "
+                    f"{ends[0]:%-d %B %Y}); did you mean the reverse?")
     m = re.search(r"\b(?:last|past|previous) 0 (?:days?|weeks?|months?|quarters?|years?)\b", q)
     if m:
         return f"'{m.group(0)}' is an empty period: ask for at least one."

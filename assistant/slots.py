@@ -160,6 +160,10 @@ _SHORTHAND: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"(?<=\d)\s+v\.?\s+(?=(?:q[1-4]\s+)?(?:19|20)\d\d\b)", " vs "),
         (r"(?<=[a-z])\s*/\s*(?=(?:kg|kilo|unit|item|tonne|ton)s?\b)", " per "),
         (r"\s*[,-]?\s*\b(?:pls|plz|please)\b", ""),
+        (r"\bw/o\b", "without"), (r"\bw/(?=\s)", "with"), (r"\baddl\b", "additional"),
+        (r"(?<![\w<>=])>=\s*(?=[$\d])", "at least "), (r"(?<![\w<>=])<=\s*(?=[$\d])", "at most "),
+        (r"(?<![\w<>=-])>\s*(?=[$\d])", "above "), (r"(?<![\w<>=-])<\s*(?=[$\d])", "below "),
+        (r"\bapprox\.?(?=\s)", "about"),
     ))
 
 
@@ -997,7 +1001,7 @@ class SlotExtractor:
         elif re.search(r"\b(?:yearly|annual|annually|by year|per year|each year|every year|"
                        r"year by year|year on year|years)\b", f):
             slots.grain = "year"
-        channel = re.search(r"\b(red|yellow|green)\b", f)
+        channel = re.search(r"\b(red|yellow|green)s?\b", f)
         if channel:
             slots.channel = channel.group(1)
         if re.search(r"\b(?:chart|graph|plot|visuali[sz]e|diagram|picture)\b", f):

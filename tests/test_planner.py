@@ -301,3 +301,66 @@ def test_new_in_a_year_counts_first_seen_sellers(engine: OfflineEngine) -> None:
                            "d.flow = 'import' GROUP BY 1 HAVING year(min(d.declaration_date)) "
                            "= 2024)")[0][0]
     assert column(answer, "sellers") == [expected]
+
+
+
+@pytest.mark.parametrize(("question", "sql"), [
+    ("# of EXW import decls in 2024",
+     f"SELECT count(DISTINCT d.declaration_id) {IMPORTS} AND d.incoterm = 'EXW' AND "
+     "year(d.declaration_date) = 2024"),
+    ("Ex-works import declarations lodged during 2024 - how many?",
+     f"SELECT count(DISTINCT d.declaration_id) {IMPORTS} AND d.incoterm = 'EXW' AND "
+     "year(d.declaration_date) = 2024"),
+    ("CPC 4000 import value, 2024",
+     f"SELECT round(sum(i.customs_value), 2) {IMPORTS} AND d.procedure_code = '4000' AND "
+     "year(d.declaration_date) = 2024"),
+    ("number of separate sellers on chapter 84 imports in 2024",
+     f"SELECT count(DISTINCT i.seller_id) {IMPORTS} AND i.hs_code LIKE '84%' AND "
+     "year(d.declaration_date) = 2024"),
+    ("yellow % of 2024 imports",
+     "SELECT round(100.0 * count(DISTINCT d.declaration_id) FILTER (WHERE d.control_channel = "
+     f"'yellow') / count(DISTINCT d.declaration_id), 2) {IMPORTS} AND "
+     "year(d.declaration_date) = 2024"),
+    ("2024 imports from China: related-party % of customs value",
+     "SELECT round(100.0 * sum(i.customs_value) FILTER (WHERE i.related_party) / "
+     f"sum(i.customs_value), 2) {IMPORTS} AND i.origin_country = 'CN' AND "
+     "year(d.declaration_date) = 2024"),
+])
+def test_officers_words_for_filters_and_measures(engine: OfflineEngine, question: str,
+                                                 sql: str) -> None:
+    answer = engine.answer(question)
+    assert answer.table is not None, answer.text
+    expected = ref(engine, sql)[0][0]
+    cells = [c for row in answer.table.rows[:1] for c in row]
+    assert expected in cells, (answer.intent, answer.understood, cells, expected)
+
+
+def test_delivery_terms_listed_as_examples_are_the_grouping(engine: OfflineEngine) -> None:
+    answer = engine.answer("How was 2024 import VAT split across the delivery terms (FOB, CIF, "
+                           "EXW and so on)?")
+    assert answer.plan is not None and answer.plan["dimensions"] == ["incoterm"], answer.text
+    assert not [f for f in answer.plan["filters"] if f["dimension"] == "incoterm"]
+    expected = ref(engine, f"SELECT count(DISTINCT d.incoterm) {IMPORTS} AND "
+                           "year(d.declaration_date) = 2024")[0][0]
+    assert answer.table is not None and len(answer.table.rows) == expected
+
+
+def test_reds_are_red_declarations(engine: OfflineEngine) -> None:
+    answer = engine.answer("reds, 2023 v 2024")
+    assert answer.intent == "plan:compare", (answer.intent, answer.text)
+    expected = ref(engine, "SELECT count(DISTINCT d.declaration_id) FILTER (WHERE "
+                           "year(d.declaration_date) = 2024) FROM declarations d WHERE "
+                           "d.flow = 'import' AND d.control_channel = 'red'")[0][0]
+    assert answer.table is not None and expected in answer.table.rows[0]
+
+
+def test_the_foot_of_the_table_is_the_bottom(engine: OfflineEngine) -> None:
+    answer = engine.answer("Give me the three offices at the foot of the table for import "
+                           "value in 2024.")
+    assert answer.plan is not None and answer.plan["shape"] == "bottom", answer.text
+    assert answer.plan["n"] == 3
+
+
+def test_a_day_range_that_ends_before_it_starts_is_refused(engine: OfflineEngine) -> None:
+    answer = engine.answer("duty take by office from 15 September 2024 through 2 March 2024")
+    assert "ends before it starts" in answer.text and not answer.sql

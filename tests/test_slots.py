@@ -285,10 +285,14 @@ def test_clean_question_removes_control_characters() -> None:
     ("value/kg on 8703", "value per kg on 8703"),
     ("# of entries at Balboa", "number of entries at Balboa"),
     ("audits by type - counts pls", "audits by type - counts"),
+    ("importers w/ VAT > 2,000,000 last qtr", "importers with VAT above 2,000,000 last quarter"),
+    ("traders w/o AEO, value >= 5m", "traders without AEO, value at least 5m"),
+    ("addl duty < 1,000", "additional duty below 1,000"),
     # words that only look like shorthand stay as typed
     ("Chapter 2 and the Dec figures", "Chapter 2 and the Dec figures"),
     ("imports from China, 2024", "imports from China, 2024"),
     ("the ch. is unclear", "the ch. is unclear"),
+    ("a -> b and x > y", "a -> b and x > y"),
 ])
 def test_clean_question_writes_out_officers_shorthand(typed: str, read: str) -> None:
     assert clean_question(typed) == read
