@@ -1,8 +1,9 @@
 """The compositional question sets are well formed and their references run: the development
 set benchmarks/questions_plan.yaml and the held-out sets questions_plan_holdout.yaml,
-questions_plan_holdout2.yaml and questions_plan_holdout5.yaml. Every shape covered, placeholders
-defined, every reference SQL accepted by the SQL guard and returning rows on the test demo, and
-the sets together hold at least 150 distinct questions. The assistant is never asked."""
+questions_plan_holdout2.yaml, questions_plan_holdout5.yaml and questions_plan_holdout6.yaml.
+Every shape covered, placeholders defined, every reference SQL accepted by the SQL guard and
+returning rows on the test demo, and the sets together hold at least 150 distinct questions.
+The assistant is never asked."""
 
 from __future__ import annotations
 
@@ -40,11 +41,12 @@ SETS = {
     "questions_plan_holdout.yaml": (40, 2),
     "questions_plan_holdout2.yaml": (100, 3),
     "questions_plan_holdout5.yaml": (60, 2),
+    "questions_plan_holdout6.yaml": (60, 2),
 }
 
 #: Sets other than the development set that carry a few impossible requests of their own
 #: (their exact number); the others hold none.
-BAD_IN_HELD_OUT = {"questions_plan_holdout5.yaml": 3}
+BAD_IN_HELD_OUT = {"questions_plan_holdout5.yaml": 3, "questions_plan_holdout6.yaml": 3}
 
 
 def load(name: str) -> dict[str, Any]:
