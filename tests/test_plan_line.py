@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,26 @@ from assistant.plan_llm import (
     parse_line,
 )
 from assistant.slots import clean_question
+from tamga.answer import Answer
 from tamga.plan import PlanError, QueryPlan
+
+
+def plan_from_line(offline: OfflineEngine, line: str, question: str) -> QueryPlan:
+    """The plan the local model's `line` makes for `question` (no model is called)."""
+    draft = parse_line(line)
+    assert draft is not None, line
+    return PlanFillEngine(ScriptedChat(), offline, line=True).to_plan(draft, question)
+
+
+class RecordingFallback:
+    """The engine after the plan filler (the SQL writer), recording what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def answer(self, question: str, conversation: Any = None) -> Answer:
+        self.asked.append(question)
+        return Answer(text="from the fallback", engine="local")
 
 
 class ScriptedChat:
@@ -200,17 +220,7 @@ def test_none_for_a_question_about_named_data_is_its_plain_figure(
     """A small model calls filter-heavy questions "not about the data"; the question names a
     period and filters and no rule word, so its plain figure is answered from a plan. A rule
     question it calls "none" still goes on."""
-    class Fallback:
-        def __init__(self) -> None:
-            self.asked: list[str] = []
-
-        def answer(self, question: str, conversation: Any = None) -> Any:
-            self.asked.append(question)
-            from tamga.answer import Answer
-
-            return Answer(text="from the fallback", engine="local")
-
-    fallback = Fallback()
+    fallback = RecordingFallback()
     engine = PlanFillEngine(ScriptedChat("none", "none"), offline, line=True, fallback=fallback)
     answer = engine.answer("value under procedure 4000 with incoterm CIF, 2024")
     assert answer.intent == "plan:total" and fallback.asked == []
@@ -225,17 +235,7 @@ def test_none_for_a_question_about_named_data_is_its_plain_figure(
 
 
 def test_a_line_that_does_not_parse_goes_to_the_fallback(offline: OfflineEngine) -> None:
-    class Fallback:
-        def __init__(self) -> None:
-            self.asked: list[str] = []
-
-        def answer(self, question: str, conversation: Any = None) -> Any:
-            self.asked.append(question)
-            from tamga.answer import Answer
-
-            return Answer(text="from the fallback", engine="local")
-
-    fallback = Fallback()
+    fallback = RecordingFallback()
     engine = PlanFillEngine(ScriptedChat("top"), offline, line=True, fallback=fallback)
     answer = engine.answer("top what?")
     assert fallback.asked == ["top what?"]
@@ -330,12 +330,7 @@ def test_a_shape_the_question_has_no_words_for_is_sent_back(offline: OfflineEngi
 
 def test_the_question_settles_groupings_rows_direction_and_threshold(
         offline: OfflineEngine) -> None:
-    engine = PlanFillEngine(ScriptedChat(), offline, line=True)
-
-    def plan_of(line: str, question: str) -> QueryPlan:
-        draft = parse_line(line)
-        assert draft is not None
-        return engine.to_plan(draft, question)
+    plan_of = partial(plan_from_line, offline)
 
     # a grouping the question does not name is dropped
     plan = plan_of("breakdown duty by office month", "duty collected per office, last qtr")
@@ -367,12 +362,7 @@ def test_the_question_settles_groupings_rows_direction_and_threshold(
 
 def test_the_question_restores_the_shape_and_groupings_it_states(
         offline: OfflineEngine) -> None:
-    engine = PlanFillEngine(ScriptedChat(), offline, line=True)
-
-    def plan_of(line: str, question: str) -> QueryPlan:
-        draft = parse_line(line)
-        assert draft is not None
-        return engine.to_plan(draft, question)
+    plan_of = partial(plan_from_line, offline)
 
     plan = plan_of("total duty", "duty collected per office, last qtr")
     assert (plan.shape, plan.dimensions) == ("breakdown", ["office"])
