@@ -1061,6 +1061,11 @@ class Planner:
                     filters = [f for f in filters if f.dimension != "trader"]
                     free = whole
                 if re.search(rf"\b{re.escape(folded)}\b", free if dim == "sector" else whole):
+                    hs = slots.hs
+                    if dim == "sector" and hs is not None and hs.via != "code" and hs.words and \
+                            re.search(rf"\b{re.escape(fold_plain(hs.words))}\b", folded):
+                        # "the Motor vehicles and parts sector" names the traders, not goods
+                        filters = [f for f in filters if not f.dimension.startswith("hs_")]
                     filters.append(Filter(dimension=dim, values=[value]))  # type: ignore[arg-type]
                     explained.update(folded.split())
                     explained.update({"based", "registered", "located", "region", "sector"})

@@ -364,3 +364,18 @@ def test_the_foot_of_the_table_is_the_bottom(engine: OfflineEngine) -> None:
 def test_a_day_range_that_ends_before_it_starts_is_refused(engine: OfflineEngine) -> None:
     answer = engine.answer("duty take by office from 15 September 2024 through 2 March 2024")
     assert "ends before it starts" in answer.text and not answer.sql
+
+
+def test_a_sector_named_with_goods_words_is_not_also_a_goods_filter(
+        engine: OfflineEngine) -> None:
+    """"the Motor vehicles and parts sector" names whose imports, not motor vehicles (HS 87)."""
+    answer = engine.answer("How much import duty did traders in the Motor vehicles and parts "
+                           "sector pay in 2024?")
+    assert answer.plan is not None, answer.text
+    assert [f["dimension"] for f in answer.plan["filters"]] == ["sector"]
+    expected = ref(engine, "SELECT round(sum(i.duty_amount), 2) FROM declarations d JOIN "
+                           "declaration_items i ON i.declaration_id = d.declaration_id JOIN "
+                           "traders t ON t.trader_id = d.trader_id WHERE d.flow = 'import' AND "
+                           "t.sector = 'Motor vehicles and parts' AND "
+                           "year(d.declaration_date) = 2024")[0][0]
+    assert column(answer, "duty") == [expected]
