@@ -360,8 +360,9 @@ class PlanFillEngine:
         ground = self.line  # a small local model; a hosted model's reading is kept
         if ground:
             draft = self._grounded(draft, cues, strict)
+        stated = self.offline.planner.measures_for(question)
         filters, related, flow = self.offline.planner.filters_for(
-            question, slots, [draft.measure, *self.offline.planner.measures_for(question)])
+            question, slots, [draft.measure, *stated])
         if "flow" in draft.by:
             flow = "both"  # "per channel and flow": imports and exports side by side
         period = self._period(draft.period)
@@ -405,7 +406,6 @@ class PlanFillEngine:
             low = cues.lowest
             shape = cast(Shape, {"top": "bottom", "argmax": "argmin"}.get(shape, shape) if low
                          else {"bottom": "top", "argmin": "argmax"}.get(shape, shape))
-        stated = self.offline.planner.measures_for(question)
         if shape in _MEASURED_SHAPES and stated and stated[0] != "customs_value" and \
                 measure not in stated:
             # the question names its measure in words ("VAT", "kg", "duty"): the rules read

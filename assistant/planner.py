@@ -207,6 +207,8 @@ _SUPERLATIVE = re.compile(
 _DIM_NAMED = tuple((re.compile(rf"\b(?:{p})\b"), d) for p, d in _DIM_WORDS)
 # Named by most questions as whose or what ("AEO traders", "sellers related to the importer",
 # "export declarations"): groupings only where the question asks for them.
+# Slots whose text is a name, not words about the figures (blanked before the rules read).
+_NAMED_SLOTS = ("trader", "office", "name", "declaration", "country")
 _ASKED_GROUPINGS = frozenset({"trader", "declaration", "seller"})
 _RATIO_SHARES = frozenset({"red_share", "yellow_share", "checked_share", "related_party_share"})
 _DIM_ONLY = tuple((re.compile(rf"^(?:{p})$"), d) for p, d in _DIM_WORDS)
@@ -515,11 +517,7 @@ class Planner:
             threshold, _, _ = self._threshold(thr, q, [], measures)
         groupings = self._dimensions(masked, set())
         # a month, quarter or year outside the periods ("weakest month", not "last quarter")
-        chars = list(question)
-        for start, end, kind in slots.spans:
-            if kind == "period":
-                chars[start:end] = " " * (min(end, len(chars)) - start)
-        unperiodic = _normalised("".join(chars))
+        unperiodic = _normalised(self._without_slot_text(question, slots, ("period",)))
         # traders, sellers and declarations: a grouping by them needs the question to ask for
         # one ("which importers", "top 5 traders", "per declaration", "largest declaration")
         dims = {d for pattern, d in _DIM_NAMED if d not in _ASKED_GROUPINGS and
@@ -792,12 +790,14 @@ class Planner:
 
     # -- pieces ---------------------------------------------------------------------------------
 
-    def _without_slot_text(self, question: str, slots: Slots) -> str:
-        """The question with the text of traders, offices and countries blanked (so a
-        company called 'Pacific Logistics' does not read as a transport word)."""
+    def _without_slot_text(self, question: str, slots: Slots,
+                           kinds: tuple[str, ...] = _NAMED_SLOTS) -> str:
+        """The question with the text of the slots of `kinds` blanked: by default traders,
+        offices and countries (so a company called 'Pacific Logistics' does not read as a
+        transport word)."""
         chars = list(question)
         for s, e, kind in slots.spans:
-            if kind in ("trader", "office", "name", "declaration", "country"):
+            if kind in kinds:
                 for k in range(s, min(e, len(chars))):
                     chars[k] = " "
         return " ".join("".join(chars).split())
