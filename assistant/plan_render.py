@@ -68,6 +68,10 @@ def filter_words(flt: Filter) -> str:
     }.get(flt.dimension, f"with {DIMENSION_WORDS[flt.dimension][0]}")
     if flt.dimension == "channel":
         return ("not " if negate else "") + f"in the {what} channel"
+    if flt.dimension == "aeo_status" and not negate and flt.labels and flt.values == ["none"]:
+        return "by traders without AEO status"
+    if flt.dimension == "aeo_status" and not negate and what == "any AEO status":
+        return "by traders with any AEO status"
     if flt.op == "prefix" and flt.dimension.startswith("hs_"):
         lead = "of HS"
     return ("not " if negate else "") + f"{lead} {what}"

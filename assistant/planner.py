@@ -46,13 +46,14 @@ _MEASURE_RULES: tuple[tuple[str, str], ...] = (
     (r"\b(?:average |mean )?unit values?\b|\bvalue (?:per|a|/) ?(?:kg|kilo(?:gram)?)\b|"
      r"\bprice (?:per|a|/) ?(?:kg|kilo(?:gram)?)\b|\bper[- ]kilo(?:gram)?\b|\bper kg\b|"
      r"\b(?:usd|\$) ?(?:per|/) ?kg\b", "value_per_kg"),
-    (r"\bper unit\b|\bunit prices?\b|\bvalue (?:per|a) (?:unit|piece|item)\b|"
+    (r"\bper unit\b|\bunit prices?\b|\bvalue (?:per|a) (?:unit|piece|item|pair)\b|\bper pair\b|"
      r"\bprice per (?:unit|piece|item)\b", "value_per_unit"),
     (r"\b(?:effective|average|mean|implied) (?:duty|tariff) rates?\b|\bduty rates?\b|"
      r"\bduty as a (?:share|percentage|percent|proportion)\b|\bduty burden\b|"
      r"\bdut(?:y|ies) (?:paid |collected )?(?:as (?:a )?(?:%|percent(?:age)?|share) of (?:the )?"
      r"(?:customs |declared |import )?value|relative to (?:the )?(?:customs )?value)\b|"
      r"\b(?:effective |average )?tariff (?:rates?|burden)\b|"
+     r"\bdut(?:y|ies)\s*(?:%|percent(?:age)?) of (?:the )?(?:customs |declared |import )?value\b|"
      r"(?:%|\bpercent(?:age)?\b|\bshare\b|\bproportion\b) of (?:the )?"
      r"(?:customs |declared |import )?value\b(?:\s+\w+){0,5}?\s+(?:as|in) (?:import )?"
      r"dut(?:y|ies)\b",
@@ -67,7 +68,7 @@ _MEASURE_RULES: tuple[tuple[str, str], ...] = (
      r"\bhow often\b.*\bred\b|\b(?:sent|went|routed|go(?:es)?) (?:to )?(?:the )?red\b"
      r"(?=.*(?:%|\bpercent|\bshare\b|\brate\b|\boften\b|\bproportion\b))|"
      r"\bred (?:lane|channel) (?:share|rate)\b|(?:%|\bpercent(?:age)?\b|\bshare\b|\bproportion\b)"
-     r"[^?!]{0,60}?\b(?:sent|went|routed|go(?:es)?|got) (?:to )?(?:the )?red\b|\bred\s*%",
+     r"[^?!]{0,100}?\b(?:sent|went|routed|go(?:es)?|got) (?:to )?(?:the )?red\b|\bred\s*%",
      "red_share"),
     (r"\byellow[- ]channel (?:share|rate|ratio|percentage|proportion)\b|"
      r"(?:\b(?:share|percentage|proportion|rate|fraction)\b|%) of (?:all |the )?(?:[\w']+ ){0,3}?"
@@ -112,7 +113,9 @@ _MEASURE_RULES: tuple[tuple[str, str], ...] = (
      r"active |separate |aeo |aeo[- ]certified |certified |new |registered )*"
      r"(?:traders|importers|exporters|companies|firms|businesses)\b|"
      r"\b(?:distinct|unique|different) (?:traders|importers|exporters|companies)\b|"
-     r"\b(?:traders|importers|companies) count\b", "traders"),
+     r"\b(?:traders|importers|companies) count\b|"
+     r"\b(?:traders|importers|exporters|companies)\b[^?!]{0,40}?\bhow many"
+     r"(?: (?:distinct|unique|different|separate))?\s*(?:[?.!]|$)", "traders"),
     (r"\b(?:how many|number of|count of) (?:different |distinct |unique |separate |individual )?"
      r"(?:sellers|suppliers|vendors|foreign sellers)\b|"
      r"\b(?:distinct|unique|different|separate) (?:sellers|suppliers|vendors)\b",
@@ -192,8 +195,8 @@ _COUNT_N = re.compile(
     r"currencies|procedures|channels|quarters|years|buyers|terms)\b|"
     rf"(?<!\d),\s*(?P<tail>{_NUM_WORD})\s*[?.!]?\s*$|\bwhich\s+(?P<which>{_NUM_WORD})\b(?!\s*%)|\((?:top\s+)?(?P<par>{_NUM_WORD})\)")
 # A dimension named at the start: "offices with the largest increase", "importers whose ..."
-_LEAD_DIM = re.compile(rf"^[\s.,:;'-]*(?:the\s+)?({_DIM_ALTERNATION})\s+(?:with|whose|that|"
-                       r"which|where|having)\b")
+_LEAD_DIM = re.compile(rf"^[\s.,:;'-]*(?:the\s+)?({_DIM_ALTERNATION})(?:\s+(?:with|whose|that|"
+                       r"which|where|having)\b|\s*:\s|\s+[-–]\s)")
 # A single member asked for with a superlative: "in which month ... highest", "the sector with
 # the lowest import value", "office with the fewest declarations", "least busy office".
 _ONE_SUPERLATIVE = re.compile(
@@ -233,6 +236,9 @@ _WHICH_PEAK = re.compile(
     rf"(?:had|saw|was|were|has|have|did|recorded|showed|brought|got|handled|paid|received)\s+"
     rf"(?:the\s+)?(?P<word>most|highest|largest|biggest|lowest|least|fewest|smallest|"
     rf"strongest|weakest|top)\b")
+# "Of all our offices, which one ...": the grouping, named before the question
+_OF_ALL = re.compile(rf"\bof (?:all )?(?:our |the |these )?({_DIM_ALTERNATION}),?\s+which"
+                     r"(?:\s+one|\s+of them)?\b")
 _AND_DIM = re.compile(rf"\b(?:by|per)\s+(?:the\s+)?(?:{_DIM_ALTERNATION})\s+and\s+(?:by\s+)?"
                       rf"(?:the\s+)?({_DIM_ALTERNATION})\b")
 # A cross-tabulation of two dimensions: "mode of transport x control channel", "office × sector"
@@ -292,7 +298,8 @@ _PEERS = re.compile(
     r"\bthe rest of (?:the )?(?:importers|traders|market|companies)\b|\bvs\.? the rest\b|"
     r"\bthan (?:the )?others\b|\bother traders\b")
 _NOT_IN = re.compile(
-    r"\bbut not\b|\bbut (?:did not|didn'?t|never|no)\b|\bnot (?:again )?in\b|\bstopped\b(?! for)|"
+    r"\bbut not\b|\b(?:but|and) (?:then )?(?:did not|didn'?t|never|no)\b|\bdropped off\b|"
+    r"\bfell away\b|\bnot (?:again )?in\b|\bstopped\b(?! for)|"
     r"\bno longer\b|\bdropped out\b|\bdisappeared\b|\blost\b|\bceased\b|\bquit\b|"
     r"\bnothing (?:\w+ ){0,3}?in\b|\bwithout any\b|\bwent quiet\b|\binactive in\b|\bsilent in\b|"
     r"\bgone in\b|\bnone in\b|\bnone the following\b|\bdid not \w+ (?:\w+ ){0,3}in\b|"
@@ -304,7 +311,8 @@ _NEW = re.compile(
     r"customers|declarants)\b|\bfirst[- ]time\b|\bvery first\b|"
     r"\bfirst (?:(?:chapter|heading|subheading|hs) \d+ )(?:import|declaration|shipment|entry)\b|"
     r"\bfirst (?:declaration|import|export|appearance|"
-    r"ever)\b|\bstarted (?:importing|trading|declaring|exporting)\b|\bnewcomers?\b|"
+    r"ever)\b|\bfirst[- ]ever\b|\bstarted (?:importing|trading|declaring|exporting)\b|"
+    r"\bnewcomers?\b|"
     r"\bnew entrants?\b|\bnever (?:imported|traded|declared) before\b|\bappeared for the first\b|"
     r"\bfirst seen\b|\bfor the first time\b|\b(?:importers|traders|exporters|companies|sellers|"
     r"suppliers|origins|countries|offices) (?:that (?:are|were) )?new (?:to|in)\b")
@@ -339,7 +347,8 @@ _AEO_SPLIT = re.compile(r"\b(?:aeo|certified|authori[sz]ed economic operators?|t
                         r"\b.*\b(?:non[- ]?aeo|non[- ]certified|uncertified|without|other|others|"
                         r"rest|not)\b|\bby aeo\b(?![- ](?:certified|holders?|compan|traders?|"
                         r"importers?|operators?|firms?))|"
-                        r"\baeo status\b|\baeo\s*/\s*(?:not|non)\b|"
+                        r"(?<!holding )(?<!holds )(?<!with )(?<!having )\baeo status\b|"
+                        r"\baeo\s*/\s*(?:not|non)\b|"
                         r"\baeo certificate types?\b|\bper aeo\b")
 # Two groups only (AEO or not), unless the question asks for the status or certificate type.
 _AEO_BY_STATUS = re.compile(r"\baeo status(?:es)?\b|\bcertificate types?\b|\bper aeo\b|"
@@ -408,6 +417,7 @@ separately collection collected certified operators ones checked inspection insp
 check often slice big terms digit present gone lost none nothing following kind type
 outcomes record weakest strongest busy least fewest please add adds up them its their
 originating workload declaring cheaper dearer expensive everyone else rest peers competitors
+yielded yield yields yielding processed process processes processing holding hold holds
 others cost costs one two three four five six seven eight nine ten twelve fifteen twenty
 """
 _GENERIC = frozenset(_GENERIC_TEXT.split())
@@ -483,6 +493,11 @@ class Planner:
         """The measures a question names in words ("duty", "VAT", "kg", "declarations"), most
         specific first; ["customs_value"] when it names none."""
         return self._measures(_normalised(question), set())
+
+    def impossible(self, question: str) -> str | None:
+        """A clear sentence when the question asks for a date, position, count or share that
+        cannot exist ("month 14", "Q5", "a share above 140%"), else None."""
+        return _impossible_request(_normalised(question), self.context.facts.first_date)
 
     def cues(self, question: str, slots: Slots) -> Cues:
         """The shapes, groupings, rows, direction and threshold the question's words support
@@ -861,7 +876,7 @@ class Planner:
 
     def _dimensions(self, q: str, explained: set[str]) -> list[str]:
         dims: list[str] = []
-        for pattern in (_LEAD_DIM, _BY, _WHICH, _AND_DIM, _DIM_SPLIT):
+        for pattern in (_LEAD_DIM, _BY, _WHICH, _AND_DIM, _DIM_SPLIT, _OF_ALL):
             for m in pattern.finditer(q):
                 dim = self._dim_of(m.group(1))
                 if dim is not None and dim not in dims:
@@ -881,13 +896,17 @@ class Planner:
                     if re.match(r"\s*\d", q[m.end(1):]):
                         continue  # "heading 8703" is a filter
                     if dim == "trader" and re.match(
-                            r"\s+(?:based|registered|located|headquartered|from the|in the)\b"
+                            r"\s+(?:based|registered|located|headquartered|from the|in the|holding|"
+                            r"having|who hold|that hold)\b"
                             if pattern is not _BY else
-                            r"\s+(?:based|registered|located|headquartered|from the)\b",
+                            r"\s+(?:based|registered|located|headquartered|from the|holding|having|"
+                            r"who hold|that hold)\b",
                             q[m.end(1):]):
                         continue  # "traders based in Panamá": whose imports, not by whom
                     owned = re.match(rf"'s?\s+({_DIM_ALTERNATION})\b", q[m.end(1):])
-                    if owned is not None and self._dim_of(owned.group(1)) not in (None, dim):
+                    if owned is not None and self._dim_of(owned.group(1)) == "trader":
+                        explained.update(_WORD.findall(owned.group(0)))  # "regions' traders"
+                    elif owned is not None and self._dim_of(owned.group(1)) not in (None, dim):
                         dim = self._dim_of(owned.group(1)) or dim  # "by the importers' sector"
                         if dim in dims:
                             continue
@@ -962,6 +981,9 @@ class Planner:
         fixed = {f.dimension for f in filters or [] if f.op == "eq" and len(f.values) == 1}
         if re.match(r"\s*(?:who|whom)\b", q):
             return "trader"
+        if re.search(r"\bdispatch countr|\bcountr(?:y|ies) of dispatch\b|\bshipping countr", q) \
+                and "dispatch_country" not in fixed:
+            return "dispatch_country"
         for word, dim in (("seller", "seller"), ("supplier", "seller"), ("origin", "origin"),
                           ("countr", "origin"), ("office", "office"),
                           ("subheading", "hs_subheading"), ("chapter", "hs_chapter"),
@@ -1031,6 +1053,13 @@ class Planner:
             if code in values.get("procedure", []):
                 filters.append(Filter(dimension="procedure", values=[code]))
                 explained.update({code, "procedure", "code", "entered", "declared", "cpc"})
+        preference = re.search(r"\b(?:preference|preferential) (?:code|regime|treatment )?\s*"
+                               r"([a-z0-9]{2,6})\b", q)
+        if preference is not None and preference.group(1).upper() in values.get("preference", []):
+            filters.append(Filter(dimension="preference",
+                                  values=[preference.group(1).upper()]))
+            explained.update({preference.group(1), "preference", "preferential", "code",
+                              "regime", "treatment", "under"})
         currency = _CURRENCY.search(q)
         if currency is None and values.get("currency"):
             codes = "|".join(re.escape(c.lower()) for c in values["currency"] if c)
@@ -1087,7 +1116,7 @@ class Planner:
                     filters.append(Filter(dimension="aeo_status", values=certified,
                                           labels=["any AEO status"]))
                     explained.update({"aeo", "authorised", "authorized", "economic",
-                                      "operator", "operators", "trusted"})
+                                      "operator", "operators", "trusted", "status"})
         return filters, dims
 
     def values(self) -> dict[str, list[str]]:
@@ -1284,9 +1313,15 @@ _MONTH_RE = "|".join(_MONTH_NAMES)
 def _impossible_request(q: str, first: date) -> str | None:
     """A clear sentence for a date, position or count that cannot exist (13th month, Q5,
     30 February, week 60, a range that ends before it starts, 1850, 'last 0 months')."""
-    m = re.search(r"\b(\d+)(?:st|nd|rd|th) month\b", q)
-    if m and not 1 <= int(m.group(1)) <= 12:
+    m = re.search(r"\b(\d+)(?:st|nd|rd|th) month\b|\bmonth (?:number |no\.? )?(\d+)\b", q)
+    if m and not 1 <= int(m.group(1) or m.group(2)) <= 12:
         return f"There is no {m.group(0)}: months run from 1 to 12."
+    m = re.search(r"\b(?:share|proportion|fraction)\b[^?!]{0,40}?\b(?:above|over|more than|"
+                  r"greater than|exceeding|at least|higher than)\s+(\d+(?:\.\d+)?)\s*"
+                  r"(?:%|percent|per ?cent)", q)
+    if m and float(m.group(1)) > 100:
+        return (f"A share cannot be more than 100%, so nothing has a share above "
+                f"{m.group(1)}%. Did you mean a lower figure?")
     m = re.search(r"\bq([05-9])\b", q)
     if m:
         return f"There is no Q{m.group(1)}: quarters run from Q1 to Q4."

@@ -156,6 +156,7 @@ _SHORTHAND: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\b(?:decls|decs)\b", "declarations"), (r"\bdecl\b", "declaration"),
         (r"\bavg\b", "average"), (r"\bqty\b", "quantity"),
         (r"(?<![\w#])#\s*of\b|\bno\.\s*of\b", "number of"),
+        (r"(?<![\w#])#\s*(?=[a-z])", "number of "),
         (r"\bch(?:ap)?\.?\s*(?=\d{1,2}\b)", "chapter "),
         (r"(?<=\d)\s+v\.?\s+(?=(?:q[1-4]\s+)?(?:19|20)\d\d\b)", " vs "),
         (r"(?<=[a-z])\s*/\s*(?=(?:kg|kilo|unit|item|tonne|ton)s?\b)", " per "),
@@ -164,6 +165,13 @@ _SHORTHAND: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"(?<![\w<>=])>=\s*(?=[$\d])", "at least "), (r"(?<![\w<>=])<=\s*(?=[$\d])", "at most "),
         (r"(?<![\w<>=-])>\s*(?=[$\d])", "above "), (r"(?<![\w<>=-])<\s*(?=[$\d])", "below "),
         (r"\bapprox\.?(?=\s)", "about"),
+        (r"\bctrys\b|\bctries\b", "countries"), (r"\bctry\b", "country"),
+        (r"\bccys\b", "currencies"), (r"\bccy\b", "currency"),
+        (r"\bproc\.?(?=\s+\d{4}\b)", "procedure"), (r"\bpref\.?(?=\s+\d{2,4}\b)", "preference"),
+        (r"(?<=[a-z])\s*/\s*(?=(?:pair|piece)s?\b)", " per "),
+        # "last quarter v the quarter before", "AEO v non-AEO" (not "Section V", "Part V")
+        (r"(?<!\bsection)(?<!\bpart)(?<!\bannex)(?<!\bchapter)(?<!\btitle)(?<!\barticle)"
+         r"(?<=[\w)])\s+v\.?\s+(?=[\w(])", " vs "),
     ))
 
 
@@ -828,8 +836,9 @@ class SlotExtractor:
                 s, e = text.orig_span(m.start(), m.end())
                 if level != -1 and re.search(r"[,;:]", text.original[s:e]):
                     continue  # "by heading, 2025": a list, not a code after its cue
-                if level == 0 and re.search(r"\bprocedure\s*$", text.original[:s].lower()):
-                    continue  # "procedure code 7100" is a customs procedure
+                if level == 0 and re.search(r"\b(?:procedure|preference|preferential|cpc)\s*$",
+                                            text.original[:s].lower()):
+                    continue  # "procedure code 7100", "preference code 300" are not goods
                 ref = self._hs_ref(digits, "code")
                 if ref is None:
                     if level >= 0:

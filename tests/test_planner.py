@@ -379,3 +379,117 @@ def test_a_sector_named_with_goods_words_is_not_also_a_goods_filter(
                            "t.sector = 'Motor vehicles and parts' AND "
                            "year(d.declaration_date) = 2024")[0][0]
     assert column(answer, "duty") == [expected]
+
+
+# -- officers' words read in session 11 (the seventh set's misses, rephrased) --------------------
+
+def test_a_preference_code_is_a_filter_not_an_hs_code(engine: OfflineEngine) -> None:
+    answer = engine.answer("How much customs value came from Mexico under preference code 300 "
+                           "in 2024?")
+    assert answer.plan is not None, answer.text
+    assert {f["dimension"]: f["values"] for f in answer.plan["filters"]} == {
+        "origin": ["MX"], "preference": ["300"]}
+    expected = ref(engine, f"SELECT round(sum(i.customs_value), 2) {IMPORTS} AND "
+                           "i.origin_country = 'MX' AND i.preference_code = '300' AND "
+                           "year(d.declaration_date) = 2024")[0][0]
+    assert column(answer, "customs_value") == [expected]
+
+
+def test_a_grouping_named_before_a_colon(engine: OfflineEngine) -> None:
+    answer = engine.answer("dispatch ctry: biggest drop in # of decls, 2024 v 2023 (4)")
+    assert answer.plan is not None, answer.text
+    assert answer.plan["shape"] == "change_ranking" and answer.plan["n"] == 4
+    assert answer.plan["dimensions"] == ["dispatch_country"]
+    assert answer.plan["measures"] == ["declarations"]
+
+
+def test_listed_values_of_the_grouping_are_examples(engine: OfflineEngine) -> None:
+    answer = engine.answer("2024 import value split by invoicing ccy (USD, EUR, CNY...)")
+    assert answer.plan is not None and answer.plan["dimensions"] == ["currency"], answer.text
+    assert not [f for f in answer.plan["filters"] if f["dimension"] == "currency"]
+    expected = ref(engine, f"SELECT count(DISTINCT d.currency) {IMPORTS} AND "
+                           "year(d.declaration_date) = 2024")[0][0]
+    assert answer.table is not None and len(answer.table.rows) == expected
+
+
+def test_of_all_offices_which_one_is_a_single_office(engine: OfflineEngine) -> None:
+    answer = engine.answer("Of all our offices, which one processed the smallest number of "
+                           "export declarations in 2024?")
+    assert answer.plan is not None, (answer.intent, answer.text)
+    assert answer.plan["dimensions"] == ["office"] and answer.plan["n"] == 1
+    expected = ref(engine, "SELECT customs_office FROM declarations WHERE flow = 'export' AND "
+                           "year(declaration_date) = 2024 GROUP BY 1 ORDER BY count(*), 1 "
+                           "LIMIT 1")[0][0]
+    assert column(answer, "office") == [expected]
+
+
+def test_a_red_share_of_a_procedures_declarations(engine: OfflineEngine) -> None:
+    answer = engine.answer("What share of the import declarations lodged under procedure 4000 "
+                           "in 2024 were sent to the red channel?")
+    assert answer.plan is not None and answer.plan["measures"] == ["red_share"], answer.text
+    expected = ref(engine, "SELECT round(100.0 * count(*) FILTER (WHERE control_channel = "
+                           "'red') / count(*), 1) FROM declarations WHERE flow = 'import' AND "
+                           "procedure_code = '4000' AND year(declaration_date) = 2024")[0][0]
+    assert answer.table is not None, answer.text
+    assert expected in answer.table.rows[0], answer.text
+
+
+def test_how_many_distinct_after_the_traders(engine: OfflineEngine) -> None:
+    answer = engine.answer("DDP importers in 2024 - how many distinct?")
+    expected = ref(engine, f"SELECT count(DISTINCT d.trader_id) {IMPORTS} AND "
+                           "d.incoterm = 'DDP' AND year(d.declaration_date) = 2024")[0][0]
+    assert answer.table is not None and answer.table.rows[0][0] == expected, answer.text
+
+
+def test_dispatch_countries_that_dropped_off(engine: OfflineEngine) -> None:
+    answer = engine.answer("dispatch countries of 2023 imports that dropped off in 2024")
+    assert answer.plan is not None and answer.plan["shape"] == "set_difference", answer.text
+    assert answer.plan["dimensions"] == ["dispatch_country"]
+    expected = ref(engine, f"SELECT d.dispatch_country {IMPORTS} GROUP BY 1 HAVING "
+                           "count(*) FILTER (WHERE year(d.declaration_date) = 2023) > 0 AND "
+                           "count(*) FILTER (WHERE year(d.declaration_date) = 2024) = 0")
+    assert sorted(column(answer, "dispatch_country")) == sorted(r[0] for r in expected)
+
+
+def test_first_ever_import_is_first_seen(engine: OfflineEngine) -> None:
+    answer = engine.answer("How many traders made their first-ever import in 2024?")
+    assert answer.plan is not None and answer.plan["shape"] == "first_seen", answer.text
+    expected = ref(engine, "SELECT count(*) FROM (SELECT trader_id FROM declarations WHERE "
+                           "flow = 'import' GROUP BY 1 HAVING "
+                           "year(min(declaration_date)) = 2024)")[0][0]
+    assert answer.table is not None and answer.table.rows[0][0] == expected
+
+
+@pytest.mark.parametrize(("question", "measure"), [
+    ("HS 640399 value/pair by origin, 2024", "value_per_unit"),
+    ("duty % of value by sector, 2024", "effective_duty_rate"),
+])
+def test_measures_in_officers_shorthand(engine: OfflineEngine, question: str,
+                                        measure: str) -> None:
+    answer = engine.answer(question)
+    assert answer.plan is not None and answer.plan["measures"] == [measure], answer.text
+
+
+def test_regions_traders_are_grouped_by_region(engine: OfflineEngine) -> None:
+    answer = engine.answer("Which three regions' traders yielded the most in recoveries from "
+                           "audits opened in 2024?")
+    assert answer.plan is not None and answer.plan["dimensions"] == ["region"], answer.text
+    assert answer.plan["n"] == 3
+
+
+def test_exporters_holding_aeo_status_are_the_part(engine: OfflineEngine) -> None:
+    answer = engine.answer("Of the exports declared in 2024, what percentage of the value was "
+                           "lodged by exporters holding AEO status?")
+    assert answer.plan is not None and answer.plan["shape"] == "share", answer.text
+    assert answer.plan["share_of"]["dimension"] == "aeo_status" and not answer.plan["dimensions"]
+    assert answer.understood is not None and "with any AEO status" in answer.understood
+
+
+@pytest.mark.parametrize(("question", "words"), [
+    ("red decls at Balboa Seaport in month 14 of 2024", "no month 14"),
+    ("origins w/ a related-party share above 140% in 2024", "cannot be more than 100%"),
+])
+def test_more_impossible_requests_are_refused(engine: OfflineEngine, question: str,
+                                              words: str) -> None:
+    answer = engine.answer(question)
+    assert not answer.sql and words in answer.text, answer.text

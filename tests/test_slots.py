@@ -288,11 +288,22 @@ def test_clean_question_removes_control_characters() -> None:
     ("importers w/ VAT > 2,000,000 last qtr", "importers with VAT above 2,000,000 last quarter"),
     ("traders w/o AEO, value >= 5m", "traders without AEO, value at least 5m"),
     ("addl duty < 1,000", "additional duty below 1,000"),
+    ("value per dispatch ctry", "value per dispatch country"),
+    ("split by invoicing ccy", "split by invoicing currency"),
+    ("proc 7100 share", "procedure 7100 share"),
+    ("pref 300 imports", "preference 300 imports"),
+    ("HS 640399 value/pair", "HS 640399 value per pair"),
+    ("duty last qtr v the qtr before", "duty last quarter vs the quarter before"),
+    ("# new importers in 2024", "number of new importers in 2024"),
+    ("AEO v non-AEO", "AEO vs non-AEO"),
     # words that only look like shorthand stay as typed
     ("Chapter 2 and the Dec figures", "Chapter 2 and the Dec figures"),
     ("imports from China, 2024", "imports from China, 2024"),
     ("the ch. is unclear", "the ch. is unclear"),
     ("a -> b and x > y", "a -> b and x > y"),
+    ("goods of Section V", "goods of Section V"),
+    ("Part V v Section XV", "Part V vs Section XV"),
+    ("the proc was slow", "the proc was slow"),
 ])
 def test_clean_question_writes_out_officers_shorthand(typed: str, read: str) -> None:
     assert clean_question(typed) == read
