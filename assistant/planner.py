@@ -962,6 +962,13 @@ class Planner:
                               "operators", "ones", "firms"})
         if "currency" in dims:  # "invoiced in each currency": the invoice's currency
             explained.update({"invoiced", "invoice", "invoices", "invoicing"})
+        values = self.values()
+        for listed in re.findall(r"\(([^()]*)\)", q):  # "by currency (USD, EUR, CNY...)"
+            words = set(_WORD.findall(listed))
+            for dim in dims:
+                known = words & {str(v).lower() for v in values.get(dim, [])}
+                if len(known) >= 2:
+                    explained.update(known | {"etc", "and", "so", "on", "e", "g", "eg"})
         if re.search(r"\bimports? (?:and|vs\.?|versus) exports?\b", q) and "flow" not in dims and \
                 re.search(r"\b(?:split|compare|vs|versus|each|by)\b", q):
             dims.append("flow")
