@@ -1057,9 +1057,12 @@ def build_engine(
                                  timeout_s=settings.llm_timeout_s, examples=examples,
                                  hints=hints)
         from assistant.plan_examples import default_bank
+        from assistant.restate import Restater
 
         planner = local_llama(settings.resolved_home(), progress=progress, role="plan")
+        restater = local_llama(settings.resolved_home(), progress=progress, role="restate")
         return PlanFillEngine(planner.chat_schema, offline, name="local",
                               timeout_s=settings.llm_timeout_s, fallback=direct, line=True,
-                              bank=default_bank())
+                              bank=default_bank(),
+                              restater=Restater(restater.chat_schema, offline))
     raise ValueError(f"unknown engine {which!r}")

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from assistant.plan_examples import ExampleBank
 from assistant.planner import Cues, spanning
+from assistant.restate import Restater
 from assistant.slots import clean_question
 from tamga.answer import Answer
 from tamga.errors import LLMUnavailable, TamgaError
@@ -201,7 +202,8 @@ class PlanFillEngine:
     def __init__(self, chat: JsonChat, offline: OfflineEngine, *, name: str = "local",
                  timeout_s: float = 60.0, fallback: Any = None, max_tokens: int | None = None,
                  destination: Destination | None = None, line: bool = False,
-                 bank: ExampleBank | None = None, nearest: int = 6) -> None:
+                 bank: ExampleBank | None = None, nearest: int = 6,
+                 restater: Restater | None = None) -> None:
         """`chat` returns the model's reply; `offline` is the user's offline engine (its
         data context, slot extraction and plan runner); `fallback` is the engine for
         questions a plan cannot express (the raw-SQL strategy), or None. For a remote
@@ -209,7 +211,10 @@ class PlanFillEngine:
         recorded (tools/egress.py). With `line`, the model writes the draft as one line
         under a GBNF grammar (`chat` gets the grammar text instead of a JSON schema); the
         `nearest` examples of `bank` most like the question come before it. `max_tokens`
-        bounds the reply (default: 24 for a line, 200 for JSON)."""
+        bounds the reply (default: 24 for a line, 200 for JSON). With a `restater`, the
+        model first restates the question in plain words; when the restatement keeps what
+        the question names and the offline rules read it with confidence, that reading
+        answers (assistant/restate.py)."""
         self.chat = chat
         self.offline = offline
         self.name = name
@@ -221,6 +226,7 @@ class PlanFillEngine:
         self.bank = bank
         self.nearest = nearest
         self.corrections = 1 if line else 0
+        self.restater = restater
         self._prefix: list[ChatMessage] | None = None
 
     # -- the prompt -----------------------------------------------------------------------------
@@ -292,6 +298,8 @@ class PlanFillEngine:
         only for its own tokens."""
         self.chat([*self.prefix(), {"role": "user", "content": "total value"}], 1,
                   threading.Event(), self.constraint())
+        if self.restater is not None:
+            self.restater.warm()
 
     # -- answering ------------------------------------------------------------------------------
 
@@ -542,6 +550,35 @@ class PlanFillEngine:
         p = found[0]
         return PeriodSpec(start=p.start, end=p.end, name=p.name)
 
+    def _restated_answer(self, question: str, cancelled: threading.Event, started: float,
+                         record: dict[str, str]) -> Answer | None:
+        """The offline rules' answer to the model's plain restatement of `question`, or None
+        (recorded in `record` with why) when the restatement changes what the question names
+        or the rules do not read it with confidence."""
+        from assistant.llm import run_with_deadline
+
+        assert self.restater is not None
+        restater = self.restater
+        restated = run_with_deadline(lambda: restater.restate(question, cancelled),
+                                     self.timeout_s, cancelled)
+        if not restated:
+            return None
+        record["restated"] = restated
+        why = restater.differs(question, restated)
+        plan = self.offline.plan(restated) if why is None else None
+        if plan is not None and not (plan.confident and plan.kind in ("query", "intent")):
+            why = "the offline rules do not read it either"
+        if plan is None or why is not None:
+            record["restatement_dropped"] = why or ""
+            return None
+        answer = self.offline.execute(plan)
+        answer.engine = self.name
+        answer.slots = {"restated": restated}
+        answer.understood = f'The model restated your question as "{restated}". ' + (
+            answer.understood or "")
+        answer.timings.update({"llm_ms": round((time.perf_counter() - started) * 1000, 1)})
+        return answer
+
     def _plan_of(self, draft: PlanDraft | None, question: str, strict: bool = False
                  ) -> tuple[QueryPlan | None, str | None]:
         """The draft's plan, or None and why not (None, None: the question does not fit)."""
@@ -564,6 +601,11 @@ class PlanFillEngine:
         remote = self.destination is not None and self.destination.remote
         session = session_for(conversation) if remote else None
         mark = session.log.mark() if session is not None else 0
+        restated: dict[str, str] = {}
+        if self.restater is not None and session is None:
+            answer = self._restated_answer(question, cancelled, started, restated)
+            if answer is not None:
+                return answer
         draft = run_with_deadline(lambda: self.draft(question, cancelled, session),
                                   self.timeout_s, cancelled)
         if self.line and draft is not None and not draft.fits:
@@ -587,7 +629,7 @@ class PlanFillEngine:
             answer = self.offline.run_query(plan)
             answer.engine = self.name
             answer.timings.update({"llm_ms": round(llm_ms, 1)})
-            answer.slots = {"draft": draft.model_dump(exclude_defaults=True)}
+            answer.slots = {"draft": draft.model_dump(exclude_defaults=True), **restated}
             if self.line:
                 answer.slots["line"] = draft_line(draft)
             answer.egress = egress
