@@ -267,11 +267,13 @@ class PlanFillEngine:
             return draft_line(PlanDraft.model_validate(draft))
         return json.dumps(draft, separators=(",", ":"))
 
-    def messages(self, question: str) -> list[ChatMessage]:
-        """The fixed prefix, the bank's examples nearest the question, then the question."""
+    def messages(self, question: str, nearest: int | None = None) -> list[ChatMessage]:
+        """The fixed prefix, the bank's examples nearest the question (`nearest` of them,
+        default the engine's), then the question."""
         near: list[ChatMessage] = []
-        if self.bank is not None and self.nearest:
-            for example in self.bank.nearest(question, self.nearest):
+        count = self.nearest if nearest is None else nearest
+        if self.bank is not None and count:
+            for example in self.bank.nearest(question, count):
                 reply = example.line
                 if not self.line:
                     parsed = parse_line(example.line)
@@ -305,14 +307,16 @@ class PlanFillEngine:
 
     def draft(self, question: str, cancelled: threading.Event | None = None,
               session: EgressSession | None = None,
-              correction: tuple[PlanDraft, str] | None = None) -> PlanDraft | None:
+              correction: tuple[PlanDraft, str] | None = None,
+              nearest: int | None = None) -> PlanDraft | None:
         """The model's draft for `question`, or None when the reply is not a usable draft;
         LLMUnavailable when the model cannot be reached or fails.
 
         With an egress `session` (remote model), the prompt goes out masked and recorded, and
         the pseudonyms in the draft are mapped back. With a `correction` (an earlier draft and
-        why it does not hold), the model sees both and writes another."""
-        messages = self.messages(question)
+        why it does not hold), the model sees both and writes another. `nearest` overrides
+        how many of the bank's examples come before the question."""
+        messages = self.messages(question, nearest)
         if correction is not None:
             earlier, why = correction
             messages += [
@@ -567,15 +571,14 @@ class PlanFillEngine:
         why = restater.differs(question, restated)
         plan = self.offline.plan(restated) if why is None else None
         if plan is not None and not (plan.confident and plan.kind in ("query", "intent")):
-            why = "the offline rules do not read it either"
+            why = _RULES_DECLINE
         if plan is None or why is not None:
             record["restatement_dropped"] = why or ""
             return None
         answer = self.offline.execute(plan)
         answer.engine = self.name
         answer.slots = {"restated": restated}
-        answer.understood = f'The model restated your question as "{restated}". ' + (
-            answer.understood or "")
+        answer.understood = _restated_words(restated) + (answer.understood or "")
         answer.timings.update({"llm_ms": round((time.perf_counter() - started) * 1000, 1)})
         return answer
 
@@ -602,16 +605,22 @@ class PlanFillEngine:
         session = session_for(conversation) if remote else None
         mark = session.log.mark() if session is not None else 0
         restated: dict[str, str] = {}
+        nearest, corrections = self.nearest, self.corrections
         if self.restater is not None and session is None:
             answer = self._restated_answer(question, cancelled, started, restated)
             if answer is not None:
                 return answer
-        draft = run_with_deadline(lambda: self.draft(question, cancelled, session),
-                                  self.timeout_s, cancelled)
+            if restated.get("restatement_dropped") == _RULES_DECLINE:
+                question = restated["restated"]  # faithful and plainer: the draft reads it
+            # the restatement took about two seconds: a shorter draft prompt, no second draft
+            nearest, corrections = min(nearest, NEAREST_AFTER_RESTATEMENT), 0
+        draft = run_with_deadline(
+            lambda: self.draft(question, cancelled, session, nearest=nearest),
+            self.timeout_s, cancelled)
         if self.line and draft is not None and not draft.fits:
             draft = self._plain_reading(question) or draft
         plan, problem = self._plan_of(draft, question, strict=bool(self.corrections))
-        if draft is not None and draft.fits and plan is None and self.corrections:
+        if draft is not None and draft.fits and plan is None and corrections:
             # the model reads why its plan does not hold and writes another (a line costs
             # about a second; the SQL writer that comes next costs twenty)
             first, why = draft, problem or ""
@@ -632,6 +641,8 @@ class PlanFillEngine:
             answer.slots = {"draft": draft.model_dump(exclude_defaults=True), **restated}
             if self.line:
                 answer.slots["line"] = draft_line(draft)
+            if restated.get("restated") == question:
+                answer.understood = _restated_words(question) + (answer.understood or "")
             answer.egress = egress
             return answer
         if self.fallback is not None:
@@ -646,6 +657,16 @@ class PlanFillEngine:
             return answer
         raise LLMUnavailable(problem or "The language model found no plan for this question.")
 
+
+def _restated_words(restated: str) -> str:
+    """The sentence that tells the officer which words were read."""
+    return f'The model restated your question as "{restated}". '
+
+
+#: Why a faithful restatement was not used: the offline rules do not read it with confidence.
+_RULES_DECLINE = "the offline rules do not read it either"
+#: Bank examples before a draft that follows a restatement (each costs ~0.4 s of prompt here).
+NEAREST_AFTER_RESTATEMENT = 3
 
 #: What each shape asks for, in the words of a correction ("no words asking for a share").
 _SHAPE_WORDS = {

@@ -76,6 +76,7 @@ def test_local_model_fills_a_plan_under_its_grammar(demo_db: Path, model_file: P
     latest = offline.runner.run("SELECT max(declaration_date) FROM declarations").rows[0][0]
     year = int(str(latest)[:4]) - 1
     question = f"What was the total duty paid on imports in {year}?"
+    engine.restater = None  # this test is about the draft; the restatement has its own
     draft = engine.draft(question)
     assert draft is not None and draft.fits
     answer = engine.answer(question)
@@ -114,3 +115,32 @@ def test_local_model_writes_plan_lines(demo_db: Path, model_file: Path) -> None:
             assert not draft.fits, draft_line(draft)
         else:
             assert (draft.shape, draft.measure, draft.by) == expected, draft_line(draft)
+
+
+def test_local_model_restates_a_question_for_the_offline_rules(demo_db: Path,
+                                                               model_file: Path) -> None:
+    """The real model's plain restatement keeps the question's numbers, period and grouping,
+    and the offline rules answer it (assistant/restate.py)."""
+    from assistant.llm import build_engine
+    from assistant.offline import OfflineEngine
+    from assistant.plan_llm import PlanFillEngine
+    from tamga.settings import Settings
+
+    offline = OfflineEngine.open(demo_db)
+    settings = Settings(local_model=True, llm_base_url=None, llm_timeout_s=600,
+                        home=model_file.parent.parent)
+    engine = build_engine(offline, settings)
+    assert isinstance(engine, PlanFillEngine) and engine.restater is not None
+    question = "2024: which origin countries did we pay the most duty on? top five"
+    answer = engine.answer(question)
+    restated = answer.slots.get("restated")
+    assert restated and engine.restater.differs(question, restated) is None, answer.slots
+    assert answer.engine == "local" and answer.understood is not None
+    assert answer.understood.startswith("The model restated your question as")
+    expected = offline.runner.run(
+        "SELECT i.origin_country FROM declaration_items i JOIN declarations d ON "
+        "d.declaration_id = i.declaration_id WHERE d.flow = 'import' AND "
+        "year(d.declaration_date) = 2024 GROUP BY 1 ORDER BY sum(i.duty_amount) DESC "
+        "LIMIT 5").rows
+    assert answer.table is not None
+    assert [r[0] for r in answer.table.rows[:5]] == [r[0] for r in expected]

@@ -395,3 +395,84 @@ def test_the_question_restores_the_shape_and_groupings_it_states(
     plan = plan_of("compare duty", "duty this year vs same period last year")
     assert plan.period is not None and plan.compare_to is not None
     assert plan.period.end.replace(year=2000) == plan.compare_to.end.replace(year=2000)
+
+
+# -- the model restates the question for the offline rules (assistant/restate.py) --------------
+
+DECLINED = "origins ranked on duty paid in 2024, the blorp way"
+
+
+def restating_engine(offline: OfflineEngine, chat: ScriptedChat,
+                     fallback: RecordingFallback | None = None) -> PlanFillEngine:
+    """The local model's plan filler with a restater, both on one scripted chat."""
+    from assistant.restate import Restater
+
+    return PlanFillEngine(chat, offline, line=True, fallback=fallback, bank=default_bank(),
+                          restater=Restater(chat, offline))
+
+
+def test_a_faithful_restatement_is_answered_by_the_offline_rules(
+        offline: OfflineEngine) -> None:
+    from assistant.restate import RESTATE_GRAMMAR
+
+    assert not offline.plan(DECLINED).confident  # the rules alone decline the question
+    chat = ScriptedChat("Which origin countries paid the most import duty in 2024?")
+    answer = restating_engine(offline, chat).answer(DECLINED)
+    assert len(chat.calls) == 1 and chat.calls[0]["constraint"] == RESTATE_GRAMMAR
+    assert chat.calls[0]["messages"][-1]["content"] == DECLINED
+    assert answer.engine == "local" and answer.sql, answer.text
+    assert answer.understood is not None and answer.understood.startswith(
+        'The model restated your question as "Which origin countries')
+    expected = offline.runner.run(
+        "SELECT i.origin_country FROM declaration_items i JOIN declarations d ON "
+        "d.declaration_id = i.declaration_id WHERE d.flow = 'import' AND "
+        "year(d.declaration_date) = 2024 GROUP BY 1 ORDER BY sum(i.duty_amount) DESC "
+        "LIMIT 1").rows[0][0]
+    assert answer.table is not None and answer.table.rows[0][0] == expected
+
+
+def test_a_restatement_that_names_another_country_is_dropped(offline: OfflineEngine) -> None:
+    question = "zonk: imports from China in 2024"
+    chat = ScriptedChat("What was the customs value of imports from Japan in 2024?",
+                        "total customs_value")
+    answer = restating_engine(offline, chat).answer(question)
+    assert len(chat.calls) == 2  # the restatement, then the line draft
+    assert chat.calls[1]["messages"][-1]["content"] == question  # the officer's own words
+    assert answer.slots["restatement_dropped"] == "it names other values than the question"
+    assert answer.plan is not None and answer.plan["filters"][0]["values"] == ["CN"]
+    assert answer.understood is not None and "restated" not in answer.understood
+
+
+def test_a_faithful_restatement_the_rules_decline_is_what_the_draft_reads(
+        offline: OfflineEngine) -> None:
+    restated = "Which origin countries paid the most import duty in 2024, blorp?"
+    chat = ScriptedChat(restated, "top duty by origin")
+    answer = restating_engine(offline, chat).answer(DECLINED)
+    draft_messages = chat.calls[1]["messages"]
+    assert draft_messages[-1]["content"] == restated
+    engine = restating_engine(offline, ScriptedChat())
+    # the fixed prefix, three nearest examples (question and line each), the question
+    assert len(draft_messages) == len(engine.prefix()) + 2 * 3 + 1
+    assert answer.slots["restated"] == restated and answer.plan is not None
+    assert answer.understood is not None and answer.understood.startswith("The model restated")
+
+
+@pytest.mark.parametrize(("question", "restated", "why"), [
+    ("top 5 origins by duty in 2024",
+     "Which 5 origin countries paid the most import duty in 2024?", None),
+    ("top five origins by duty in 2024",
+     "Which 5 origin countries paid the most import duty in 2024?", None),
+    ("top 5 origins by duty in 2024",
+     "Which 10 origin countries paid the most import duty in 2024?", "numbers"),
+    ("imports from China in 2024", "What were imports from Japan in 2024?", "other values"),
+    ("imports from China in 2024", "What were imports from China in 2023?", "other values"),
+    ("import value in 2024 by dispatch country",
+     "What was the import value in 2024 by country?", "dispatch_country"),
+    ("imports in 2024", "What were the imports of heading 300 in 2024?", "nomenclature"),
+])
+def test_what_a_restatement_must_keep(offline: OfflineEngine, question: str, restated: str,
+                                      why: str | None) -> None:
+    from assistant.restate import Restater
+
+    said = Restater(ScriptedChat(), offline).differs(question, restated)
+    assert (said is None) if why is None else (said is not None and why in said), said
