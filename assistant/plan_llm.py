@@ -571,14 +571,15 @@ class PlanFillEngine:
         why = restater.differs(question, restated)
         plan = self.offline.plan(restated) if why is None else None
         if plan is not None and not (plan.confident and plan.kind in ("query", "intent")):
-            why = _RULES_DECLINE
+            why = "the offline rules do not read it either"
         if plan is None or why is not None:
             record["restatement_dropped"] = why or ""
             return None
         answer = self.offline.execute(plan)
         answer.engine = self.name
         answer.slots = {"restated": restated}
-        answer.understood = _restated_words(restated) + (answer.understood or "")
+        answer.understood = f'The model restated your question as "{restated}". ' + (
+            answer.understood or "")
         answer.timings.update({"llm_ms": round((time.perf_counter() - started) * 1000, 1)})
         return answer
 
@@ -606,14 +607,14 @@ class PlanFillEngine:
         mark = session.log.mark() if session is not None else 0
         restated: dict[str, str] = {}
         nearest, corrections = self.nearest, self.corrections
-        if self.restater is not None and session is None:
+        if self.restater is not None and session is None and \
+                not self.offline.plan(question, conversation).confident:
+            # only for what the rules decline: on what they read, a restatement adds nothing
             answer = self._restated_answer(question, cancelled, started, restated)
             if answer is not None:
                 return answer
-            if restated.get("restatement_dropped") == _RULES_DECLINE:
-                question = restated["restated"]  # faithful and plainer: the draft reads it
-            # the restatement took about two seconds: a shorter draft prompt, no second draft
-            nearest, corrections = min(nearest, NEAREST_AFTER_RESTATEMENT), 0
+            if restated:  # it took about two seconds: a shorter draft prompt, no second draft
+                nearest, corrections = min(nearest, NEAREST_AFTER_RESTATEMENT), 0
         draft = run_with_deadline(
             lambda: self.draft(question, cancelled, session, nearest=nearest),
             self.timeout_s, cancelled)
@@ -641,8 +642,6 @@ class PlanFillEngine:
             answer.slots = {"draft": draft.model_dump(exclude_defaults=True), **restated}
             if self.line:
                 answer.slots["line"] = draft_line(draft)
-            if restated.get("restated") == question:
-                answer.understood = _restated_words(question) + (answer.understood or "")
             answer.egress = egress
             return answer
         if self.fallback is not None:
@@ -658,13 +657,6 @@ class PlanFillEngine:
         raise LLMUnavailable(problem or "The language model found no plan for this question.")
 
 
-def _restated_words(restated: str) -> str:
-    """The sentence that tells the officer which words were read."""
-    return f'The model restated your question as "{restated}". '
-
-
-#: Why a faithful restatement was not used: the offline rules do not read it with confidence.
-_RULES_DECLINE = "the offline rules do not read it either"
 #: Bank examples before a draft that follows a restatement (each costs ~0.4 s of prompt here).
 NEAREST_AFTER_RESTATEMENT = 3
 

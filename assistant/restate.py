@@ -105,8 +105,9 @@ class Restater:
 
     def differs(self, question: str, restated: str) -> str | None:
         """Why `restated` does not say what `question` says (None when it keeps it): a named
-        value changed, added or lost, a number the question does not have, a grouping the
-        rules found in the question gone, or a problem in the restatement itself."""
+        value changed, added or lost, a number the question does not have, a grouping or a
+        measure the rules found in the question gone, or a problem in the restatement
+        itself."""
         original, again = clean_question(question), clean_question(restated)
         extractor = self.offline.extractor
         before, after = extractor.extract(original), extractor.extract(again)
@@ -122,6 +123,9 @@ class Restater:
             planner.cues(again, after).dimensions)
         if lost:
             return f"it drops the grouping by {', '.join(sorted(lost))}"
+        lost = set(planner.measures_for(original)) - set(planner.measures_for(again))
+        if lost:
+            return f"it drops the measure {', '.join(sorted(lost))}"
         return None
 
 

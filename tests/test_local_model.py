@@ -131,7 +131,8 @@ def test_local_model_restates_a_question_for_the_offline_rules(demo_db: Path,
                         home=model_file.parent.parent)
     engine = build_engine(offline, settings)
     assert isinstance(engine, PlanFillEngine) and engine.restater is not None
-    question = "2024: which origin countries did we pay the most duty on? top five"
+    question = "2024 duty: which origin countries did we fork out the most on? give me five"
+    assert not offline.plan(question).confident  # the rules alone decline it
     answer = engine.answer(question)
     restated = answer.slots.get("restated")
     assert restated and engine.restater.differs(question, restated) is None, answer.slots

@@ -443,18 +443,28 @@ def test_a_restatement_that_names_another_country_is_dropped(offline: OfflineEng
     assert answer.understood is not None and "restated" not in answer.understood
 
 
-def test_a_faithful_restatement_the_rules_decline_is_what_the_draft_reads(
+def test_after_a_restatement_the_rules_decline_the_draft_reads_the_officers_words(
         offline: OfflineEngine) -> None:
     restated = "Which origin countries paid the most import duty in 2024, blorp?"
     chat = ScriptedChat(restated, "top duty by origin")
     answer = restating_engine(offline, chat).answer(DECLINED)
     draft_messages = chat.calls[1]["messages"]
-    assert draft_messages[-1]["content"] == restated
+    assert draft_messages[-1]["content"] == DECLINED
     engine = restating_engine(offline, ScriptedChat())
     # the fixed prefix, three nearest examples (question and line each), the question
     assert len(draft_messages) == len(engine.prefix()) + 2 * 3 + 1
-    assert answer.slots["restated"] == restated and answer.plan is not None
-    assert answer.understood is not None and answer.understood.startswith("The model restated")
+    assert answer.slots["restated"] == restated
+    assert answer.slots["restatement_dropped"] == "the offline rules do not read it either"
+    assert answer.plan is not None and answer.plan["shape"] == "top"
+
+
+def test_a_question_the_rules_read_is_not_restated(offline: OfflineEngine) -> None:
+    question = "Which origin countries paid the most import duty in 2024?"
+    assert offline.plan(question).confident
+    chat = ScriptedChat("top duty by origin")
+    answer = restating_engine(offline, chat).answer(question)
+    assert len(chat.calls) == 1 and chat.calls[0]["messages"][-1]["content"] == question
+    assert "restated" not in answer.slots and answer.plan is not None
 
 
 @pytest.mark.parametrize(("question", "restated", "why"), [
