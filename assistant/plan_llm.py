@@ -577,7 +577,7 @@ class PlanFillEngine:
             return None
         answer = self.offline.execute(plan)
         answer.engine = self.name
-        answer.slots = {"restated": restated}
+        answer.slots = {**answer.slots, "restated": restated}
         answer.understood = f'The model restated your question as "{restated}". ' + (
             answer.understood or "")
         answer.timings.update({"llm_ms": round((time.perf_counter() - started) * 1000, 1)})
