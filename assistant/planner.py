@@ -298,7 +298,8 @@ _PEERS = re.compile(
     r"\bthe rest of (?:the )?(?:importers|traders|market|companies)\b|\bvs\.? the rest\b|"
     r"\bthan (?:the )?others\b|\bother traders\b")
 _NOT_IN = re.compile(
-    r"\bbut not\b|\b(?:but|and) (?:then )?(?:did not|didn'?t|never|no)\b|\bdropped off\b|"
+    r"\bbut not\b|\bbut (?:then )?(?:did not|didn'?t|never|no)\b|"
+    r"\band (?:then )?(?:did not|didn'?t|never)\b|\bdropped off\b|"
     r"\bfell away\b|\bnot (?:again )?in\b|\bstopped\b(?! for)|"
     r"\bno longer\b|\bdropped out\b|\bdisappeared\b|\blost\b|\bceased\b|\bquit\b|"
     r"\bnothing (?:\w+ ){0,3}?in\b|\bwithout any\b|\bwent quiet\b|\binactive in\b|\bsilent in\b|"
