@@ -7,9 +7,8 @@
     .venv/bin/python benchmarks/bench_plan.py --questions benchmarks/questions_plan_holdout2.yaml
     TAMGA_LOCAL_MODEL=1 .venv/bin/python benchmarks/bench_plan.py --engine llm --declined
 
-Seven sets share this format: questions_plan.yaml (development), questions_plan_holdout.yaml,
-questions_plan_holdout2.yaml, questions_plan_holdout3.yaml, questions_plan_holdout4.yaml,
-questions_plan_holdout5.yaml and questions_plan_holdout6.yaml (held out when written; see the
+Nine sets share this format: questions_plan.yaml (development), questions_plan_holdout.yaml
+and questions_plan_holdout2.yaml to questions_plan_holdout8.yaml (held out when written; see the
 header of each file and docs/assistant.md). Every
 phrasing is one question; its reference SQL is run on the same database at evaluation time
 and compared with the answer's main table with the matching rules of
