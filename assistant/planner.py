@@ -184,7 +184,8 @@ _DIM_WORDS: tuple[tuple[str, str], ...] = (
 _DIM_ALTERNATION = "|".join(f"(?:{p})" for p, _ in _DIM_WORDS)
 _NUM_WORD = (r"(?:\d{1,3}|one|two|three|four|five|six|seven|eight|nine|ten|twelve|fifteen|"
              r"twenty)")
-_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+#: Number words officers write for small counts ("top five"), and their values.
+NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
             "eight": 8, "nine": 9, "ten": 10, "twelve": 12, "fifteen": 15, "twenty": 20}
 # How many rows were asked for, where the slot extractor found no "top N": "which 5 importers",
 # "five origins whose...", "three offices", "5 of them", "Five names please", ", five".
@@ -826,7 +827,7 @@ class Planner:
             if m.group("n") and re.search(r"\b(?:chapter|heading|subheading|hs|code|procedure|last|"
                                           r"past|previous|next|recent|first)\s*$", q[:m.start()]):
                 continue
-            n = int(word) if word.isdigit() else _NUMBERS.get(word)
+            n = int(word) if word.isdigit() else NUMBER_WORDS.get(word)
             if n is not None:
                 return n
         return None

@@ -7,25 +7,22 @@ declarations, ytd vs same period last year (4)" -> "Which 4 dispatch countries h
 drop in the number of import declarations this year compared with the same period last
 year?"). The restatement is used only when it keeps what the question names: the same trader,
 office, countries, goods, channel and periods, no number the question does not have, and every
-grouping the rules found in the original. Otherwise it is dropped and the question goes on to
-the plan draft.
+grouping and measure the rules found in the original. Otherwise it is dropped and the question
+goes on to the plan draft.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from assistant.planner import NUMBER_WORDS
 from assistant.slots import Slots, clean_question
 
 if TYPE_CHECKING:
     from assistant.offline import OfflineEngine
-
-ChatMessage = dict[str, str]
-#: A chat function under a grammar: (messages, max_tokens, cancelled, grammar) -> reply.
-GrammarChat = Callable[[list[ChatMessage], int, threading.Event, Any], str]
+    from assistant.plan_llm import ChatMessage, JsonChat
 
 RESTATE_HELP = (
     "You restate a customs officer's question about trade data as one plain, complete English "
@@ -69,15 +66,13 @@ RESTATE_EXAMPLES: tuple[tuple[str, str], ...] = (
 RESTATE_GRAMMAR = 'root ::= [A-Za-z0-9"\'(] [^\\n]*\n'
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_NUMBER_WORDS = {"one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
-                 "seven": "7", "eight": "8", "nine": "9", "ten": "10", "twelve": "12",
-                 "fifteen": "15", "twenty": "20", "single": "1"}
+_NUMBER_WORDS = {**{word: str(n) for word, n in NUMBER_WORDS.items()}, "single": "1"}
 
 
 class Restater:
     """Asks the model to restate a question and checks that the restatement keeps it."""
 
-    def __init__(self, chat: GrammarChat, offline: OfflineEngine, max_tokens: int = 64) -> None:
+    def __init__(self, chat: JsonChat, offline: OfflineEngine, max_tokens: int = 64) -> None:
         """`chat` is the model (a grammar-constrained chat function, as the plan filler's);
         `offline` is the user's offline engine, whose rules read the restatement."""
         self.chat = chat
