@@ -526,7 +526,7 @@ class OfflineEngine:
             return Plan("problem", q, slots=slots, message=" ".join(slots.problems))
         impossible = self.planner.impossible(q)
         if impossible is not None:
-            return Plan("problem", q, slots=slots, message=impossible)
+            return Plan("impossible", q, slots=slots, message=impossible)
         if slots.trader is None and slots.pronoun:
             previous = state.slots.trader if state is not None and state.slots else None
             if previous is None and last is not None:

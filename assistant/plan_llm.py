@@ -190,7 +190,8 @@ measure: {measures}
 (customs_value = value, imports; declarations = entries, filings; traders = distinct \
 importers; sellers = distinct foreign suppliers; origins = distinct countries of origin; \
 net_mass = weight, kg, tonnes; effective_duty_rate = duty as % of value; red_share = share sent \
-to the red channel, inspection rate; audit_recoveries = what audits recovered.)
+to the red channel, inspection rate; audit_recoveries = what audits recovered, \
+audit_penalties = the penalties alone.)
 by: {dims}
 (trader = importer, company; seller = foreign supplier; origin = country of origin; office = \
 customs office, port; aeo = AEO against non-AEO; audit_outcome = audit result.)"""

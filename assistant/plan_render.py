@@ -10,7 +10,7 @@ import contextlib
 from typing import Any
 
 from tamga.formatting import fmt_money, fmt_num
-from tamga.plan import TIME_DIMENSIONS, Filter, QueryPlan
+from tamga.plan import AUDIT_MEASURES, TIME_DIMENSIONS, Filter, QueryPlan
 from tools.plan_sql import MEASURES, column_of, share_ranks_by_rate
 
 MEASURE_WORDS = {
@@ -25,7 +25,8 @@ MEASURE_WORDS = {
     "checked_share": "share of declarations checked (red or yellow channel)",
     "related_party_share": "share of customs value bought from related parties",
     "audits": "number of audits", "audit_recoveries": "audit recoveries (additional duty "
-    "and penalties)",
+    "and penalties)", "audit_penalties": "penalties from audits",
+    "audit_additional_duty": "additional duty from audits",
 }
 DIMENSION_WORDS = {
     "trader": ("trader", "traders"), "seller": ("seller", "sellers"),
@@ -83,7 +84,7 @@ def _measures_words(plan: QueryPlan) -> str:
 
 
 def _scope_words(plan: QueryPlan, *, period: bool = True) -> str:
-    audits = plan.measures[0] in ("audits", "audit_recoveries")
+    audits = plan.measures[0] in AUDIT_MEASURES
     parts = [] if audits else [FLOW_WORDS[plan.flow]]
     parts += [filter_words(f) for f in plan.filters]
     if plan.related_party is not None:
@@ -112,6 +113,8 @@ def understood(plan: QueryPlan) -> str:
     shape = plan.shape
     if shape == "total":
         text = f"the {m} {_of(scope)}"
+    elif shape == "breakdown" and plan.count_only:
+        text = f"how many different {many} {scope}"
     elif shape == "breakdown":
         text = f"the {m} {_of(scope)}, by {by}"
     elif shape in ("top", "bottom"):
@@ -208,6 +211,10 @@ def answer_text(plan: QueryPlan, columns: list[str], rows: list[list[Any]],
             for x in plan.measures)
         return f"For {scope}: {figures}." if not scope.startswith(("opened", "all audits")) \
             else f"Audits {scope}: {figures}."
+    if shape == "breakdown" and plan.count_only:
+        one, many = DIMENSION_WORDS[plan.dimensions[0]]
+        count = first.get(columns[0])
+        return f"{fmt_num(count)} different {one if count == 1 else many} ({scope})."
     if shape in ("breakdown", "top", "bottom", "argmax", "argmin", "share") and \
             plan.share_of is None:
         if plan.dimensions and all(d in TIME_DIMENSIONS for d in plan.dimensions) \
@@ -225,6 +232,9 @@ def answer_text(plan: QueryPlan, columns: list[str], rows: list[list[Any]],
             return (f"The {DIMENSION_WORDS[plan.dimensions[0]][0]} with the {word} {words} "
                     f"({scope}) is {lead}: {fmt_measure(m, first.get(col), currency)}.")
         one, what = DIMENSION_WORDS[(plan.dimensions or ["trader"])[0]]
+        if len(plan.dimensions) > 1:  # "by customs office and month": rows, not offices
+            one = " and ".join(DIMENSION_WORDS[d][0] for d in plan.dimensions)
+            what = "rows"
         return (f"{words.capitalize()} {_of(scope)} by {one}: "
                 f"{lead} comes first with {fmt_measure(m, first.get(col), currency)}{share}; "
                 f"{len(records):,} {what} shown.")
@@ -339,13 +349,11 @@ def plan_variants(plan: QueryPlan) -> list[tuple[str, QueryPlan]]:
             name = p.name.replace(str(p.start.year), str(p.start.year - 1)) \
                 if str(p.start.year) in p.name else f"{start} to {end}"
             add(f"Same for {name}", period={"start": start, "end": end, "name": name})
-    if plan.shape not in ("threshold", "vs_peers") and plan.measures[0] not in (
-            "audits", "audit_recoveries"):
+    if plan.shape not in ("threshold", "vs_peers") and plan.measures[0] not in AUDIT_MEASURES:
         for m in ("customs_value", "duty", "declarations"):
             if m not in plan.measures:
                 add(f"Show {MEASURE_WORDS[m]}", measures=[m])
-    if plan.shape in ("total", "breakdown", "share") and plan.measures[0] not in (
-            "audits", "audit_recoveries"):
+    if plan.shape in ("total", "breakdown", "share") and plan.measures[0] not in AUDIT_MEASURES:
         for grain in ("month", "quarter", "year"):
             if grain not in plan.dimensions:
                 others = [d for d in plan.dimensions if d not in TIME_DIMENSIONS]

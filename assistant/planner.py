@@ -45,10 +45,11 @@ if TYPE_CHECKING:
 _MEASURE_RULES: tuple[tuple[str, str], ...] = (
     (r"\b(?:average |mean )?unit values?\b|\bvalue (?:per|a|/) ?(?:kg|kilo(?:gram)?)\b|"
      r"\bprice (?:per|a|/) ?(?:kg|kilo(?:gram)?)\b|\bper[- ]kilo(?:gram)?\b|\bper kg\b|"
-     r"\b(?:usd|\$) ?(?:per|/) ?kg\b", "value_per_kg"),
+     r"(?:\busd|\$) ?(?:per|/) ?kg\b", "value_per_kg"),
     (r"\bper unit\b|\bunit prices?\b|\bvalue (?:per|a) (?:unit|piece|item|pair)\b|\bper pair\b|"
      r"\bprice per (?:unit|piece|item)\b", "value_per_unit"),
-    (r"\b(?:effective|average|mean|implied) (?:duty|tariff) rates?\b|\bduty rates?\b|"
+    (r"\b(?:effective|eff\.?|average|mean|implied) (?:duty|tariff) rates?\b|\bduty rates?\b|"
+     r"\bdut(?:y|ies)\s*/\s*(?:customs )?value\b(?:\s*(?:%|percent(?:age)?|ratio|rate)\b)?|"
      r"\bduty as a (?:share|percentage|percent|proportion)\b|\bduty burden\b|"
      r"\bdut(?:y|ies) (?:paid |collected )?(?:as (?:a )?(?:%|percent(?:age)?|share) of (?:the )?"
      r"(?:customs |declared |import )?value|relative to (?:the )?(?:customs )?value)\b|"
@@ -91,8 +92,12 @@ _MEASURE_RULES: tuple[tuple[str, str], ...] = (
      "related_party_share"),
     (r"\b(?:recover(?:ed|ies|y)?|clawed back|"
      r"(?:had to )?pa(?:y|id|ying) (?:the most |most )?after (?:an? |the )?audits?|"
-     r"additional dut(?:y|ies)(?: and penalt(?:y|ies))?|"
-     r"penalt(?:y|ies)(?: and additional duty)?|amounts? assessed)\b", "audit_recoveries"),
+     r"(?:additional|extra|addl\.?) dut(?:y|ies)\s*(?:and|plus|&|\+|,)\s*penalt(?:y|ies)|"
+     r"penalt(?:y|ies)\s*(?:and|plus|&|\+|,)\s*(?:additional|extra|addl\.?) dut(?:y|ies)|"
+     r"amounts? assessed)\b", "audit_recoveries"),
+    (r"\bpenalt(?:y|ies)\b", "audit_penalties"),
+    (r"\b(?:additional|addl\.?) dut(?:y|ies)\b|\bextra dut(?:y|ies)\b(?=.*\baudit)",
+     "audit_additional_duty"),
     (r"\b(?:how many|number of|count of|count the) (?:\w+ ){0,2}audits?\b|\baudits? "
      r"(?:per|by|each|a) \w+|\baudits? (?:broken down|split|grouped|counted) by\b|"
      r"\baudits?\b(?= (?:were |have been |did we )?(?:opened|carried|done|"
@@ -146,9 +151,10 @@ _MEASURES = tuple((re.compile(p), m) for p, m in _MEASURE_RULES)
 # -- dimensions -----------------------------------------------------------------------------------
 
 _DIM_WORDS: tuple[tuple[str, str], ...] = (
-    (r"hs[- ]?6|(?:six|6)[- ]digit (?:codes?|subheadings?)|subheadings?|tariff lines?",
-     "hs_subheading"),
-    (r"hs[- ]?4|(?:four|4)[- ]digit (?:codes?|headings?)|headings?", "hs_heading"),
+    (r"hs[- ]?6(?: codes?)?|(?:six|6)[- ]digit (?:hs )?(?:codes?|subheadings?)|subheadings?|"
+     r"tariff lines?", "hs_subheading"),
+    (r"hs[- ]?4(?: codes?)?|(?:four|4)[- ]digit (?:hs )?(?:codes?|headings?)|headings?",
+     "hs_heading"),
     (r"hs chapters?|chapters?|hs[- ]?2|two[- ]digit codes?|product (?:groups|categories)|"
      r"goods categories|categories of goods|commodit(?:y|ies)(?: groups?)?|hs codes?|"
      r"tariff chapters?", "hs_chapter"),
@@ -162,8 +168,9 @@ _DIM_WORDS: tuple[tuple[str, str], ...] = (
     (r"transport modes?|modes? of transport|transport(?:ation)?|modes?|shipping methods?|modal|"
      r"means of transport", "transport_mode"),
     (r"incoterms?|delivery terms?|terms of delivery|trade terms", "incoterm"),
-    (r"procedures?(?: codes?)?|customs procedures?|regimes?|customs regimes?", "procedure"),
-    (r"control channels?|inspection channels?|channels?|lanes?", "channel"),
+    (r"procedures?(?: codes?)?|customs procedures?|regimes?|customs regimes?|cpcs?",
+     "procedure"),
+    (r"control channels?|inspection channels?|channels?|control lanes?|lanes?", "channel"),
     (r"preference codes?|preferences?|preferential treatments?|tariff preferences?", "preference"),
     (r"(?:invoic(?:e|ing) )?currenc(?:y|ies)(?: of (?:the )?invoices?)?", "currency"),
     (r"aeo status(?:es)?|aeo certification|aeo (?:and|vs\.?|versus) non[- ]aeo|"
@@ -224,12 +231,13 @@ _WHICH = re.compile(
     rf"\b(?:which|what|name the|list(?: the)?|show(?: me)?(?: the)?|give me(?: the)?|rank(?: the)?|"
     rf"top\s+\d*\s*|the\s+\d+\s+|bottom\s+\d*\s*|biggest|largest|smallest|busiest|quietest|"
     rf"leading|main|major|most active|least active|(?:most|least) (?:used|common|frequent|popular)|"
-    rf"rarest|commonest|{_NUM_WORD}(?![\d,.]))\s*(?:[\w.'-]+\s+){{0,2}}?"
+    rf"rarest|commonest|{_NUM_WORD}(?![\d,.]|[- ]digit))\s*(?:[\w.'-]+\s+){{0,2}}?"
     rf"({_DIM_ALTERNATION})\b")
 _PEAK = re.compile(
     rf"\b(?P<word>peak|busiest|highest|largest|biggest|record|best|top|strongest|heaviest|"
-    rf"most valuable|quietest|lowest|smallest|slowest|weakest|worst|least|rarest)\s+(?:single\s+)?"
-    rf"(?:(?:import|export|busy|active|trading|duty)\s+)?(?P<dim>{_DIM_ALTERNATION})\b")
+    rf"most valuable|quietest|lowest|smallest|slowest|weakest|worst|least|rarest)[\s-]+"
+    rf"(?:single\s+)?(?:(?:import|export|busy|active|trading|duty|vat|value|revenue)[\s-]+)?"
+    rf"(?P<dim>{_DIM_ALTERNATION})\b")
 _MIN_WORDS = ("quietest", "lowest", "smallest", "slowest", "weakest", "worst", "least",
               "fewest", "rarest")
 _WHICH_PEAK = re.compile(
@@ -240,14 +248,19 @@ _WHICH_PEAK = re.compile(
 # "Of all our offices, which one ...": the grouping, named before the question
 _OF_ALL = re.compile(rf"\bof (?:all )?(?:our |the |these )?({_DIM_ALTERNATION}),?\s+which"
                      r"(?:\s+one|\s+of them)?\b")
-_AND_DIM = re.compile(rf"\b(?:by|per)\s+(?:the\s+)?(?:{_DIM_ALTERNATION})\s+and\s+(?:by\s+)?"
-                      rf"(?:the\s+)?({_DIM_ALTERNATION})\b")
+_AND_DIM = re.compile(rf"\b(?:by|per|for (?:each|every))\s+(?:the\s+)?(?:{_DIM_ALTERNATION})\s+"
+                      rf"(?:and|&)\s+(?:by\s+|each\s+|every\s+)?(?:the\s+)?({_DIM_ALTERNATION})\b")
 # A cross-tabulation of two dimensions: "mode of transport x control channel", "office × sector"
 _CROSS = re.compile(rf"\b({_DIM_ALTERNATION})\s+(?:x|×|crossed with|against)\s+(?:the\s+)?"
                     rf"({_DIM_ALTERNATION})\b")
 _CROSS_WORDS = re.compile(r"\bcross[- ]?tab(?:ulat(?:e|ed|ion))?s?\b|\btabulat\w*")
 _DIM_SPLIT = re.compile(rf"\b(?!declarations?\b|entr|shipments?\b|imports?\b)({_DIM_ALTERNATION})"
                         r"\s+(?:split|breakdown|mix)\b")
+# "How many different subheadings", "# distinct HS6 codes": a count of the groups
+_DISTINCT_DIM = re.compile(rf"\b(?:different|distinct|unique|separate)\s+(?:[\w-]+\s+){{0,2}}?"
+                           rf"({_DIM_ALTERNATION})\b")
+#: Groupings whose distinct count is a measure of its own ("how many different importers").
+_COUNTED_BY_MEASURE = frozenset({"trader", "seller", "origin"})
 _VALUE_WORDS = re.compile(r"\bvalue\b|\bworth\b|\bdut(?:y|ies)\b|\bvat\b|\bmass\b|\bweight\b")
 _BAD_N = re.compile(r"\b(?:top|bottom|first|best|largest|biggest)\s*(?P<n>-\s*\d+|0+)\b")
 
@@ -783,6 +796,15 @@ class Planner:
                 shape = "total"
         if shape == "total" and count_only and measures == ["customs_value"]:
             measures = ["declarations"]
+        counted = _DISTINCT_DIM.search(masked)
+        counted_dim = self._dim_of(counted.group(1)) if counted is not None else None
+        groups_counted = counted_dim is not None and counted_dim not in TIME_DIMENSIONS and \
+            shape in ("total", "breakdown") and dims in ([], [counted_dim]) and \
+            counted_dim not in _COUNTED_BY_MEASURE and \
+            (count_only or not re.search(r"\b(?:which|list|show|name|what are)\b", masked))
+        if groups_counted and counted is not None and counted_dim is not None:
+            shape, dims = "breakdown", [counted_dim]
+            explained.update(_WORD.findall(counted.group(0)) + ["count"])
         if len(periods) >= 2 and compare_to is None and TIME_DIMENSIONS & set(dims):
             period = spanning(periods)  # "per year, 2024 and 2025"
         self._check_period(period, latest, facts.first_date)
@@ -793,13 +815,13 @@ class Planner:
             shape=shape, measures=measures[:3], dimensions=dims[:2], filters=filters,  # type: ignore[arg-type]
             period=period, compare_to=compare_to, flow=flow, related_party=related, n=n,
             order=order, threshold=threshold,  # type: ignore[arg-type]
-            count_only=count_only and shape in ("threshold", "first_seen", "set_difference"),
-            share_of=share_of, entity=entity)
+            count_only=(count_only and shape in ("threshold", "first_seen", "set_difference"))
+            or groups_counted, share_of=share_of, entity=entity)
         if shape == "total" and not explained and not filters and period is None and \
                 related is None:
             return Planned()  # nothing analytical in the question ("?!?!")
         unexplained = self._unexplained((slots.masked or masked).lower(), explained, plan)
-        specific = (shape not in ("total", "breakdown", "top", "bottom")
+        specific = (shape not in ("total", "breakdown", "top", "bottom") or plan.count_only
                     or related is not None or len(plan.dimensions) > 1
                     or any(f.dimension in _CODED_FILTERS for f in filters)
                     or bool(set(plan.measures) & _SPECIAL_MEASURES))
@@ -853,9 +875,13 @@ class Planner:
                                                    "yellow_share")]
         if "red_share" in found or "yellow_share" in found:
             found = [m for m in found if m not in ("declarations", "customs_value")] or found
-        if "audit_recoveries" in found and "audits" not in found and not re.search(
-                r"\baudit", original):
-            found.remove("audit_recoveries")
+        parts = ("audit_penalties", "audit_additional_duty")
+        if "audit_recoveries" in found or all(m in found for m in parts):  # both: recoveries
+            found = list(dict.fromkeys("audit_recoveries" if m in parts else m for m in found))
+        for special in ("audit_recoveries", *parts):
+            if special in found and "audits" not in found and not re.search(r"\baudit",
+                                                                             original):
+                found.remove(special)
         if "audit_recoveries" in found:
             explained.update({"additional", "duty", "plus", "penalty", "penalties", "extra",
                               "recover", "recovered", "recoveries"})
@@ -895,8 +921,10 @@ class Planner:
                                          q[m.end(1):])):
                         continue  # "last quarter" is a period, not a grouping ("the 3 months
                         #           of 2025 with the most duty" are groups)
-                    if re.match(r"\s*\d", q[m.end(1):]):
-                        continue  # "heading 8703" is a filter
+                    if re.match(r"\s*\d", q[m.end(1):]) and not (
+                            dim not in _CODED_BY_NUMBER
+                            and re.match(r"\s*(?:19|20)\d\d\b", q[m.end(1):])):
+                        continue  # "heading 8703" is a filter ("by office 2025" is a year)
                     if dim == "trader" and re.match(
                             r"\s+(?:based|registered|located|headquartered|from the|in the|holding|"
                             r"having|who hold|that hold)\b"
@@ -930,6 +958,8 @@ class Planner:
             dims.insert(0, "transport_mode")
             explained.update(modes | {"split"})
         channels = set(re.findall(r"\b(green|yellow|red)\b", q))
+        if re.search(r"\bg\s*/\s*y\s*/\s*r\b", q):  # "(G/Y/R)"
+            channels |= {"green", "yellow", "red", "g", "y", "r"}
         if len(channels) >= 3 and "channel" not in dims:
             dims.insert(0, "channel")
             explained.update(channels)
@@ -948,7 +978,8 @@ class Planner:
                 explained.update({"outcome", "outcomes", "results"})
             if "audit_outcome" in dims:  # "ended in each outcome", "closed with which result"
                 explained.update({"ended", "end", "ending", "closed", "finished", "concluded"})
-        if re.search(r"\bmonth[- ]by[- ]month\b|\bmonthly\b|\beach month\b|\bper month\b", q) \
+        if re.search(r"\bmonth[- ]by[- ]month\b|\bmonthly\b|\beach month\b|\bper month\b|"
+                     r"\s/\s?month\b", q) \
                 and "month" not in dims:
             dims.append("month")
         if re.search(r"\bquarterly\b|\beach quarter\b|\bper quarter\b", q) and \
@@ -1303,20 +1334,32 @@ class Planner:
 # Measures the verified intents mostly do not compute: a plan with one is worth answering.
 _SPECIAL_MEASURES = frozenset({
     "value_per_kg", "value_per_unit", "effective_duty_rate", "red_share", "yellow_share",
-    "related_party_share", "traders", "sellers", "origins", "audits", "audit_recoveries",
+    "related_party_share", "traders", "sellers", "origins", *AUDIT_MEASURES,
     "items", "quantity", "invoice_value"})
 # Questions that ask for records, not figures: the verified intents list them.
 _LISTING = re.compile(
     r"(?:latest|most recent(?:ly)?|recent|newest|last \d+)\b(?:\s+\w+){0,3}\s+"
     r"(?:declarations|audits|entries|shipments)\b|\b(?:show|list)\s+(?:me\s+)?(?:all\s+)?"
     r"(?:the\s+)?(?:\w+\s+){0,3}(?:declarations|audits)\b(?!\s+(?:by|per|above|over|with))")
+#: Dimensions whose values are numbers, so that "heading 2009" is a code and not a year.
+_CODED_BY_NUMBER = frozenset({"hs_chapter", "hs_heading", "hs_subheading", "procedure",
+                              "preference"})
 _CODED_FILTERS = frozenset({"transport_mode", "incoterm", "procedure", "sector", "region",
                             "aeo_status"})
 
 
 _MONTH_NAMES = ("january", "february", "march", "april", "may", "june", "july", "august",
                 "september", "october", "november", "december")
-_MONTH_RE = "|".join(_MONTH_NAMES)
+#: A month as officers write it: in full or shortened ("Feb", "Sept", "oct.").
+_MONTH_RE = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+             r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
+#: A day of the month, plain or ordinal ("30", "32nd", "the 1st of").
+_DAY_RE = r"(?:the )?(\d{1,2})(?:st|nd|rd|th)?(?: of)?"
+
+
+def _month_number(word: str) -> int:
+    """1-12 for a month word, full or shortened."""
+    return [m[:3] for m in _MONTH_NAMES].index(word[:3]) + 1
 
 
 def _impossible_request(q: str, first: date) -> str | None:
@@ -1337,35 +1380,45 @@ def _impossible_request(q: str, first: date) -> str | None:
     m = re.search(r"\bweek (\d+)\b", q)
     if m and not 1 <= int(m.group(1)) <= 53:
         return f"There is no week {m.group(1)}: ISO weeks run from 1 to 53."
-    for m in re.finditer(rf"\b(\d{{1,2}}) ({_MONTH_RE}),? ((?:19|20)\d\d)\b|"
-                         rf"\b({_MONTH_RE}) (\d{{1,2}}),? ((?:19|20)\d\d)\b", q):
-        day, month, year = (m.group(1), m.group(2), m.group(3)) if m.group(1) else (
+    day = (rf"(?:{_DAY_RE} ({_MONTH_RE}),? ((?:19|20)\d\d)|"
+           rf"({_MONTH_RE}) (\d{{1,2}})(?:st|nd|rd|th)?,? ((?:19|20)\d\d))")
+    for m in re.finditer(rf"\b{day}\b", q):
+        d, mon, year = (m.group(1), m.group(2), m.group(3)) if m.group(1) else (
             m.group(5), m.group(4), m.group(6))
         try:
-            date(int(year), _MONTH_NAMES.index(month) + 1, int(day))
+            date(int(year), _month_number(mon), int(d))
         except ValueError:
-            return f"{day} {month.capitalize()} {year} is not a valid date."
+            month = _MONTH_NAMES[_month_number(mon) - 1].capitalize()
+            if not 1 <= int(d) <= 31:
+                return f"There is no day {d} in a month: days run from 1 to 31."
+            return f"{d} {month} {year} is not a valid date."
+    m = re.search(rf"\b{_DAY_RE} ({_MONTH_RE})(?!\w)", q)
+    if m and not 1 <= int(m.group(1)) <= 31:
+        return f"There is no day {m.group(1)} in a month: days run from 1 to 31."
     m = re.search(rf"\bfrom ({_MONTH_RE}) ((?:19|20)\d\d) (?:to|until|till|through) "
                   rf"({_MONTH_RE}) ((?:19|20)\d\d)\b", q)
-    if m and (int(m.group(4)), _MONTH_NAMES.index(m.group(3))) < (
-            int(m.group(2)), _MONTH_NAMES.index(m.group(1))):
+    if m and (int(m.group(4)), _month_number(m.group(3))) < (
+            int(m.group(2)), _month_number(m.group(1))):
         return (f"That period ends before it starts ({m.group(3).capitalize()} {m.group(4)} is "
                 f"before {m.group(1).capitalize()} {m.group(2)}); did you mean the reverse?")
-    day = (rf"(?:(\d{{1,2}}) ({_MONTH_RE}),? ((?:19|20)\d\d)|"
-           rf"({_MONTH_RE}) (\d{{1,2}}),? ((?:19|20)\d\d))")
-    m = re.search(rf"\b(?:from|between) {day} (?:to|until|till|through|thru|and) {day}", q)
+    m = re.search(rf"\b(?:from|between) {day} (?:to|until|till|through|thru|and|-) {day}", q)
     if m:
         ends: list[date | None] = []
         for at in (1, 7):
             g = m.groups()[at - 1:at + 5]
             d, mon, y = (g[0], g[1], g[2]) if g[0] else (g[4], g[3], g[5])
             try:
-                ends.append(date(int(y), _MONTH_NAMES.index(mon) + 1, int(d)))
+                ends.append(date(int(y), _month_number(mon), int(d)))
             except ValueError:
                 ends.append(None)
         if ends[0] is not None and ends[1] is not None and ends[1] < ends[0]:
             return (f"That period ends before it starts ({ends[1]:%-d %B %Y} is before "
                     f"{ends[0]:%-d %B %Y}); did you mean the reverse?")
+    m = re.search(r"\b(?:rates?|shares?|proportions?|percentages?)\b[^?!]{0,40}?(?:under|below|"
+                  r"less than|lower than|<)\s*(-\s*\d+(?:\.\d+)?)\s*(?:%|percent|per ?cent)", q)
+    if m:
+        return (f"A rate or share cannot be below 0%, so nothing is under "
+                f"{m.group(1).replace(' ', '')}%. Did you mean a positive figure?")
     m = re.search(r"\b(?:last|past|previous) 0 (?:days?|weeks?|months?|quarters?|years?)\b", q)
     if m:
         return f"'{m.group(0)}' is an empty period: ask for at least one."

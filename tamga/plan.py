@@ -23,7 +23,7 @@ Measure = Literal[
     "customs_value", "invoice_value", "duty", "vat", "declarations", "items", "traders",
     "sellers", "origins", "net_mass", "quantity", "value_per_kg", "value_per_unit",
     "effective_duty_rate", "red_share", "yellow_share", "checked_share", "related_party_share",
-    "audits", "audit_recoveries",
+    "audits", "audit_recoveries", "audit_penalties", "audit_additional_duty",
 ]
 Dimension = Literal[
     "trader", "seller", "hs_chapter", "hs_heading", "hs_subheading", "origin",
@@ -39,7 +39,8 @@ Operator = Literal["eq", "in", "not_in", "prefix"]
 Comparison = Literal["gt", "ge", "lt", "le"]
 
 #: Measures read from the audits table (dated by opened_on), not from declarations.
-AUDIT_MEASURES = frozenset({"audits", "audit_recoveries"})
+AUDIT_MEASURES = frozenset({"audits", "audit_recoveries", "audit_penalties",
+                            "audit_additional_duty"})
 #: Dimensions audits can be grouped or filtered by.
 AUDIT_DIMENSIONS = frozenset({
     "trader", "aeo_status", "aeo", "sector", "region", "month", "quarter", "year",
@@ -126,7 +127,8 @@ class QueryPlan(BaseModel):
     n: int | None = None
     order: Literal["desc", "asc"] = "desc"  # top/argmax/increase: desc; bottom/argmin/decrease
     threshold: Threshold | None = None
-    count_only: bool = False  # threshold / first_seen / set_difference: how many, not which
+    count_only: bool = False  # threshold / first_seen / set_difference: how many, not which;
+    #                           breakdown: how many different groups
     share_of: Filter | None = None  # share: the part whose share of the whole is asked
     entity: Filter | None = None  # vs_peers: the one compared with the others
 
@@ -198,6 +200,8 @@ def check_plan(plan: QueryPlan) -> None:
         raise PlanError("A share needs the part to measure against the whole.")
     if plan.shape == "vs_peers" and plan.entity is None:
         raise PlanError("A comparison with peers needs the trader to compare.")
+    if plan.count_only and plan.shape == "breakdown" and len(plan.dimensions) != 1:
+        raise PlanError("I can count the different values of one grouping at a time.")
     if plan.shape == "threshold" and plan.threshold is None:
         raise PlanError("A threshold question needs the limit (e.g. above 1,000,000).")
     if plan.period is not None and plan.compare_to is not None \

@@ -488,8 +488,62 @@ def test_exporters_holding_aeo_status_are_the_part(engine: OfflineEngine) -> Non
 @pytest.mark.parametrize(("question", "words"), [
     ("red decls at Balboa Seaport in month 14 of 2024", "no month 14"),
     ("origins w/ a related-party share above 140% in 2024", "cannot be more than 100%"),
+    ("decls lodged at Balboa Seaport on 30 Feb 2024", "30 February 2024 is not a valid date"),
+    ("value cleared at Balboa Seaport on the 32nd of October 2024", "no day 32"),
+    ("top 5 importers by value between 1 Sep 2024 and 1 Mar 2024", "ends before it starts"),
+    ("origins w/ an effective duty rate under -10% in 2024", "cannot be below 0%"),
 ])
 def test_more_impossible_requests_are_refused(engine: OfflineEngine, question: str,
                                               words: str) -> None:
     answer = engine.answer(question)
     assert not answer.sql and words in answer.text, answer.text
+
+
+def test_how_many_different_groups_is_a_count(engine: OfflineEngine) -> None:
+    """'How many different subheadings': one figure, the number of groups (not the groups)."""
+    expected = ref(engine, f"SELECT count(DISTINCT left(i.hs_code, 6)) {IMPORTS} AND "
+                           "i.origin_country = 'MX' AND year(d.declaration_date) = 2024")[0][0]
+    for question in ("How many different HS subheadings did we import from Mexico in 2024?",
+                     "# distinct 6-digit HS codes, Mexico origin, 2024"):
+        answer = engine.answer(question)
+        assert answer.plan is not None and answer.plan["count_only"], answer.text
+        assert answer.plan["dimensions"] == ["hs_subheading"]
+        assert answer.table is not None and answer.table.rows == [[expected]], answer.text
+        assert answer.text.startswith(f"{expected:,} different HS subheadings"), answer.text
+    listed = engine.answer("list the distinct HS6 codes imported from Mexico in 2024")
+    assert listed.plan is None or not listed.plan.get("count_only"), listed.text
+
+
+def test_penalties_alone_are_not_the_recoveries(engine: OfflineEngine) -> None:
+    answer = engine.answer("How much in penalties did each type of audit opened in 2024 produce?")
+    assert answer.plan is not None and answer.plan["measures"][0] == "audit_penalties", \
+        answer.text
+    expected = ref(engine, "SELECT audit_type, round(sum(coalesce(penalty_amount, 0)), 2) FROM "
+                           "audits WHERE year(opened_on) = 2024 GROUP BY 1")
+    got = dict(zip(column(answer, "audit_type"), column(answer, "audit_penalties"), strict=True))
+    assert got == {r[0]: r[1] for r in expected}
+    both = engine.answer("2024 audits: extra duty and penalties collected per type of audit")
+    assert both.plan is not None and both.plan["measures"] == ["audit_recoveries"], both.text
+
+
+@pytest.mark.parametrize(("question", "shape", "measure", "dims"), [
+    ("HS 8704 $/kg last qtr", "total", "value_per_kg", []),
+    ("eff. duty rate per CPC, 2024", "breakdown", "effective_duty_rate", ["procedure"]),
+    ("decl count: CPC x channel, 2024", "breakdown", "declarations", ["procedure", "channel"]),
+    ("2024 customs value per control lane (G/Y/R)", "breakdown", "customs_value", ["channel"]),
+    ("lowest-VAT office, last qtr", "argmin", "vat", ["office"]),
+    ("duty/value % per office, 2024", None, "effective_duty_rate", ["office"]),
+    ("export value by office & month, last qtr", "breakdown", "customs_value",
+     ["office", "month"]),
+    ("rail import decls / month, 2024", "breakdown", "declarations", ["month"]),
+    ("yellow rate by office 2024 (% of decls)", None, "yellow_share", ["office"]),
+])
+def test_fourth_round_shorthand(engine: OfflineEngine, question: str, shape: str | None,
+                                measure: str, dims: list[str]) -> None:
+    """Shorthand from the eighth and ninth sets: $/kg, CPC, G/Y/R, "&", "/ month", a year
+    right after a grouping, a measure between a superlative and its grouping."""
+    answer = engine.answer(question)
+    assert answer.plan is not None, answer.text
+    assert answer.plan["measures"][0] == measure and answer.plan["dimensions"] == dims, \
+        answer.plan
+    assert shape is None or answer.plan["shape"] == shape, answer.plan

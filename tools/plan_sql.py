@@ -22,7 +22,8 @@ from tamga.sqltext import sql_literal
 BREAKDOWN_ROWS = 200  # most groups a breakdown lists (a ranking lists n)
 #: Measures whose group values add up to the total (a share of the total makes sense).
 ADDITIVE = frozenset({"customs_value", "invoice_value", "duty", "vat", "items", "net_mass",
-                      "quantity", "audits", "audit_recoveries"})
+                      "quantity", "audits", "audit_recoveries", "audit_penalties",
+                      "audit_additional_duty"})
 
 Agg = Callable[[str | None], str]
 
@@ -100,6 +101,8 @@ MEASURES: dict[str, MeasureSql] = {
     "audits": MeasureSql(lambda c: f"count(*){_f(c)}"),
     "audit_recoveries": MeasureSql(
         _sum("coalesce(a.additional_duty, 0) + coalesce(a.penalty_amount, 0)"), money=True),
+    "audit_penalties": MeasureSql(_sum("coalesce(a.penalty_amount, 0)"), money=True),
+    "audit_additional_duty": MeasureSql(_sum("coalesce(a.additional_duty, 0)"), money=True),
 }
 
 # AEO holders against everybody else (no status recorded counts as not AEO).
@@ -309,6 +312,9 @@ def compile_plan(plan: QueryPlan) -> str:
             order = ", ".join(column_of(d) for d in dims)
         else:
             order = _order_by_measure(plan, first)
+        if shape == "breakdown" and plan.count_only:  # "how many different subheadings"
+            return (f"SELECT count(*) AS {column_of(dims[0])}s\n"
+                    f"FROM ({_grouped(plan, source, select, dims, having, '', None)})")
         sql = _grouped(plan, source, select, dims, having, order, limit)
         if shape == "threshold" and plan.count_only:
             return (f"SELECT count(*) AS {column_of(dims[0])}s, round(sum({first}), 2) AS "
