@@ -804,7 +804,7 @@ class Planner:
             (count_only or not re.search(r"\b(?:which|list|show|name|what are)\b", masked))
         if groups_counted and counted is not None and counted_dim is not None:
             shape, dims = "breakdown", [counted_dim]
-            explained.update(_WORD.findall(counted.group(0)) + ["count"])
+            explained.update([*_WORD.findall(counted.group(0)), "count"])
         if len(periods) >= 2 and compare_to is None and TIME_DIMENSIONS & set(dims):
             period = spanning(periods)  # "per year, 2024 and 2025"
         self._check_period(period, latest, facts.first_date)
