@@ -332,6 +332,7 @@ def run(assistant: Any, engine: str, todo: list[Case], bad: list[Bad], con: Any,
     """Ask every case (and every bad request) with one engine."""
     figures = PlanFigures(engine)
     if todo:
+        assistant.warm()  # as the app does at start: the local model's prompts evaluated once
         assistant.ask(todo[0].text, None, user="bench", engine=engine)  # load everything once
     refs: dict[str, list[list[Any]]] = {}
     for case in todo:
