@@ -92,8 +92,8 @@ _MEASURE_RULES: tuple[tuple[str, str], ...] = (
      "related_party_share"),
     (r"\b(?:recover(?:ed|ies|y)?|clawed back|"
      r"(?:had to )?pa(?:y|id|ying) (?:the most |most )?after (?:an? |the )?audits?|"
-     r"(?:additional|extra|addl\.?) dut(?:y|ies)\s*(?:and|plus|&|\+|,)\s*penalt(?:y|ies)|"
-     r"penalt(?:y|ies)\s*(?:and|plus|&|\+|,)\s*(?:additional|extra|addl\.?) dut(?:y|ies)|"
+     r"(?:(?:additional|extra|addl\.?) )?dut(?:y|ies)\s*(?:and|plus|&|\+|,)\s*penalt(?:y|ies)|"
+     r"penalt(?:y|ies)\s*(?:and|plus|&|\+|,)\s*(?:(?:additional|extra|addl\.?) )?dut(?:y|ies)|"
      r"amounts? assessed)\b", "audit_recoveries"),
     (r"\bpenalt(?:y|ies)\b", "audit_penalties"),
     (r"\b(?:additional|addl\.?) dut(?:y|ies)\b|\bextra dut(?:y|ies)\b(?=.*\baudit)",

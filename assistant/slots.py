@@ -167,7 +167,8 @@ _SHORTHAND: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\bapprox\.?(?=\s)", "about"),
         (r"\bctrys\b|\bctries\b", "countries"), (r"\bctry\b", "country"),
         (r"\bccys\b", "currencies"), (r"\bccy\b", "currency"),
-        (r"\bproc\.?(?=\s+\d{4}\b)", "procedure"), (r"\bpref\.?(?=\s+\d{2,4}\b)", "preference"),
+        (r"\bproc\.?(?=\s+\d{4}\b)", "procedure"), (r"\bpref(?:erence)?\.?[\s-]*(?:code[\s-]*)?(?=\d{2,4}\b)",
+                                              "preference code "),
         (r"(?<=[a-z])\s*/\s*(?=(?:pair|piece)s?\b)", " per "),
         # "last quarter v the quarter before", "AEO v non-AEO" (not "Section V", "Part V")
         (r"(?<!\bsection)(?<!\bpart)(?<!\bannex)(?<!\bchapter)(?<!\btitle)(?<!\barticle)"
@@ -497,7 +498,9 @@ class SlotExtractor:
             and not (" " not in gram and gram in self.common_words)
         }
         names = sorted(set(self.office_full) | set(self.office_words), key=len, reverse=True)
-        alternation = "|".join(re.escape(n) for n in names) or "(?!)"
+        # "Manzanillo International Terminal, Colón": punctuation between the words of a name
+        alternation = "|".join(r"[\s,;:.()/-]+".join(re.escape(t) for t in n.split())
+                               for n in names) or "(?!)"
         self._office_re = re.compile(rf"(?<![a-z0-9])({alternation})(?![a-z0-9])")
 
     def _build_goods(self) -> None:
@@ -959,7 +962,7 @@ class SlotExtractor:
         if slots.office is not None:
             return
         for m in text.finditer(self._office_re):
-            gram = m.group(1)
+            gram = " ".join(re.split(r"[\s,;:.()/-]+", m.group(1)))
             office = self.office_full.get(gram)
             if office is None and not full_only:
                 office = self.office_words.get(gram)

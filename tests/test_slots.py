@@ -291,7 +291,10 @@ def test_clean_question_removes_control_characters() -> None:
     ("value per dispatch ctry", "value per dispatch country"),
     ("split by invoicing ccy", "split by invoicing currency"),
     ("proc 7100 share", "procedure 7100 share"),
-    ("pref 300 imports", "preference 300 imports"),
+    ("pref 300 imports", "preference code 300 imports"),
+    ("duty on pref-300 lines", "duty on preference code 300 lines"),
+    ("pref. code 300 lines", "preference code 300 lines"),
+    ("preference-code 300 items", "preference code 300 items"),
     ("HS 640399 value/pair", "HS 640399 value per pair"),
     ("duty last qtr v the qtr before", "duty last quarter vs the quarter before"),
     ("# new importers in 2024", "number of new importers in 2024"),
@@ -321,3 +324,15 @@ def test_us_dollars_are_a_currency_not_the_country(ex: SlotExtractor) -> None:
                      "imports priced in US$ in 2024"):
         assert ex.extract(clean_question(question)).countries == [], question
     assert [c.code for c in ex.extract("imports from the US in 2024").countries] == ["US"]
+
+
+def test_an_office_name_with_a_comma_is_one_office(ex: SlotExtractor) -> None:
+    """ "Manzanillo International Terminal, Colón": the whole name is the office; its last word
+    is not left over for the trader look-up (a trader called "Colon ..." once took it)."""
+    for office in ex.facts.offices:
+        if "," not in office:
+            continue
+        slots = ex.extract(clean_question(f"What customs value has {office} cleared in 2024?"))
+        assert slots.office == office and slots.trader is None, (office, slots.masked)
+        last = office.rsplit(",", 1)[1].strip()
+        assert last not in slots.masked, (office, slots.masked)
