@@ -167,8 +167,8 @@ _SHORTHAND: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\bapprox\.?(?=\s)", "about"),
         (r"\bctrys\b|\bctries\b", "countries"), (r"\bctry\b", "country"),
         (r"\bccys\b", "currencies"), (r"\bccy\b", "currency"),
-        (r"\bproc\.?(?=\s+\d{4}\b)", "procedure"), (r"\bpref(?:erence)?\.?[\s-]*(?:code[\s-]*)?(?=\d{2,4}\b)",
-                                              "preference code "),
+        (r"\bproc\.?(?=\s+\d{4}\b)", "procedure"),
+        (r"\bpref(?:erence)?\.?[\s-]*(?:code[\s-]*)?(?=\d{2,4}\b)", "preference code "),
         (r"(?<=[a-z])\s*/\s*(?=(?:pair|piece)s?\b)", " per "),
         # "last quarter v the quarter before", "AEO v non-AEO" (not "Section V", "Part V")
         (r"(?<!\bsection)(?<!\bpart)(?<!\bannex)(?<!\bchapter)(?<!\btitle)(?<!\barticle)"

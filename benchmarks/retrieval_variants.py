@@ -6,7 +6,8 @@ index's own BM25, the same fusion and de-duplication as `retrieval/search.py`. T
 for the development set (`retrieval_dev_questions.yaml`): do not tune on the evaluation set.
 
     .venv/bin/python benchmarks/retrieval_variants.py --index DIR \
-        --questions benchmarks/retrieval_dev_questions.yaml [--sentences CACHE.npz]
+        --questions benchmarks/retrieval_dev_questions.yaml \
+        benchmarks/retrieval_dev_questions2.yaml [--sentences CACHE.npz]
 
 `--sentences` adds sentence-level variants; it embeds every sentence of the index once (about
 20,000 for the shared corpus, ~10 minutes on one core) and keeps them in CACHE.npz.
@@ -269,7 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Print recall@1, recall@5 and MRR of every variant on a question set."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--index", type=Path, required=True, help="an index built by tamga ingest")
-    parser.add_argument("--questions", type=Path, required=True, help="question set (YAML)")
+    parser.add_argument("--questions", type=Path, required=True, nargs="+",
+                        help="question sets (YAML), read together")
     parser.add_argument("--sentences", type=Path, help="also try sentence vectors, cached here")
     parser.add_argument("--fit", action="store_true",
                         help="fit the re-ranker on these questions and print its constants "
@@ -284,7 +286,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    questions, source_only, _corpus = load_question_set(args.questions)
+    questions: list[Question] = []
+    source_only: tuple[str, ...] = ()
+    for path in args.questions:
+        more, only, _corpus = load_question_set(path)
+        questions += more
+        source_only = tuple(dict.fromkeys(source_only + tuple(only)))
     searcher = Searcher(args.index.expanduser().resolve(), warm=False)
     vectors = chunk_vectors(searcher)
     prepared = [Prepared(searcher, q) for q in questions]

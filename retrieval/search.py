@@ -50,14 +50,14 @@ CANDIDATES = 50  # how deep each ranking is read before fusing
 # plain word keeps more weight than the terms it suggests).
 EXPANSION_WEIGHT = 0.6
 # Re-ranking of the pooled candidates (see `rerank`): a logistic model over nine signals per
-# candidate (`RERANK_FEATURES`), fitted on the development question set
-# (benchmarks/retrieval_dev_questions.yaml) by `benchmarks/retrieval_variants.py --fit
-# --C 0.3`, never on the evaluation set. The intercept is shifted back from the equal-weight
-# fit by the log odds of the class sizes, so that the score reads as a rough chance of
-# answering (over-confident: docs/retrieval.md). Fewer words rank higher at equal evidence: a
-# long passage shares some words with almost any question. The coverage terms are negative
-# because BM25 and the fused score already count shared words; given those, a passage that
-# repeats the question's words (often in its heading) is more often a near miss.
+# candidate (`RERANK_FEATURES`), fitted on the two development question sets (104 questions:
+# benchmarks/retrieval_dev_questions.yaml and retrieval_dev_questions2.yaml) by
+# `benchmarks/retrieval_variants.py --fit --C 0.3`, never on the evaluation set. The
+# intercept is shifted back from the equal-weight fit by the log odds of the class sizes, so
+# that the score reads as a rough chance of answering (docs/retrieval.md). Fewer words rank
+# higher at equal evidence: a long passage shares some words with almost any question. The
+# text coverage term is negative because BM25 and the fused score already count shared words;
+# given those, a passage that repeats the question's words is more often a near miss.
 RERANK_FEATURES = (
     "fused score",                  # MiniLM and BM25, score fusion (VECTOR_SHARE)
     "log(1 + rank by MiniLM)",      # ranks count from 0 among the pool
@@ -69,8 +69,8 @@ RERANK_FEATURES = (
     "share of the question's keywords in its heading",
     "statute section (a US Code locator)",
 )
-RERANK_WEIGHTS = (3.1751, -0.9441, -0.6912, -0.7965, -0.1737, 2.1285, -0.6721, -0.5998, -1.0955)
-RERANK_INTERCEPT = 2.1392
+RERANK_WEIGHTS = (4.7526, -0.3728, -0.1933, -0.1828, -0.3119, 1.9989, -0.2969, 0.0458, -0.6284)
+RERANK_INTERCEPT = -3.9322
 
 
 # A question in which fewer than this share of words are English function words ("the", "how",

@@ -33,3 +33,15 @@ def test_expand_query_keeps_the_question_first():
 
 def test_the_list_is_lower_case_and_non_empty():
     assert all(k == k.lower() and v.strip() for k, v in CUSTOMS_SYNONYMS.items())
+
+
+def test_no_plain_word_is_listed_twice() -> None:
+    """A dict literal keeps the last of two equal keys without a word: the source lists each
+    plain word once."""
+    import re
+    from pathlib import Path
+
+    import retrieval.synonyms as module
+
+    keys = re.findall(r'^    "([^"]+)":', Path(module.__file__).read_text(encoding="utf-8"), re.M)
+    assert len(keys) == len(set(keys)) == len(module.CUSTOMS_SYNONYMS)

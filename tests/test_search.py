@@ -248,9 +248,11 @@ def test_rerank_features_are_the_documented_signals():
 
 
 def test_rerank_prefers_agreement_and_the_shorter_passage():
-    # chunks 1 and 2: the same evidence everywhere; 2 is a one-sentence passage, 1 a long one
+    # chunks 1 and 2: the same evidence everywhere (ties rank 1 first in each ranking); 2 is a
+    # one-sentence passage, 1 a long subsection (the fit on 104 questions weighs length less
+    # than the one on 54 did: 20 against 400 words no longer outweighs three rank ties)
     pool = _pool([(1, 0.8), (2, 0.8), (3, 0.3)], {1: 0.6, 2: 0.6, 3: 0.4},
-                 {1: 0.85, 2: 0.85, 3: 0.80}, [0.0, 5.0, 5.0, 1.0], [0, 400, 20, 20],
+                 {1: 0.85, 2: 0.85, 3: 0.80}, [0.0, 5.0, 5.0, 1.0], [0, 1200, 20, 20],
                  {1: 1.0, 2: 1.0, 3: 0.5})
     ranked = rerank(pool)
     assert [pos for pos, _ in ranked] == [2, 1, 3]
