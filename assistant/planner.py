@@ -201,14 +201,17 @@ _COUNT_N = re.compile(
     r"headings|subheadings|codes|offices|origins|countries|sellers|suppliers|months|sectors|"
     r"names|payers|newcomers|firms|exporters|regions|products|of them|incoterms|modes|"
     r"currencies|procedures|channels|quarters|years|buyers|terms)\b|"
-    rf"(?<!\d),\s*(?P<tail>{_NUM_WORD})\s*[?.!]?\s*$|\bwhich\s+(?P<which>{_NUM_WORD})\b(?!\s*%)|\((?:top\s+)?(?P<par>{_NUM_WORD})\)")
+    rf"(?:(?<!\d),|,(?=\s))\s*(?P<tail>{_NUM_WORD})(?:\s+(?:worst|best|biggest|largest|smallest|lowest|"
+    rf"highest|top|most|least))?\s*[?.!]?\s*$|\bwhich\s+(?P<which>{_NUM_WORD})\b(?!\s*%)|\((?:top\s+)?(?P<par>{_NUM_WORD})\)")
 # A dimension named at the start: "offices with the largest increase", "importers whose ..."
 _LEAD_DIM = re.compile(rf"^[\s.,:;'-]*(?:the\s+)?({_DIM_ALTERNATION})(?:\s+(?:with|whose|that|"
-                       r"which|where|having)\b|\s*:\s|\s+[-–]\s)")
+                       r"which|where|having|losing|gaining|adding|shedding|dropping|growing|"
+                       r"falling|rising)\b|\s*:\s|\s+[-–]\s)")
 # A single member asked for with a superlative: "in which month ... highest", "the sector with
 # the lowest import value", "office with the fewest declarations", "least busy office".
 _ONE_SUPERLATIVE = re.compile(
-    r"\b(?:in which|which|what|the|^)\s*(?P<dim>month|quarter|year|customs office|office|"
+    r"(?:\b(?:in which|which|what|the)|^|[:;,]|\s-)\s*(?P<dim>month|quarter|year|customs office|"
+    r"office|"
     r"sector|region|country|origin|chapter|heading|subheading|trader|importer|company|seller|"
     r"supplier|transport mode|mode|incoterm|procedure)\b(?!s)(?P<rest>.*)$")
 _SUPERLATIVE = re.compile(
@@ -297,7 +300,7 @@ _DOWN = re.compile(
     r"\b(?:biggest|largest|greatest|sharpest|steepest|most)\s+(?:\w+\s+){0,3}?"
     r"(?:drops?|declines?|decreases?|falls?|fall-offs?|reductions?|losses?|shrinkage)\b|"
     r"\b(?:fell|dropped|declined|decreased|shrank|shrunk|fallen|slumped|fall|drop|decline|"
-    r"decrease|shrink|slump)\b(?:\s+\w+){0,4}\s+"
+    r"decrease|shrink|slump|los(?:e|ing|t))\b(?:\s+\w+){0,4}\s+"
     r"(?:the\s+)?(?:most|fastest|the most)\b|\bfastest[- ]shrinking\b|\bmost decline\b|"
     r"\b(?:went|gone|go) down (?:the )?most\b|\bby (?:\w+ )?(?:drop|decline|decrease)\b")
 _SHARE = re.compile(
@@ -313,6 +316,7 @@ _PEERS = re.compile(
     r"\bthan (?:the )?others\b|\bother traders\b")
 _NOT_IN = re.compile(
     r"\bbut not\b|\bbut (?:then )?(?:did not|didn'?t|never|no)\b|"
+    r"\bbut (?:(?:have|has|had) )?(?:\w+ )?(?:none|nothing)\b|,\s*(?:none|nothing)\b|"
     r"\band (?:then )?(?:did not|didn'?t|never)\b|\bdropped off\b|"
     r"\bfell away\b|\bnot (?:again )?in\b|\bstopped\b(?! for)|"
     r"\bno longer\b|\bdropped out\b|\bdisappeared\b|\blost\b|\bceased\b|\bquit\b|"
@@ -358,7 +362,7 @@ _TRANSPORT_WORD = {"truck": "road", "lorry": "road", "ship": "sea", "vessel": "s
 _INCOTERM = re.compile(r"\b(EXW|FCA|FAS|FOB|CFR|CIF|CPT|CIP|DAP|DPU|DDP|DAT)\b")
 _PROCEDURE = re.compile(r"\b(?:procedure(?: code)?|cpc)\s+(\d{4})\b|\bunder (\d{4})\b")
 _AEO_SPLIT = re.compile(r"\b(?:aeo|certified|authori[sz]ed economic operators?|trusted traders?)\b"
-                        r".*\b(?:vs\.?|versus|compared|and|or|against|than)"
+                        r".*\b(?:vs\.?|versus|compared|and|or|against|than|with th(?:at|ose) of)"
                         r"\b.*\b(?:non[- ]?aeo|non[- ]certified|uncertified|without|other|others|"
                         r"rest|not)\b|\bby aeo\b(?![- ](?:certified|holders?|compan|traders?|"
                         r"importers?|operators?|firms?))|"
@@ -467,7 +471,10 @@ class Planned:
 def _aeo_split(q: str) -> bool:
     """Whether the question splits figures by AEO (status), rather than filtering on it."""
     if _WITHOUT_AEO.search(q) and not _AGAINST.search(q):
-        return False
+        rest = _WITHOUT_AEO.sub(" ", q)  # "compare AEO-certified importers with those without"
+        if not (re.search(r"\bcompar(?:e|ing)\b|\bwith th(?:at|ose) of\b", q)
+                and (_AEO.search(rest) or re.search(r"\bcertified\b", rest))):
+            return False
     return bool(_AEO_SPLIT.search(q))
 
 
@@ -989,7 +996,8 @@ class Planner:
                 "year" not in dims:
             dims.append("year")
         if _aeo_split(q) and "aeo_status" not in dims and "aeo" not in dims:
-            dims.insert(0, "aeo_status" if _AEO_BY_STATUS.search(q) else "aeo")
+            dims.insert(0, "aeo_status" if _AEO_BY_STATUS.search(_WITHOUT_AEO.sub(" ", q))
+                        else "aeo")
             explained.update({"aeo", "non", "certified", "uncertified", "without", "other",
                               "others", "rest", "status", "certificate", "type", "including",
                               "operators", "ones", "firms"})

@@ -169,6 +169,8 @@ _SHORTHAND: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\bccys\b", "currencies"), (r"\bccy\b", "currency"),
         (r"\bproc\.?(?=\s+\d{4}\b)", "procedure"),
         (r"\bpref(?:erence)?\.?[\s-]*(?:code[\s-]*)?(?=\d{2,4}\b)", "preference code "),
+        (r"\bpref\.? (?=codes?\b)", "preference "),
+        (r"(?<=\b(?:19|20)\d\d)\s*->\s*(?=(?:19|20)\d\d\b)", " vs "),  # "2024->2025"
         (r"(?<=[a-z])\s*/\s*(?=(?:pair|piece)s?\b)", " per "),
         # "last quarter v the quarter before", "AEO v non-AEO" (not "Section V", "Part V")
         (r"(?<!\bsection)(?<!\bpart)(?<!\bannex)(?<!\bchapter)(?<!\btitle)(?<!\barticle)"

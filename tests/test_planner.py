@@ -550,3 +550,34 @@ def test_fourth_round_shorthand(engine: OfflineEngine, question: str, shape: str
     assert answer.plan["measures"][0] == measure and answer.plan["dimensions"] == dims, \
         answer.plan
     assert shape is None or answer.plan["shape"] == shape, answer.plan
+
+
+@pytest.mark.parametrize(("question", "shape", "dims", "n"), [
+    ("dispatch ctries losing the most decls 2023->2024, 4 worst", "change_ranking",
+     ["dispatch_country"], 4),
+    ("2024: month w/ the lowest red-channel decl count", "argmin", ["month"], 1),
+    ("Which dispatch countries sent us imports by air in 2023 but have sent none by air in "
+     "2024?", "set_difference", ["dispatch_country"], None),
+    ("air freight: dispatch ctries active 2023, nothing in 2024", "set_difference",
+     ["dispatch_country"], None),
+    ("ch 22: duty as % of value per pref code, 2024", "breakdown", ["preference"], None),
+    ("Compare the effective duty rate paid by AEO-certified importers with that of importers "
+     "without AEO status in 2024.", "breakdown", ["aeo"], None),
+])
+def test_tenth_set_shapes(engine: OfflineEngine, question: str, shape: str, dims: list[str],
+                          n: int | None) -> None:
+    """Words from the tenth set: "losing the most", "2024->2025", ", 4 worst", a grouping after
+    a colon with a superlative, "but have sent none", ", nothing in", "pref code", AEO holders
+    compared "with that of" those without."""
+    answer = engine.answer(question)
+    assert answer.plan is not None, answer.text
+    assert (answer.plan["shape"], answer.plan["dimensions"]) == (shape, dims), answer.plan
+    assert n is None or answer.plan["n"] == n, answer.plan
+    if shape == "change_ranking":
+        assert answer.plan["order"] == "asc"  # the biggest falls first
+
+
+def test_without_aeo_compared_over_time_stays_a_filter(engine: OfflineEngine) -> None:
+    answer = engine.answer("compare imports of traders without AEO status in 2024 with 2023")
+    assert answer.plan is not None and answer.plan["shape"] == "compare", answer.text
+    assert answer.plan["filters"][0]["dimension"] == "aeo_status" and not answer.plan["dimensions"]
