@@ -191,7 +191,7 @@ measure: {measures}
 importers; sellers = distinct foreign suppliers; origins = distinct countries of origin; \
 net_mass = weight, kg, tonnes; effective_duty_rate = duty as % of value; red_share = share sent \
 to the red channel, inspection rate; audit_recoveries = what audits recovered, \
-audit_penalties = the penalties alone.)
+audit_penalties = the penalties alone; value_per_declaration = average value of one declaration.)
 by: {dims}
 (trader = importer, company; seller = foreign supplier; origin = country of origin; office = \
 customs office, port; aeo = AEO against non-AEO; audit_outcome = audit result.)"""

@@ -27,6 +27,7 @@ MEASURE_WORDS = {
     "audits": "number of audits", "audit_recoveries": "audit recoveries (additional duty "
     "and penalties)", "audit_penalties": "penalties from audits",
     "audit_additional_duty": "additional duty from audits",
+    "value_per_declaration": "average customs value per declaration",
 }
 DIMENSION_WORDS = {
     "trader": ("trader", "traders"), "seller": ("seller", "sellers"),
@@ -41,7 +42,8 @@ DIMENSION_WORDS = {
     "preference": ("preference code", "preference codes"),
     "aeo_status": ("AEO status", "AEO statuses"), "aeo": ("AEO or not", "AEO or not"),
     "currency": ("invoice currency", "invoice currencies"), "sector": ("sector", "sectors"),
-    "region": ("region", "regions"), "flow": ("flow", "flows"), "month": ("month", "months"),
+    "region": ("region", "regions"), "flow": ("flow", "flows"), "day": ("day", "days"),
+    "month": ("month", "months"),
     "quarter": ("quarter", "quarters"), "year": ("year", "years"),
     "declaration": ("declaration", "declarations"),
     "audit_outcome": ("audit outcome", "audit outcomes"),
@@ -222,7 +224,8 @@ def answer_text(plan: QueryPlan, columns: list[str], rows: list[list[Any]],
             peak = max(records, key=lambda r: _number(r.get(col)))
             return (f"{words.capitalize()} {_of(scope)} by "
                     f"{DIMENSION_WORDS[plan.dimensions[0]][0]}"
-                    f": {len(records):,} periods; the highest is {_label(peak, plan)} with "
+                    f": {len(records):,} {DIMENSION_WORDS[plan.dimensions[0]][1]}; the highest "
+                    f"is {_label(peak, plan)} with "
                     f"{fmt_measure(m, peak.get(col), currency)}.")
         lead = _label(first, plan)
         share = f" ({first['share_pct']:.1f}% of the total)" if first.get("share_pct") \

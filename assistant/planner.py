@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from assistant.slots import MASKS, STOPWORDS, Slots, fold_plain
 from tamga.period import Period
 from tamga.plan import (
+    AUDIT_DIMENSIONS,
     AUDIT_MEASURES,
     TIME_DIMENSIONS,
     Filter,
@@ -43,6 +44,12 @@ if TYPE_CHECKING:
 # -- measures -----------------------------------------------------------------------------------
 
 _MEASURE_RULES: tuple[tuple[str, str], ...] = (
+    (r"\b(?:average|avg\.?|mean|typical) (?:customs |declared )?value (?:per|of an?|of each|a) "
+     r"(?:import |export )?(?:declaration|decl|entry|filing)s?\b|"
+     r"\bvalue (?:per|a|/) ?(?:declaration|decl|entry)\b|"
+     r"\b(?:declarations?|decls?|entries) (?:\w+ ){0,2}on average (?:larger|bigger|smaller|higher|"
+     r"lower)\b|\b(?:average|avg\.?|mean) (?:declaration|decl|entry) (?:value|size)\b",
+     "value_per_declaration"),
     (r"\b(?:average |mean )?unit values?\b|\bvalue (?:per|a|/) ?(?:kg|kilo(?:gram)?)\b|"
      r"\bprice (?:per|a|/) ?(?:kg|kilo(?:gram)?)\b|\bper[- ]kilo(?:gram)?\b|\bper kg\b|"
      r"(?:\busd|\$) ?(?:per|/) ?kg\b", "value_per_kg"),
@@ -181,6 +188,7 @@ _DIM_WORDS: tuple[tuple[str, str], ...] = (
     (r"sellers?|suppliers?|vendors?|foreign sellers?", "seller"),
     (r"traders?|importers?|exporters?|compan(?:y|ies)|firms?|businesses|declarants?|"
      r"(?:duty |vat |tax )?payers?", "trader"),
+    (r"days?|daily|day[- ]by[- ]day|calendar days?", "day"),
     (r"months?|monthly|month[- ]by[- ]month", "month"),
     (r"quarters?|quarterly", "quarter"),
     (r"years?|yearly|annual(?:ly)?|year[- ]by[- ]year", "year"),
@@ -246,7 +254,7 @@ _MIN_WORDS = ("quietest", "lowest", "smallest", "slowest", "weakest", "worst", "
 _WHICH_PEAK = re.compile(
     rf"\b(?:which|what)\s+(?:single\s+)?(?P<dim>{_DIM_ALTERNATION})\s+(?:\w+\s+){{0,3}}?"
     rf"(?:had|saw|was|were|has|have|did|recorded|showed|brought|got|handled|paid|received)\s+"
-    rf"(?:the\s+)?(?P<word>most|highest|largest|biggest|lowest|least|fewest|smallest|"
+    rf"(?:(?:we|you|they|it|us)\s+\w+\s+)?(?:the\s+)?(?P<word>most|highest|largest|biggest|lowest|least|fewest|smallest|"
     rf"strongest|weakest|top)\b")
 # "Of all our offices, which one ...": the grouping, named before the question
 _OF_ALL = re.compile(rf"\bof (?:all )?(?:our |the |these )?({_DIM_ALTERNATION}),?\s+which"
@@ -598,6 +606,8 @@ class Planner:
         for d in dims_from_filters:
             if d not in dims:
                 dims.insert(0, d)
+        if "value_per_declaration" in measures:
+            dims = [d for d in dims if d != "declaration"]  # "value per declaration" is the unit
         if "trader" in dims and _traders_of_a_group(q, filters):
             dims.remove("trader")  # "imports by traders in Fuels and energy": the sector's
         if "origin" in dims and _DISPATCH.search(masked) and not re.search(
@@ -613,7 +623,7 @@ class Planner:
             dims.append("flow")
         if currency_us(filters):
             filters = [f for f in filters if not (f.dimension == "origin" and f.values == ["US"])]
-        if any(d in ("month", "quarter", "year") for d in dims) and len(dims) == 1:
+        if any(d in TIME_DIMENSIONS for d in dims) and len(dims) == 1:
             several = next((f for f in filters if len(f.values) >= 2 and f.dimension not in
                             ("aeo_status",)), None)
             if several is not None:
@@ -660,7 +670,7 @@ class Planner:
             for hit in _NEW.finditer(masked):
                 explained.update(_WORD.findall(hit.group(0)))
             dims = dims or [self._entity_dim(masked, filters)]
-            dims = [d for d in dims if d not in ("year", "month", "quarter")] or ["trader"]
+            dims = [d for d in dims if d not in TIME_DIMENSIONS] or ["trader"]
             if dims[0] == "origin" and "origins" in measures:
                 measures = ["customs_value"]
             measures = [m for m in measures if m not in ("traders", "sellers", "origins")] \
@@ -671,7 +681,7 @@ class Planner:
                 r"\bstopped\b(?! for)|\bno longer\b|\bdropped out\b|\bnone\b|\bgone\b|\blost\b",
                 masked)):
             shape = "set_difference"
-            dims = [d for d in dims if d not in ("year", "month", "quarter")] or \
+            dims = [d for d in dims if d not in TIME_DIMENSIONS] or \
                 [self._entity_dim(masked, filters)]
             measures = [m for m in measures if m not in ("traders", "sellers", "origins")] \
                 or ["customs_value"]
@@ -710,7 +720,7 @@ class Planner:
             if measures == ["customs_value"] and "unit" in masked:
                 measures = ["value_per_kg"]
         elif (_UP.search(masked) or _DOWN.search(masked)) and dims and \
-                dims[0] not in ("month", "quarter", "year"):
+                dims[0] not in TIME_DIMENSIONS:
             shape = "change_ranking"
             order = "asc" if _DOWN.search(masked) and not _UP.search(masked) else "desc"
             for pattern in (_UP, _DOWN):
@@ -773,8 +783,7 @@ class Planner:
             if measures == ["customs_value"] and re.search(
                     r"\bbusiest\b|\bquietest\b", masked) and not _VALUE_WORDS.search(masked):
                 measures = ["declarations"]
-        elif dims and (explicit_n or (_TOP.search(masked) and dims[0] not in ("month", "quarter",
-                                                                             "year"))
+        elif dims and (explicit_n or (_TOP.search(masked) and dims[0] not in TIME_DIMENSIONS)
                        or _BOTTOM.search(masked)):
             shape = "bottom" if _BOTTOM.search(masked) and not _TOP.search(masked) else "top"
             n = n or (1 if re.search(r"\bwhich (?!\w+s\b)\w+\b", masked) and not
@@ -795,8 +804,7 @@ class Planner:
             measures = [m for m in measures if m in AUDIT_MEASURES]
             filters = [f for f in filters if f.dimension in ("trader", "aeo_status", "sector",
                                                              "region")]
-            dims = [d for d in dims if d in ("trader", "aeo_status", "sector", "region", "month",
-                                             "quarter", "year", "audit_outcome", "audit_type")]
+            dims = [d for d in dims if d in AUDIT_DIMENSIONS]
             if shape in ("share", "threshold", "first_seen", "set_difference", "vs_peers"):
                 shape = "breakdown" if dims else "total"
             if shape in ("top", "bottom", "argmax", "argmin", "breakdown") and not dims:
@@ -920,7 +928,7 @@ class Planner:
                         continue
                     if pattern is _AND_DIM and not dims:
                         continue
-                    if dim in ("month", "quarter", "year") and re.search(
+                    if dim in TIME_DIMENSIONS and re.search(
                             rf"\b(?:last|this|previous|prior|next|same|that|the|past|recent|"
                             rf"first)\s+(?:{_NUM_WORD}\s+)?$", q[:m.start(1)]) and not (
                             re.search(rf"\bthe\s+{_NUM_WORD}\s+$", q[:m.start(1)])
@@ -989,6 +997,9 @@ class Planner:
                      r"\s/\s?month\b", q) \
                 and "month" not in dims:
             dims.append("month")
+        if re.search(r"\bdaily\b|\beach day\b|\bper day\b|\bday[- ]by[- ]day\b", q) and \
+                "day" not in dims:
+            dims.append("day")
         if re.search(r"\bquarterly\b|\beach quarter\b|\bper quarter\b", q) and \
                 "quarter" not in dims:
             dims.append("quarter")
@@ -1342,7 +1353,8 @@ class Planner:
 # Measures the verified intents mostly do not compute: a plan with one is worth answering.
 _SPECIAL_MEASURES = frozenset({
     "value_per_kg", "value_per_unit", "effective_duty_rate", "red_share", "yellow_share",
-    "related_party_share", "traders", "sellers", "origins", *AUDIT_MEASURES,
+    "related_party_share", "traders", "sellers", "origins", "value_per_declaration",
+    *AUDIT_MEASURES,
     "items", "quantity", "invoice_value"})
 # Questions that ask for records, not figures: the verified intents list them.
 _LISTING = re.compile(
@@ -1465,7 +1477,7 @@ _AVERAGE_PER = re.compile(
     r"(?P<per>declaration|entry|shipment|consignment|trader|importer|exporter|company|item|line|"
     r"seller|supplier)\b")
 _RATE_MEASURES = frozenset({"effective_duty_rate", "checked_share", "value_per_kg",
-                            "value_per_unit"})
+                            "value_per_unit", "value_per_declaration"})
 
 
 def currency_us(filters: list[Filter]) -> bool:

@@ -24,12 +24,13 @@ Measure = Literal[
     "sellers", "origins", "net_mass", "quantity", "value_per_kg", "value_per_unit",
     "effective_duty_rate", "red_share", "yellow_share", "checked_share", "related_party_share",
     "audits", "audit_recoveries", "audit_penalties", "audit_additional_duty",
+    "value_per_declaration",
 ]
 Dimension = Literal[
     "trader", "seller", "hs_chapter", "hs_heading", "hs_subheading", "origin",
     "dispatch_country", "office", "transport_mode", "incoterm", "procedure", "channel",
     "preference", "aeo_status", "aeo", "sector", "region", "flow", "month", "quarter", "year",
-    "declaration", "audit_outcome", "audit_type", "currency",
+    "declaration", "audit_outcome", "audit_type", "currency", "day",
 ]
 Shape = Literal[
     "total", "breakdown", "top", "bottom", "change_ranking", "compare", "share", "vs_peers",
@@ -43,15 +44,15 @@ AUDIT_MEASURES = frozenset({"audits", "audit_recoveries", "audit_penalties",
                             "audit_additional_duty"})
 #: Dimensions audits can be grouped or filtered by.
 AUDIT_DIMENSIONS = frozenset({
-    "trader", "aeo_status", "aeo", "sector", "region", "month", "quarter", "year",
+    "trader", "aeo_status", "aeo", "sector", "region", "month", "quarter", "year", "day",
     "audit_outcome", "audit_type",
 })
 #: Measures that are ratios (sum/sum or shares): they are not added up across groups.
 RATIO_MEASURES = frozenset({
     "value_per_kg", "value_per_unit", "effective_duty_rate", "red_share", "yellow_share",
-    "checked_share", "related_party_share",
+    "checked_share", "related_party_share", "value_per_declaration",
 })
-TIME_DIMENSIONS = frozenset({"month", "quarter", "year"})
+TIME_DIMENSIONS = frozenset({"day", "month", "quarter", "year"})
 MAX_N = 100
 
 

@@ -383,8 +383,11 @@ def test_paid_after_audits_is_recoveries(engine: OfflineEngine) -> None:
 
 
 def test_an_average_per_entity_is_not_a_breakdown(engine: OfflineEngine) -> None:
-    """The plan language has no mean over declarations: no plan lists every declaration."""
-    question = "average value per declaration in 2024"
+    """The plan language has a mean value per declaration (sum over count, since session 12),
+    but no mean per importer: no plan lists every declaration or every importer for it."""
+    assert planned(engine, "average value per declaration in 2024").measures == [
+        "value_per_declaration"]
+    question = "average value per importer in 2024"
     found = engine.planner.plan(question, engine.extractor.extract(question))
     assert found.plan is None and found.problem is not None and "average" in found.problem
     assert engine.plan(question).kind != "query"

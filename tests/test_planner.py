@@ -581,3 +581,50 @@ def test_without_aeo_compared_over_time_stays_a_filter(engine: OfflineEngine) ->
     answer = engine.answer("compare imports of traders without AEO status in 2024 with 2023")
     assert answer.plan is not None and answer.plan["shape"] == "compare", answer.text
     assert answer.plan["filters"][0]["dimension"] == "aeo_status" and not answer.plan["dimensions"]
+
+
+def test_busiest_day_is_a_day_grouping(engine: OfflineEngine) -> None:
+    """'busiest day': the declaration date as a grouping, checked against SQL written here."""
+    expected = ref(engine, f"SELECT d.declaration_date, count(DISTINCT d.declaration_id) AS n "
+                           f"{IMPORTS} AND d.declaration_date >= '2024-10-01' AND "
+                           "d.declaration_date < '2024-11-01' GROUP BY 1 ORDER BY n DESC, 1 "
+                           "LIMIT 1")[0]
+    for question in ("busiest day in October 2024 for import decls?",
+                     "On which day in October 2024 did we receive the most import "
+                     "declarations, and how many?"):
+        answer = engine.answer(question)
+        assert answer.plan is not None and answer.plan["dimensions"] == ["day"], answer.text
+        assert answer.plan["shape"] == "argmax", answer.plan
+        assert column(answer, "declarations") == [expected[1]], answer.text
+        assert str(column(answer, "day")[0]) == str(expected[0]), answer.text
+    daily = engine.answer("import declarations per day in October 2024")
+    assert daily.plan is not None and daily.plan["dimensions"] == ["day"], daily.text
+    days = ref(engine, f"SELECT count(DISTINCT d.declaration_date) {IMPORTS} AND "
+                       "d.declaration_date >= '2024-10-01' AND d.declaration_date < '2024-11-01'")
+    assert daily.table is not None and len(daily.table.rows) == days[0][0]
+    assert f"{days[0][0]} days" in daily.text, daily.text
+
+
+def test_average_declaration_value_against_peers(engine: OfflineEngine) -> None:
+    """'on average larger declarations than the other importers': value per declaration,
+    pooled over the peers (sum of value / number of declarations)."""
+    with_names = IMPORTS.replace("WHERE", "JOIN traders t ON t.trader_id = d.trader_id WHERE")
+    trader = ref(engine, f"SELECT t.name, d.trader_id {with_names} AND "
+                         "year(d.declaration_date) = 2024 GROUP BY 1, 2 ORDER BY count(*) DESC "
+                         "LIMIT 1")[0]
+    name, trader_id = trader
+    expected = ref(engine, "SELECT round(sum(i.customs_value) FILTER (WHERE d.trader_id = "
+                           f"'{trader_id}') / count(DISTINCT d.declaration_id) FILTER (WHERE "
+                           f"d.trader_id = '{trader_id}'), 2), round(sum(i.customs_value) FILTER "
+                           f"(WHERE d.trader_id <> '{trader_id}') / count(DISTINCT "
+                           f"d.declaration_id) FILTER (WHERE d.trader_id <> '{trader_id}'), 2) "
+                           f"{IMPORTS} AND year(d.declaration_date) = 2024")[0]
+    for question in (f"In 2024, are {name}'s import declarations on average larger in customs "
+                     "value than those of the other importers?",
+                     f"{name} avg value per decl vs everyone else, 2024"):
+        answer = engine.answer(question)
+        assert answer.plan is not None, answer.text
+        assert answer.plan["shape"] == "vs_peers", answer.plan
+        assert answer.plan["measures"] == ["value_per_declaration"], answer.plan
+        assert column(answer, "value_per_declaration_entity") == [expected[0]], answer.text
+        assert column(answer, "value_per_declaration_peers") == [expected[1]], answer.text

@@ -98,6 +98,9 @@ MEASURES: dict[str, MeasureSql] = {
     "yellow_share": MeasureSql(_channel_share("yellow"), percent=True),
     "checked_share": MeasureSql(_checked_share, percent=True),
     "related_party_share": MeasureSql(_related_share, percent=True),
+    "value_per_declaration": MeasureSql(
+        lambda c: f"sum(i.customs_value){_f(c)} / nullif(count(DISTINCT d.declaration_id)"
+                  f"{_f(c)}, 0)", money=True, unit="per declaration"),
     "audits": MeasureSql(lambda c: f"count(*){_f(c)}"),
     "audit_recoveries": MeasureSql(
         _sum("coalesce(a.additional_duty, 0) + coalesce(a.penalty_amount, 0)"), money=True),
@@ -129,6 +132,7 @@ DIMENSIONS: dict[str, tuple[str, str | None, bool]] = {
     "sector": ("t.sector", "t.sector", True),
     "region": ("t.region", "t.region", True),
     "flow": ("d.flow", None, False),
+    "day": ("CAST({date} AS DATE)", "CAST({date} AS DATE)", False),
     "month": ("strftime({date}, '%Y-%m')", "strftime({date}, '%Y-%m')", False),
     "quarter": ("strftime({date}, '%Y') || '-Q' || quarter({date})",
                 "strftime({date}, '%Y') || '-Q' || quarter({date})", False),
