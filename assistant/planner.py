@@ -209,8 +209,8 @@ _COUNT_N = re.compile(
     r"headings|subheadings|codes|offices|origins|countries|sellers|suppliers|months|sectors|"
     r"names|payers|newcomers|firms|exporters|regions|products|of them|incoterms|modes|"
     r"currencies|procedures|channels|quarters|years|buyers|terms)\b|"
-    rf"(?:(?<!\d),|,(?=\s))\s*(?P<tail>{_NUM_WORD})(?:\s+(?:worst|best|biggest|largest|smallest|lowest|"
-    rf"highest|top|most|least))?\s*[?.!]?\s*$|\bwhich\s+(?P<which>{_NUM_WORD})\b(?!\s*%)|\((?:top\s+)?(?P<par>{_NUM_WORD})\)")
+    rf"(?:(?<!\d),|,(?=\s))\s*(?P<tail>{_NUM_WORD})(?:\s+(?:worst|best|biggest|largest|"
+    rf"smallest|lowest|highest|top|most|least))?\s*[?.!]?\s*$|\bwhich\s+(?P<which>{_NUM_WORD})\b(?!\s*%)|\((?:top\s+)?(?P<par>{_NUM_WORD})\)")
 # A dimension named at the start: "offices with the largest increase", "importers whose ..."
 _LEAD_DIM = re.compile(rf"^[\s.,:;'-]*(?:the\s+)?({_DIM_ALTERNATION})(?:\s+(?:with|whose|that|"
                        r"which|where|having|losing|gaining|adding|shedding|dropping|growing|"
@@ -219,8 +219,7 @@ _LEAD_DIM = re.compile(rf"^[\s.,:;'-]*(?:the\s+)?({_DIM_ALTERNATION})(?:\s+(?:wi
 # the lowest import value", "office with the fewest declarations", "least busy office".
 _ONE_SUPERLATIVE = re.compile(
     r"(?:\b(?:in which|which|what|the)|^|[:;,]|\s-)\s*(?P<dim>month|quarter|year|customs office|"
-    r"office|"
-    r"sector|region|country|origin|chapter|heading|subheading|trader|importer|company|seller|"
+    r"office|sector|region|country|origin|chapter|heading|subheading|trader|importer|company|seller|"
     r"supplier|transport mode|mode|incoterm|procedure)\b(?!s)(?P<rest>.*)$")
 _SUPERLATIVE = re.compile(
     r"\b(?P<max>most|highest|largest|biggest|peak|record|busiest|strongest|best|heaviest|"
@@ -254,8 +253,8 @@ _MIN_WORDS = ("quietest", "lowest", "smallest", "slowest", "weakest", "worst", "
 _WHICH_PEAK = re.compile(
     rf"\b(?:which|what)\s+(?:single\s+)?(?P<dim>{_DIM_ALTERNATION})\s+(?:\w+\s+){{0,3}}?"
     rf"(?:had|saw|was|were|has|have|did|recorded|showed|brought|got|handled|paid|received)\s+"
-    rf"(?:(?:we|you|they|it|us)\s+\w+\s+)?(?:the\s+)?(?P<word>most|highest|largest|biggest|lowest|least|fewest|smallest|"
-    rf"strongest|weakest|top)\b")
+    rf"(?:(?:we|you|they|it|us)\s+\w+\s+)?(?:the\s+)?(?P<word>most|highest|largest|biggest|"
+    rf"lowest|least|fewest|smallest|strongest|weakest|top)\b")
 # "Of all our offices, which one ...": the grouping, named before the question
 _OF_ALL = re.compile(rf"\bof (?:all )?(?:our |the |these )?({_DIM_ALTERNATION}),?\s+which"
                      r"(?:\s+one|\s+of them)?\b")
