@@ -152,6 +152,8 @@ def understood(plan: QueryPlan) -> str:
         assert plan.period is not None
         what = "how many " + many if plan.count_only else f"the {many}"
         text = f"{what} whose first {scope} fall in {plan.period.label()}"
+        if len(dims) > 1:  # "new importers per sector"
+            text += f", by {dims[1][0]}"
     else:  # threshold
         assert plan.threshold is not None
         t = plan.threshold
@@ -286,6 +288,12 @@ def answer_text(plan: QueryPlan, columns: list[str], rows: list[list[Any]],
                 f"{first.get('peer_traders'):,} other traders: "
                 f"{fmt_measure(m, first.get(col + '_peers'), currency)}{ratio_text}.")
     many = DIMENSION_WORDS[(plan.dimensions or ["trader"])[0]][1]
+    if plan.count_only and shape == "first_seen" and len(plan.dimensions) > 1:
+        one_group, groups = DIMENSION_WORDS[plan.dimensions[1]]
+        total = sum(int(_number(r.get(columns[1]))) for r in records)
+        return (f"{fmt_num(total)} new {many} ({understood(plan)[len('I understood: '):-1]}); "
+                f"by {one_group}, {first.get(columns[0])} has the most: "
+                f"{fmt_num(first.get(columns[1]))}; {len(records):,} {groups} shown.")
     if plan.count_only:
         count = first.get(columns[0])
         extra = ""

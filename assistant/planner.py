@@ -31,6 +31,7 @@ from tamga.plan import (
     AUDIT_DIMENSIONS,
     AUDIT_MEASURES,
     TIME_DIMENSIONS,
+    TRADER_ATTRIBUTES,
     Filter,
     PeriodSpec,
     PlanError,
@@ -670,6 +671,10 @@ class Planner:
                 explained.update(_WORD.findall(hit.group(0)))
             dims = dims or [self._entity_dim(masked, filters)]
             dims = [d for d in dims if d not in TIME_DIMENSIONS] or ["trader"]
+            kind = next((d for d in dims if d in TRADER_ATTRIBUTES), None)
+            if kind is not None and re.search(r"\b(?:importers?|traders?|compan(?:y|ies)|firms?|"
+                                              r"exporters?|newcomers?|businesses)\b", masked):
+                dims = ["trader", kind]  # "new importers per sector": the traders, by sector
             if dims[0] == "origin" and "origins" in measures:
                 measures = ["customs_value"]
             measures = [m for m in measures if m not in ("traders", "sellers", "origins")] \

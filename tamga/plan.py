@@ -53,6 +53,8 @@ RATIO_MEASURES = frozenset({
     "checked_share", "related_party_share", "value_per_declaration",
 })
 TIME_DIMENSIONS = frozenset({"day", "month", "quarter", "year"})
+#: What a trader is (one value per trader): newcomers can be counted by these.
+TRADER_ATTRIBUTES = frozenset({"sector", "region", "aeo_status", "aeo"})
 MAX_N = 100
 
 
@@ -201,6 +203,10 @@ def check_plan(plan: QueryPlan) -> None:
         raise PlanError("A share needs the part to measure against the whole.")
     if plan.shape == "vs_peers" and plan.entity is None:
         raise PlanError("A comparison with peers needs the trader to compare.")
+    if plan.shape == "first_seen" and len(plan.dimensions) == 2 and not (
+            plan.dimensions[0] == "trader" and plan.dimensions[1] in TRADER_ATTRIBUTES):
+        raise PlanError("New traders can be grouped by their sector, region or AEO status; "
+                        "other newcomers by nothing else.")
     if plan.count_only and plan.shape == "breakdown" and len(plan.dimensions) != 1:
         raise PlanError("I can count the different values of one grouping at a time.")
     if plan.shape == "threshold" and plan.threshold is None:

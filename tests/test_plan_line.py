@@ -486,3 +486,14 @@ def test_what_a_restatement_must_keep(offline: OfflineEngine, question: str, res
 
     said = Restater(ScriptedChat(), offline).differs(question, restated)
     assert (said is None) if why is None else (said is not None and why in said), said
+
+
+def test_new_importers_by_sector_are_traders_grouped_by_sector(offline: OfflineEngine) -> None:
+    """A line "first_seen ... by sector" for new importers per sector counts the traders by
+    their sector, as the offline rules do, not the sectors first seen that year."""
+    engine = PlanFillEngine(ScriptedChat(), offline, line=True)
+    draft = parse_line("first_seen customs_value by sector count")
+    assert draft is not None
+    plan = engine.to_plan(draft, "how many new importers did each sector gain in 2024?")
+    assert plan.shape == "first_seen" and plan.dimensions == ["trader", "sector"]
+    assert plan.count_only

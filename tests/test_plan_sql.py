@@ -273,6 +273,8 @@ def test_invoice_values_are_never_added_across_currencies(runner: SqlRunner) -> 
     ({"measures": ["audits"], "dimensions": ["origin"], "shape": "breakdown"}, "Audits cannot"),
     ({"shape": "breakdown", "dimensions": ["origin", "office"], "count_only": True},
      "one grouping at a time"),
+    ({"shape": "first_seen", "dimensions": ["trader", "origin"], "period": Y25},
+     "sector, region or AEO status"),
 ])
 def test_impossible_plans_are_refused_with_a_reason(changes: dict[str, Any],
                                                     message: str) -> None:
@@ -302,6 +304,8 @@ def plans(draw: st.DrawFn) -> QueryPlan:
     dims = draw(st.lists(st.sampled_from(dims_pool), max_size=2, unique=True))
     if shape in ("top", "bottom", "change_ranking", "breakdown", "argmax", "argmin") and not dims:
         dims = [dims_pool[0]]
+    if shape == "first_seen" and len(dims) == 2:
+        dims = ["trader", "sector"]  # newcomers grouped by what they are, nothing else
     data: dict[str, Any] = {"shape": shape, "measures": measures, "dimensions": dims,
                             "period": Y25, "flow": draw(st.sampled_from(["import", "export",
                                                                           "both"]))}

@@ -628,3 +628,21 @@ def test_average_declaration_value_against_peers(engine: OfflineEngine) -> None:
         assert answer.plan["measures"] == ["value_per_declaration"], answer.plan
         assert column(answer, "value_per_declaration_entity") == [expected[0]], answer.text
         assert column(answer, "value_per_declaration_peers") == [expected[1]], answer.text
+
+
+def test_new_importers_counted_per_sector(engine: OfflineEngine) -> None:
+    """'How many new importers did each sector gain': the traders whose first import falls in
+    the year, counted by their sector (not the sectors first seen that year)."""
+    expected = ref(engine, "WITH f AS (SELECT d.trader_id, min(d.declaration_date) AS first "
+                           "FROM declarations d WHERE d.flow = 'import' GROUP BY 1) "
+                           "SELECT t.sector, count(*) FROM f JOIN traders t ON t.trader_id = "
+                           "f.trader_id WHERE year(f.first) = 2024 GROUP BY 1")
+    for question in ("How many new importers did each sector gain in 2024?",
+                     "sector split of 2024's new importers (no. of traders)"):
+        answer = engine.answer(question)
+        assert answer.plan is not None, answer.text
+        assert answer.plan["dimensions"] == ["trader", "sector"], answer.plan
+        got = dict(zip(column(answer, "sector"), column(answer, "traders"), strict=True))
+        assert got == {r[0]: r[1] for r in expected}, answer.text
+        total = sum(r[1] for r in expected)
+        assert answer.text.startswith(f"{total:,} new traders"), answer.text

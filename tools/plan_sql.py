@@ -423,10 +423,19 @@ def compile_plan(plan: QueryPlan) -> str:
         col = column_of(dims[0])
         select = [f"min({source.date}) AS first_date"] + [
             f"{_rounded(_measure(m, in_cond), m)} AS {column_of(m)}" for m in measures]
-        inner = (f"SELECT {dim_expr} AS {col}, {', '.join(select)}\n{source.from_sql()}"
-                 f"{_where_sql(_where(plan, source, period=False))}\nGROUP BY 1\n"
+        group = ""  # new traders by what they are: "new importers per sector"
+        if len(dims) == 2:
+            group = f"{_dim_sql(dims[1], source)} AS {column_of(dims[1])}, "
+        inner = (f"SELECT {dim_expr} AS {col}, {group}{', '.join(select)}\n{source.from_sql()}"
+                 f"{_where_sql(_where(plan, source, period=False))}\n"
+                 f"GROUP BY {'1, 2' if group else '1'}\n"
                  f"HAVING min({source.date}) >= {sql_literal(plan.period.start)} "
                  f"AND min({source.date}) < {sql_literal(plan.period.end)}")
+        if plan.count_only and group:
+            by = column_of(dims[1])
+            total = f", round(sum({first}), 2) AS {first}" if measures[0] in ADDITIVE else ""
+            return (f"SELECT {by}, count(*) AS {col}s{total}\n"
+                    f"FROM ({inner})\nGROUP BY 1\nORDER BY {col}s DESC, 1")
         if plan.count_only:
             return f"SELECT count(*) AS {col}s\nFROM ({inner})"
         names = ""
