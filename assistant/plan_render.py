@@ -205,6 +205,11 @@ def answer_text(plan: QueryPlan, columns: list[str], rows: list[list[Any]],
     col = column_of(m)
     words = MEASURE_WORDS[m]
     scope = _scope_words(plan) or "all audits"
+    if not records and plan.shape in ("first_seen", "set_difference", "threshold"):
+        # the data holds imports; none fits the condition ("no sector is new in 2025")
+        many = DIMENSION_WORDS[(plan.dimensions or ["trader"])[0]][1]
+        return (f"None: I found no {many} that fit "
+                f"({understood(plan)[len('I understood: '):-1]}).")
     if not records:
         return f"Nothing matches: no {scope} were found." if scope else "Nothing matches."
     first = records[0]

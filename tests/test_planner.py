@@ -646,3 +646,13 @@ def test_new_importers_counted_per_sector(engine: OfflineEngine) -> None:
         assert got == {r[0]: r[1] for r in expected}, answer.text
         total = sum(r[1] for r in expected)
         assert answer.text.startswith(f"{total:,} new traders"), answer.text
+
+
+def test_an_empty_newcomer_or_threshold_answer_says_what_was_asked(engine: OfflineEngine) -> None:
+    """No group passes: the answer says none fits the reading, not that there were no
+    imports (there were)."""
+    answer = engine.answer("importers with more than 1,000,000,000,000 in duty in 2024")
+    assert answer.plan is not None and answer.plan["shape"] == "threshold", answer.text
+    assert answer.table is None or not answer.table.rows
+    assert answer.text.startswith("None: I found no traders that fit"), answer.text
+    assert "no imports" not in answer.text
