@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, cast, get_args
 from pydantic import BaseModel, Field, ValidationError
 
 from assistant.plan_examples import ExampleBank
-from assistant.planner import Cues, spanning
+from assistant.planner import Cues, newcomer_dimensions, spanning
 from assistant.restate import Restater
 from assistant.slots import clean_question
 from tamga.answer import Answer
@@ -32,7 +32,6 @@ from tamga.errors import LLMUnavailable, TamgaError
 from tamga.plan import (
     RATIO_MEASURES,
     TIME_DIMENSIONS,
-    TRADER_ATTRIBUTES,
     Dimension,
     Measure,
     PeriodSpec,
@@ -477,9 +476,8 @@ class PlanFillEngine:
             measure = cast(Measure, threshold.measure)
         elif shape == "threshold" and draft.above is not None:
             threshold = Threshold(measure=measure, value=draft.above)
-        kind = next((d for d in dims if d in TRADER_ATTRIBUTES), None)
-        if shape == "first_seen" and kind is not None and _TRADER_WORDS.search(question.lower()):
-            dims = ["trader", kind]  # "new importers per sector": the traders, by sector
+        if shape == "first_seen":
+            dims = cast(list[Dimension], newcomer_dimensions(list(dims), question))
         if shape in ("first_seen", "set_difference", "threshold") and not dims:
             dims = ["declaration"] if shape == "threshold" else ["trader"]
         try:
@@ -677,9 +675,6 @@ _RULE_WORDS = re.compile(
     r"\b(?:must|may|shall|should|allowed|permitted|required|requirements?|rules?|laws?|"
     r"regulations?|articles?|documents?|obligations?|penalt(?:y|ies)|fines?|liable|legal|"
     r"how (?:do|does|can|should|must)|how to|defin\w*|meaning|means|eligible|entitled)\b")
-#: Words for traders ("new importers per sector" counts traders by sector).
-_TRADER_WORDS = re.compile(r"\b(?:importers?|traders?|compan(?:y|ies)|firms?|exporters?|"
-                           r"newcomers?|businesses)\b")
 #: The dimension a distinct count counts.
 _COUNTED_DIMENSION = {"traders": "trader", "sellers": "seller", "origins": "origin"}
 #: Words that ask for a count of declarations or lines.

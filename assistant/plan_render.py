@@ -163,6 +163,11 @@ def understood(plan: QueryPlan) -> str:
     return "I understood: " + " ".join(text.split()).rstrip(", ") + "."
 
 
+def _reading(plan: QueryPlan) -> str:
+    """The understood sentence without its lead words and full stop, to quote in an answer."""
+    return understood(plan).removeprefix("I understood: ").removesuffix(".")
+
+
 def fmt_measure(measure: str, value: Any, currency: str) -> str:
     """One figure of `measure` as an officer reads it (money with the currency)."""
     if value is None:
@@ -209,7 +214,7 @@ def answer_text(plan: QueryPlan, columns: list[str], rows: list[list[Any]],
         # the data holds imports; none fits the condition ("no sector is new in 2025")
         many = DIMENSION_WORDS[(plan.dimensions or ["trader"])[0]][1]
         return (f"None: I found no {many} that fit "
-                f"({understood(plan)[len('I understood: '):-1]}).")
+                f"({_reading(plan)}).")
     if not records:
         return f"Nothing matches: no {scope} were found." if scope else "Nothing matches."
     first = records[0]
@@ -296,7 +301,7 @@ def answer_text(plan: QueryPlan, columns: list[str], rows: list[list[Any]],
     if plan.count_only and shape == "first_seen" and len(plan.dimensions) > 1:
         one_group, groups = DIMENSION_WORDS[plan.dimensions[1]]
         total = sum(int(_number(r.get(columns[1]))) for r in records)
-        return (f"{fmt_num(total)} new {many} ({understood(plan)[len('I understood: '):-1]}); "
+        return (f"{fmt_num(total)} new {many} ({_reading(plan)}); "
                 f"by {one_group}, {first.get(columns[0])} has the most: "
                 f"{fmt_num(first.get(columns[1]))}; {len(records):,} {groups} shown.")
     if plan.count_only:
@@ -304,9 +309,9 @@ def answer_text(plan: QueryPlan, columns: list[str], rows: list[list[Any]],
         extra = ""
         if shape == "threshold" and col in first:
             extra = f", together {fmt_measure(m, first.get(col), currency)}"
-        return f"{fmt_num(count)} {many}{extra} ({understood(plan)[len('I understood: '):-1]})."
+        return f"{fmt_num(count)} {many}{extra} ({_reading(plan)})."
     lead = _label(first, plan)
-    return (f"{len(records):,} {many} match ({understood(plan)[len('I understood: '):-1]}); "
+    return (f"{len(records):,} {many} match ({_reading(plan)}); "
             f"the first is {lead} with {fmt_measure(m, first.get(col), currency)}.")
 
 

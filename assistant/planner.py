@@ -671,10 +671,7 @@ class Planner:
                 explained.update(_WORD.findall(hit.group(0)))
             dims = dims or [self._entity_dim(masked, filters)]
             dims = [d for d in dims if d not in TIME_DIMENSIONS] or ["trader"]
-            kind = next((d for d in dims if d in TRADER_ATTRIBUTES), None)
-            if kind is not None and re.search(r"\b(?:importers?|traders?|compan(?:y|ies)|firms?|"
-                                              r"exporters?|newcomers?|businesses)\b", masked):
-                dims = ["trader", kind]  # "new importers per sector": the traders, by sector
+            dims = newcomer_dimensions(dims, masked)
             if dims[0] == "origin" and "origins" in measures:
                 measures = ["customs_value"]
             measures = [m for m in measures if m not in ("traders", "sellers", "origins")] \
@@ -1381,6 +1378,12 @@ _MONTH_RE = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|jul
 _DAY_RE = r"(?:the )?(\d{1,2})(?:st|nd|rd|th)?(?: of)?"
 
 
+def _day_month_year(groups: tuple[str | Any, ...]) -> tuple[str, str, str]:
+    """Day, month word and year of one date matched as "30 Feb 2025" (groups 0-2) or as
+    "February 30, 2025" (groups 3-5)."""
+    return (groups[0], groups[1], groups[2]) if groups[0] else (groups[4], groups[3], groups[5])
+
+
 def _month_number(word: str) -> int:
     """1-12 for a month word, full or shortened."""
     return [m[:3] for m in _MONTH_NAMES].index(word[:3]) + 1
@@ -1407,8 +1410,7 @@ def _impossible_request(q: str, first: date) -> str | None:
     day = (rf"(?:{_DAY_RE} ({_MONTH_RE}),? ((?:19|20)\d\d)|"
            rf"({_MONTH_RE}) (\d{{1,2}})(?:st|nd|rd|th)?,? ((?:19|20)\d\d))")
     for m in re.finditer(rf"\b{day}\b", q):
-        d, mon, year = (m.group(1), m.group(2), m.group(3)) if m.group(1) else (
-            m.group(5), m.group(4), m.group(6))
+        d, mon, year = _day_month_year(m.groups())
         try:
             date(int(year), _month_number(mon), int(d))
         except ValueError:
@@ -1429,8 +1431,7 @@ def _impossible_request(q: str, first: date) -> str | None:
     if m:
         ends: list[date | None] = []
         for at in (1, 7):
-            g = m.groups()[at - 1:at + 5]
-            d, mon, y = (g[0], g[1], g[2]) if g[0] else (g[4], g[3], g[5])
+            d, mon, y = _day_month_year(m.groups()[at - 1:at + 5])
             try:
                 ends.append(date(int(y), _month_number(mon), int(d)))
             except ValueError:
@@ -1455,6 +1456,20 @@ def _impossible_request(q: str, first: date) -> str | None:
         return (f"The data starts on {first.isoformat()}: there is nothing for "
                 f"{m.group(1)}, which is before it.")
     return None
+
+
+#: Words for traders: "new importers per sector" counts traders, by sector.
+_TRADER_WORDS = re.compile(r"\b(?:importers?|traders?|compan(?:y|ies)|firms?|exporters?|"
+                           r"newcomers?|businesses)\b")
+
+
+def newcomer_dimensions(dims: list[str], question: str) -> list[str]:
+    """The groupings of a 'new ...' question: new traders grouped by what they are ("new
+    importers per sector" -> trader, sector), otherwise `dims` as they are."""
+    kind = next((d for d in dims if d in TRADER_ATTRIBUTES), None)
+    if kind is not None and _TRADER_WORDS.search(question.lower()):
+        return ["trader", kind]
+    return dims
 
 
 def _traders_of_a_group(q: str, filters: list[Filter]) -> bool:

@@ -501,7 +501,7 @@ class SlotExtractor:
         }
         names = sorted(set(self.office_full) | set(self.office_words), key=len, reverse=True)
         # "Manzanillo International Terminal, Colón": punctuation between the words of a name
-        alternation = "|".join(r"[\s,;:.()/-]+".join(re.escape(t) for t in n.split())
+        alternation = "|".join(_NAME_GAP.join(re.escape(t) for t in n.split())
                                for n in names) or "(?!)"
         self._office_re = re.compile(rf"(?<![a-z0-9])({alternation})(?![a-z0-9])")
 
@@ -964,7 +964,7 @@ class SlotExtractor:
         if slots.office is not None:
             return
         for m in text.finditer(self._office_re):
-            gram = " ".join(re.split(r"[\s,;:.()/-]+", m.group(1)))
+            gram = " ".join(re.split(_NAME_GAP, m.group(1)))
             office = self.office_full.get(gram)
             if office is None and not full_only:
                 office = self.office_words.get(gram)
@@ -1098,6 +1098,10 @@ def _number(word: str | None) -> int | None:
 
 _POSSESSIVE = re.compile(r"'[sS](?![A-Za-z0-9])")
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
+
+
+#: What may stand between the words of an office name as typed ("Terminal, Colón").
+_NAME_GAP = r"[\s,;:.()/-]+"
 
 
 def fold_plain(text: str) -> str:
