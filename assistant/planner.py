@@ -672,6 +672,8 @@ class Planner:
             dims = dims or [self._entity_dim(masked, filters)]
             dims = [d for d in dims if d not in TIME_DIMENSIONS] or ["trader"]
             dims = newcomer_dimensions(dims, masked)
+            if len(dims) == 2:  # "how many new importers did each sector gain"
+                explained.update({"gain", "gained", "gains", "added", "won", "each"})
             if dims[0] == "origin" and "origins" in measures:
                 measures = ["customs_value"]
             measures = [m for m in measures if m not in ("traders", "sellers", "origins")] \

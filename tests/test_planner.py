@@ -646,6 +646,7 @@ def test_new_importers_counted_per_sector(engine: OfflineEngine) -> None:
         assert got == {r[0]: r[1] for r in expected}, answer.text
         total = sum(r[1] for r in expected)
         assert answer.text.startswith(f"{total:,} new traders"), answer.text
+        assert not answer.warnings, answer.warnings  # "gain" is understood
 
 
 def test_an_empty_newcomer_or_threshold_answer_says_what_was_asked(engine: OfflineEngine) -> None:
