@@ -127,6 +127,7 @@ def _build_guidance_index(index_dir: Path, if_missing: bool) -> None:
         ingest_paths,
         needs_multilingual_vectors,
         update_multilingual_vectors,
+        update_question_vectors,
     )
 
     settings = get_settings()
@@ -135,6 +136,7 @@ def _build_guidance_index(index_dir: Path, if_missing: bool) -> None:
         if needs_multilingual_vectors(index_dir, settings.chroma_url):
             update_multilingual_vectors(index_dir, progress=progress,
                                         chroma_url=settings.chroma_url)
+        update_question_vectors(index_dir, progress=progress, chroma_url=settings.chroma_url)
         return
     summary = ingest_paths([REPO_GUIDANCE], index_dir=index_dir, progress=progress,
                            max_file_mb=settings.max_document_mb, chroma_url=settings.chroma_url)
@@ -229,12 +231,30 @@ def ingest(
                  "by an older Tamga); no file is read again.",
         )
     ] = False,
+    questions: Annotated[
+        bool, typer.Option(
+            "--questions",
+            help="Have the local model write the questions each indexed passage answers, "
+                 "for search (a few seconds a passage; resumable; search works meanwhile).",
+        )
+    ] = False,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="With --questions: at most this many passages.")
+    ] = None,
 ) -> None:
     """Index regulation and guidance documents (Markdown, text, HTML, PDF, DOCX)."""
     from retrieval.ingest import ingest_paths, update_multilingual_vectors
 
     try:
         settings = get_settings()
+        if questions:
+            if paths:
+                summary = ingest_paths(paths, index_dir=_index(index), prune=prune,
+                                       progress=progress, max_file_mb=settings.max_document_mb,
+                                       chroma_url=settings.chroma_url)
+                print(summary.describe())
+            _write_questions(_index(index), limit, settings.chroma_url)
+            return
         if update_vectors and not paths:
             made = update_multilingual_vectors(_index(index), progress=progress,
                                                chroma_url=settings.chroma_url)
@@ -247,6 +267,24 @@ def ingest(
     except TamgaError as exc:
         _fail(str(exc))
     print(summary.describe())
+
+
+def _write_questions(index_dir: Path, limit: int | None, chroma_url: str | None) -> None:
+    """`tamga ingest --questions`: the local model writes each passage's questions."""
+    from assistant import local_model
+    from assistant.llm import local_llama
+    from retrieval.ingest import write_questions
+
+    llama = local_llama(get_settings().resolved_home(), progress=progress, role="questions")
+    try:
+        made = write_questions(index_dir, lambda messages, n: llama.chat(messages, n),
+                               progress=progress, limit=limit, chroma_url=chroma_url,
+                               model_name=local_model.MODEL_FILE)
+    except KeyboardInterrupt:
+        print("Stopped. The questions written so far are kept; run the same command to go on "
+              "(search uses them once this command has finished).")
+        raise typer.Exit(130) from None
+    print(f"Wrote questions for {made:,} passage{'' if made == 1 else 's'}.")
 
 
 @app.command()

@@ -22,6 +22,7 @@ from pathlib import Path
 from retrieval.chunking import DEFAULT_CONFIG, ChunkingConfig, chunk_document
 from retrieval.index import ChunkRecord, FileRecord, IndexStore, read_generation, require_index
 from retrieval.loaders import is_supported, load_document
+from retrieval.questions import ChatFn, fill_question_vectors, generate_questions
 from tamga.errors import IngestError, TamgaError
 
 CHUNKER_VERSION = "4"
@@ -285,6 +286,7 @@ def _run(
     if changed or read_keyword_generation(store.index_dir) != store.generation:
         say(f"Building the keyword index ({store.count_chunks():,} chunks)...")
         store.rebuild_keyword_index()
+    fill_question_vectors(store, say)
 
 
 def read_keyword_generation(index_dir: Path) -> int | None:
@@ -321,6 +323,44 @@ def update_multilingual_vectors(
         store = IndexStore(index_dir, chroma_url=chroma_url)
         try:
             return _fill_multilingual(store, EMBED_BATCH, progress or (lambda _msg: None))
+        finally:
+            store.close()
+
+
+def update_question_vectors(
+    index_dir: Path, progress: Progress | None = None, chroma_url: str | None = None
+) -> int:
+    """Embed the stored questions (retrieval/questions.py) of an existing index's chunks that
+    have none yet (an index made before Tamga shipped them). Returns how many were made."""
+    index_dir = Path(index_dir).expanduser()
+    require_index(index_dir)
+    with _ingest_lock(index_dir):
+        store = IndexStore(index_dir, chroma_url=chroma_url)
+        try:
+            return fill_question_vectors(store, progress)
+        finally:
+            store.close()
+
+
+def write_questions(
+    index_dir: Path,
+    chat: ChatFn,
+    progress: Progress | None = None,
+    limit: int | None = None,
+    chroma_url: str | None = None,
+    model_name: str = "local",
+) -> int:
+    """Have the local model (`chat`) write the questions of the index's chunks that have
+    none, then embed them for search. Resumable; search works throughout. Returns how many
+    chunks got questions."""
+    index_dir = Path(index_dir).expanduser()
+    require_index(index_dir)
+    with _ingest_lock(index_dir):
+        store = IndexStore(index_dir, chroma_url=chroma_url)
+        try:
+            made = generate_questions(store, chat, progress, limit=limit, model_name=model_name)
+            fill_question_vectors(store, progress)
+            return made
         finally:
             store.close()
 

@@ -71,6 +71,11 @@ RERANK_FEATURES = (
 )
 RERANK_WEIGHTS = (4.7526, -0.3728, -0.1933, -0.1828, -0.3119, 1.9989, -0.2969, 0.0458, -0.6284)
 RERANK_INTERCEPT = -3.9322
+# Two more terms when passages have stored questions (retrieval/questions.py): the question's
+# best MiniLM cosine with a passage's questions (scaled over the pool) and BM25 over them (over
+# the pool's best). Chosen on the development questions over the WTO and Kyoto texts, all of
+# whose passages have questions (docs/retrieval-eval.md, round 7).
+QUESTION_WEIGHTS = (3.0, 2.0)
 
 
 # A question in which fewer than this share of words are English function words ("the", "how",
@@ -188,6 +193,9 @@ class Searcher:
             # behind the manifest (e.g. an interrupted ingest): rebuild in memory
             keyword = KeywordIndex.build(self.ids, [c.index_text for c in chunks], self.generation)
         self.keyword = keyword
+        from retrieval.questions import QuestionIndex
+
+        self.questions = QuestionIndex.load(index_dir, self.ids, self.texts)
         self._lock = threading.Lock()
         if warm and chunks:
             self.search("customs value of imported goods", k=1)  # load the model, warm Chroma
@@ -368,8 +376,18 @@ class Searcher:
             coverage[pos] = len(terms & in_text) / len(terms) if terms else 0.0
             heading[pos] = len(terms & in_heading) / len(terms) if terms else 0.0
         statute = {pos: float("U.S.C." in self.locators[pos]) for pos, _ in fused}
-        return Candidates(fused, cosine, other, keyword_all, self.words, coverage, heading,
+        pool = Candidates(fused, cosine, other, keyword_all, self.words, coverage, heading,
                           statute)
+        if self.questions is not None:
+            # the officer's question against the questions each passage answers
+            # (retrieval/questions.py), as asked: the legal terms of the expansion are for
+            # passages
+            expanded = expand_query(query)
+            plain = query_vector if expanded == query else embed_query(query)
+            positions = [pos for pos, _ in fused]
+            pool.question_cosine = self.questions.cosines(plain, positions)
+            pool.question_bm25 = self.questions.keyword_scores(query, positions)
+        return pool
 
     def _chunk_terms(self, pos: int) -> tuple[frozenset[str], frozenset[str]]:
         """The keywords of a chunk's index text and of its heading (the header line)."""
@@ -482,6 +500,8 @@ class Candidates:
     coverage: dict[int, float]
     heading: dict[int, float]
     statute: dict[int, float]
+    question_cosine: dict[int, float] | None = None  # chunks with stored questions only
+    question_bm25: dict[int, float] | None = None
 
 
 def _ranks(values: Any) -> Any:
@@ -521,6 +541,25 @@ def rerank_features(pool: Candidates) -> Any:
     ])
 
 
+def question_signals(pool: Candidates) -> Any:
+    """Two columns per candidate, or None unless every candidate has stored questions: the
+    best cosine with its questions, min-max scaled over the pool, and BM25 over its questions
+    divided by the pool's best. With questions for part of a corpus, the passages that have
+    them would be favoured over those that have none (measured: three US Code first places
+    lost to WTO passages), so the terms wait until the whole pool has them."""
+    import numpy as np
+
+    cosine, bm25 = pool.question_cosine, pool.question_bm25
+    if not cosine or bm25 is None or any(pos not in cosine for pos, _ in pool.fused):
+        return None
+    cos = np.array([cosine[pos] for pos, _ in pool.fused], dtype=np.float64)
+    key = np.array([bm25.get(pos, 0.0) for pos, _ in pool.fused], dtype=np.float64)
+    spread = float(cos.max() - cos.min())
+    scaled = (cos - cos.min()) / spread if spread > 0 else np.zeros(len(cos))
+    top = float(key.max())
+    return np.column_stack([scaled, key / top if top > 0 else np.zeros(len(key))])
+
+
 def rerank(pool: Candidates) -> list[tuple[int, float]]:
     """Re-order the pool by the fitted logistic model (RERANK_WEIGHTS), best first.
 
@@ -532,6 +571,9 @@ def rerank(pool: Candidates) -> list[tuple[int, float]]:
     if not pool.fused:
         return []
     logits = rerank_features(pool) @ np.array(RERANK_WEIGHTS)
+    signals = question_signals(pool)
+    if signals is not None:
+        logits = logits + signals @ np.array(QUESTION_WEIGHTS)
     scores = 1.0 / (1.0 + np.exp(-(logits + RERANK_INTERCEPT)))
     out = [(pos, float(score)) for (pos, _), score in zip(pool.fused, scores, strict=True)]
     out.sort(key=lambda item: (-item[1], item[0]))

@@ -145,3 +145,42 @@ def test_local_model_restates_a_question_for_the_offline_rules(demo_db: Path,
         "LIMIT 5").rows
     assert answer.table is not None
     assert [r[0] for r in answer.table.rows[:5]] == [r[0] for r in expected]
+
+
+def test_local_model_writes_the_questions_a_passage_answers(
+    model_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tamga ingest --questions` with the real model: questions stored, embedded, searched."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from retrieval import questions as questions_module
+    from retrieval.search import Searcher
+    from tamga.settings import get_settings
+
+    monkeypatch.setattr(questions_module, "SHIPPED_DIR", tmp_path / "none")
+    monkeypatch.setenv("TAMGA_HOME", str(model_file.parent.parent))
+    get_settings.cache_clear()
+    corpus = tmp_path / "notes"
+    corpus.mkdir()
+    (corpus / "records.md").write_text(
+        "# Keeping documents\n\n## Retention\n\nAn importer retains the invoices, contracts "
+        "and transport documents of each entry for five years from the date of entry.\n")
+    index = tmp_path / "index"
+    runner = CliRunner()
+    try:
+        result = runner.invoke(app, ["ingest", str(corpus), "--index", str(index),
+                                     "--questions", "--limit", "1"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "Wrote questions for 1 passage." in result.stdout
+    row = json.loads((index / questions_module.LOCAL_FILE).read_text().splitlines()[0])
+    assert row["model"] == local_model.MODEL_FILE and row["source"] == "records.md"
+    assert 1 <= len(row["questions"]) <= 5
+    assert all(len(q) > 10 for q in row["questions"]), row
+    searcher = Searcher(index, warm=False)
+    assert searcher.questions is not None and searcher.questions.with_questions == 1
+    assert searcher.search(row["questions"][0], k=1)[0].source == "records.md"
