@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_retrieval import first_hit_rank, load_question_set, rank_figures
 
 from retrieval import search as search_module
+from retrieval.crosslingual import english_terms
 from retrieval.search import Searcher, rerank
 
 GRID = list(itertools.product([0.0, 0.5, 1.0, 2.0, 3.0, 4.0], [0.0, 0.5, 1.0, 2.0]))
@@ -44,6 +45,18 @@ def _ranks(searcher: Searcher, pools: list[tuple[Any, Any, tuple[str, ...]]],
                 for question, pool, source_only in pools]
     finally:
         search_module.QUESTION_WEIGHTS = saved
+
+
+def _pool(searcher: Searcher, question: str, allowed: list[int]) -> Any:
+    """The pool `Searcher.search` re-ranks for `question` (a question read as not English is
+    searched by its English terms, as there)."""
+    if not searcher.reads_as_foreign(question):
+        return searcher.candidates(question, 50, allowed)
+    english = english_terms(question)
+    if not english:
+        raise SystemExit("A question with no known word is ordered without the re-ranker; "
+                         "leave it out of the trial.")
+    return searcher.candidates(english, 50, allowed, question)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         questions, source_only, _ = load_question_set(path)
         for question in questions:
             if all(t.source.startswith(prefixes) for t in question.targets):
-                pools.append((question, searcher.candidates(question.question, 50, allowed),
+                pools.append((question, _pool(searcher, question.question, allowed),
                               source_only))
     print(f"{len(pools)} questions expect passages there.\n")
     print("weights (cosine, BM25)      recall@1  recall@5  MRR")

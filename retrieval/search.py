@@ -378,10 +378,12 @@ class Searcher:
         statute = {pos: float("U.S.C." in self.locators[pos]) for pos, _ in fused}
         pool = Candidates(fused, cosine, other, keyword_all, self.words, coverage, heading,
                           statute)
-        if self.questions is not None:
+        if self.questions is not None and asked is None:
             # the officer's question against the questions each passage answers
             # (retrieval/questions.py), as asked: the legal terms of the expansion are for
-            # passages
+            # passages. Not for a question in another language: the stored questions are
+            # English, and its English terms are a list of words, not a question (on the
+            # Spanish sets the terms cost three passages in the top 5)
             expanded = expand_query(query)
             plain = query_vector if expanded == query else embed_query(query)
             positions = [pos for pos, _ in fused]
