@@ -1,6 +1,6 @@
 """The compositional question sets are well formed and their references run: the development
 set benchmarks/questions_plan.yaml and the held-out sets questions_plan_holdout.yaml,
-questions_plan_holdout2.yaml, questions_plan_holdout5.yaml to questions_plan_holdout9.yaml.
+questions_plan_holdout2.yaml, questions_plan_holdout5.yaml to questions_plan_holdout10.yaml.
 Every shape covered, placeholders defined, every reference SQL accepted by the SQL guard and
 returning rows on the test demo, and the sets together hold at least 150 distinct questions.
 The assistant is never asked."""
@@ -45,13 +45,14 @@ SETS = {
     "questions_plan_holdout7.yaml": (46, 2),
     "questions_plan_holdout8.yaml": (60, 2),
     "questions_plan_holdout9.yaml": (60, 2),
+    "questions_plan_holdout10.yaml": (60, 2),
 }
 
 #: Sets other than the development set that carry a few impossible requests of their own
 #: (their exact number); the others hold none.
 BAD_IN_HELD_OUT = {"questions_plan_holdout5.yaml": 3, "questions_plan_holdout6.yaml": 3,
                    "questions_plan_holdout7.yaml": 3, "questions_plan_holdout8.yaml": 3,
-                   "questions_plan_holdout9.yaml": 3}
+                   "questions_plan_holdout9.yaml": 3, "questions_plan_holdout10.yaml": 3}
 
 #: References that are empty on the small test demo (it ends in October 2025, so "this year
 #: to date" has no newcomers and no lapsed importers there); the default demo, on which the
