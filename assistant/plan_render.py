@@ -100,7 +100,8 @@ def _scope_words(plan: QueryPlan, *, period: bool = True) -> str:
 
 def _of(scope: str) -> str:
     """'of imports in 2025', or 'opened in 2025' for audits (which have no flow)."""
-    return scope if scope.startswith(("opened", "all audits")) else f"of {scope}"
+    return scope if scope.startswith(("opened", "all audits", "with ", "of ", "by ", "not ")) \
+        else f"of {scope}"
 
 
 def understood(plan: QueryPlan) -> str:

@@ -251,9 +251,13 @@ _PEAK = re.compile(
     rf"(?P<dim>{_DIM_ALTERNATION})\b")
 _MIN_WORDS = ("quietest", "lowest", "smallest", "slowest", "weakest", "worst", "least",
               "fewest", "rarest")
+_PEAK_VERBS = frozenset({"receive", "get", "see", "handle", "record", "bring", "pay", "lodge",
+                         "file", "take", "clear", "process"})
 _WHICH_PEAK = re.compile(
     rf"\b(?:which|what)\s+(?:single\s+)?(?P<dim>{_DIM_ALTERNATION})\s+(?:\w+\s+){{0,3}}?"
-    rf"(?:had|saw|was|were|has|have|did|recorded|showed|brought|got|handled|paid|received)\s+"
+    rf"(?:had|saw|was|were|has|have|did|recorded|showed|brought|got|handled|paid|received|"
+    rf"(?:did|does|do)\s+(?:\S+\s+){{0,5}}?(?:receive|get|see|handle|record|bring|pay|lodge|"
+    rf"file|take|clear|process))\s+"
     rf"(?:(?:we|you|they|it|us)\s+\w+\s+)?(?:the\s+)?(?P<word>most|highest|largest|biggest|"
     rf"lowest|least|fewest|smallest|strongest|weakest|top)\b")
 # "Of all our offices, which one ...": the grouping, named before the question
@@ -373,7 +377,7 @@ _AEO_SPLIT = re.compile(r"\b(?:aeo|certified|authori[sz]ed economic operators?|t
                         r".*\b(?:vs\.?|versus|compared|and|or|against|than|with th(?:at|ose) of)"
                         r"\b.*\b(?:non[- ]?aeo|non[- ]certified|uncertified|without|other|others|"
                         r"rest|not)\b|\bby aeo\b(?![- ](?:certified|holders?|compan|traders?|"
-                        r"importers?|operators?|firms?))|"
+                        r"importers?|operators?|firms?|[csf]\b))|"
                         r"(?<!holding )(?<!holds )(?<!with )(?<!having )\baeo status\b|"
                         r"\baeo\s*/\s*(?:not|non)\b|"
                         r"\baeo certificate types?\b|\bper aeo\b")
@@ -768,6 +772,7 @@ class Planner:
             shape = "argmin" if peak.group("word") in _MIN_WORDS else "argmax"
             dims = [dim]
             n = n if explicit_n else 1
+            explained.update(w for w in _WORD.findall(peak.group(0)) if w in _PEAK_VERBS)
             if explicit_n:
                 shape = "bottom" if shape == "argmin" else "top"
             if measures == ["customs_value"] and re.search(
@@ -805,8 +810,12 @@ class Planner:
             measures = ["audits"]
         if any(m in AUDIT_MEASURES for m in measures):
             measures = [m for m in measures if m in AUDIT_MEASURES]
+            if "audit_outcome" in dims and any(f.dimension == "audit_outcome" for f in filters) \
+                    and not re.search(r"\b(?:by|per|each|every) (?:audit )?(?:outcome|result)", q):
+                dims = [d for d in dims if d != "audit_outcome"]  # "w/ outcome in progress"
             filters = [f for f in filters if f.dimension in ("trader", "aeo_status", "sector",
-                                                             "region")]
+                                                             "region", "audit_outcome",
+                                                             "audit_type")]
             dims = [d for d in dims if d in AUDIT_DIMENSIONS]
             if shape in ("share", "threshold", "first_seen", "set_difference", "vs_peers"):
                 shape = "breakdown" if dims else "total"
@@ -1165,6 +1174,18 @@ class Planner:
                             f.dimension == "origin" and slots.countries and
                             fold_plain(slots.countries[0].name) == folded)]
                     break
+        if re.search(r"\baudits?\b", q) and not any(
+                f.dimension == "audit_outcome" for f in filters):
+            ongoing = re.search(r"\b(?:still )?in progress\b|\bongoing\b|\bopen audits?\b|"
+                                r"\bstill open\b|\bnot yet (?:closed|finished)\b|\bunfinished\b",
+                                q)
+            in_progress = [v for v in values.get("audit_outcome", [])
+                           if v.lower() == "in progress"]
+            if ongoing and in_progress:
+                filters.append(Filter(dimension="audit_outcome", values=in_progress))
+                if not re.search(r"\b(?:by|per|each|every) (?:audit )?(?:outcome|result)", q):
+                    dims = [d for d in dims if d != "audit_outcome"]  # "outcome in progress"
+                explained.update([*_WORD.findall(ongoing.group(0)), "outcome", "w"])
         if not _aeo_split(q):
             aeo = values.get("aeo_status", [])
             if _NON_AEO.search(q) and "none" in aeo:
@@ -1174,9 +1195,18 @@ class Planner:
                                   "certificate", "certification", "an", "no"})
             elif _AEO.search(q):
                 certified = [a for a in aeo if a != "none"]
-                if certified:
+                # one kind of certificate named ("AEO-S holders"): that kind only
+                named = [a for a in certified if re.search(
+                    rf"\baeo[- ]?{re.escape(a.lower().removeprefix('aeo-'))}\b", q, re.I)]
+                if named:
+                    filters.append(Filter(dimension="aeo_status", values=named,
+                                          labels=[" or ".join(named)]))
+                    explained.update({"holding", "holders", "holder", "certificate", "with",
+                                      "certified"})
+                elif certified:
                     filters.append(Filter(dimension="aeo_status", values=certified,
                                           labels=["any AEO status"]))
+                if certified:
                     explained.update({"aeo", "authorised", "authorized", "economic",
                                       "operator", "operators", "trusted", "status"})
         return filters, dims

@@ -109,6 +109,8 @@ COUNTRY_ALIASES: dict[str, str] = {
 }
 # Before a code word, these make it a country code ('dispatch country CO').
 _NAMES_A_COUNTRY = re.compile(r"\b(?:country|countries|origin|code)\s+$", re.IGNORECASE)
+# After a code word, these make it a country code ('DE origin', 'CO-origin goods').
+_COUNTRY_FOLLOWS = re.compile(r"^[- ](?:origin|origin(?:ating|ated)|made)\b", re.IGNORECASE)
 # Two-letter words that are also country codes: only taken as codes when written in capitals
 # and not one of these everyday words.
 _CODE_WORDS = frozenset({
@@ -927,7 +929,8 @@ class SlotExtractor:
             found.append((text.where[m.start(1)], self.country_names[m.group(1)]))
         original = text.original
         shouting = original.upper() == original
-        for m in re.finditer(r"(?<![\w-])([A-Z]{2,3})(?![\w-])", original):
+        for m in re.finditer(r"(?<![\w-])([A-Z]{2,3})(?:(?![\w-])|(?=-(?:origin|made)\b))",
+                             original):
             token = m.group(1)
             if shouting or any(not (m.end() <= s or m.start() >= e) for s, e, _ in text.claimed):
                 continue
@@ -936,7 +939,8 @@ class SlotExtractor:
             code: str | None = None
             # a code word is a code where a country is named ("dispatch country CO")
             if len(token) == 2 and token in self.facts.countries and (
-                    token not in _CODE_WORDS or _NAMES_A_COUNTRY.search(original[:m.start(1)])):
+                    token not in _CODE_WORDS or _NAMES_A_COUNTRY.search(original[:m.start(1)])
+                    or _COUNTRY_FOLLOWS.match(original[m.end(1):])):
                 code = token
             elif token == "UK":
                 code = "GB"

@@ -347,3 +347,17 @@ def test_plans_run_scoped(demo_db: Path) -> None:
     assert [r[0] for r in got] == [office]
     assert got[0][1] == base.run("SELECT count(*) FROM declarations WHERE flow = 'import' AND "
                                  "customs_office = $o", {"o": office}).rows[0][0]
+
+
+def test_ties_are_ordered_by_the_grouping_key(runner: SqlRunner) -> None:
+    """Groups with the same figure come in the order of their key, so a ranking is the same
+    on every run (an office ranking by change where two offices rose by the same number)."""
+    plan = QueryPlan(shape="change_ranking", dimensions=["office"], measures=["declarations"],
+                     period=Y25, compare_to=Y24, n=20)
+    _, got = rows(runner, plan)
+    change = [r[-2] for r in got]  # [..., declarations_change, declarations_change_pct]
+    for (a, ca), (b, cb) in zip(zip([r[0] for r in got], change, strict=True),
+                                zip([r[0] for r in got][1:], change[1:], strict=True),
+                                strict=False):
+        assert ca > cb or (ca == cb and a < b), got
+    assert compile_plan(plan).rstrip().splitlines()[-2].endswith(", office"), compile_plan(plan)

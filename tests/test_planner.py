@@ -657,3 +657,64 @@ def test_an_empty_newcomer_or_threshold_answer_says_what_was_asked(engine: Offli
     assert answer.table is None or not answer.table.rows
     assert answer.text.startswith("None: I found no traders that fit"), answer.text
     assert "no imports" not in answer.text
+
+
+def test_the_day_an_office_did_the_most(engine: OfflineEngine) -> None:
+    """'On which day of Q3 2024 did <office> handle the most ...': a peak, not a list of days."""
+    office = ref(engine, "SELECT customs_office FROM declarations GROUP BY 1 "
+                         "ORDER BY count(*) DESC LIMIT 1")[0][0]
+    expected = ref(engine, f"SELECT d.declaration_date, count(DISTINCT d.declaration_id) AS n "
+                           f"{IMPORTS} AND d.customs_office = '{office}' AND d.declaration_date "
+                           ">= '2024-07-01' AND d.declaration_date < '2024-10-01' GROUP BY 1 "
+                           "ORDER BY n DESC, 1 LIMIT 1")[0]
+    answer = engine.answer(f"On which day of Q3 2024 did {office} handle the most import "
+                           "declarations?")
+    assert answer.plan is not None and answer.plan["shape"] == "argmax", answer.text
+    assert answer.plan["dimensions"] == ["day"], answer.plan
+    assert str(column(answer, "day")[0]) == str(expected[0]), answer.text
+    assert column(answer, "declarations") == [expected[1]], answer.text
+
+
+def test_one_kind_of_aeo_certificate_is_a_filter_on_it(engine: OfflineEngine) -> None:
+    """'AEO-F holders' are the traders with that certificate, not every AEO trader."""
+    kinds = [r[0] for r in ref(engine, "SELECT DISTINCT aeo_status FROM traders "
+                                       "WHERE aeo_status LIKE 'AEO-%' ORDER BY 1")]
+    kind = kinds[-1]
+    with_traders = IMPORTS.replace("WHERE", "JOIN traders t ON t.trader_id = d.trader_id WHERE")
+    expected = ref(engine, f"SELECT round(sum(i.vat_amount), 2) {with_traders} AND "
+                           f"t.aeo_status = '{kind}' AND year(d.declaration_date) = 2024")[0][0]
+    for question in (f"VAT paid by {kind} holders in 2024",
+                     f"How much import VAT did traders holding an {kind} certificate pay in "
+                     "2024?"):
+        answer = engine.answer(question)
+        assert answer.plan is not None, answer.text
+        assert [f["values"] for f in answer.plan["filters"]] == [[kind]], answer.plan
+        assert answer.plan["shape"] == "total" and answer.plan["dimensions"] == [], answer.plan
+        assert column(answer, "vat") == [expected], answer.text
+
+
+def test_a_code_word_before_origin_is_a_country(engine: OfflineEngine) -> None:
+    """'IT origin' is Italy; IT is also a word, so a bare 'IT' is not taken as a code."""
+    from assistant.slots import clean_question
+
+    def codes(question: str) -> list[str]:
+        slots = engine.extractor.extract(clean_question(question))
+        return [c.code for c in slots.countries]
+
+    assert codes("value of IT origin imports in 2024") == ["IT"]
+    assert codes("HS4 of DE-origin goods imported in 2024") == ["DE"]
+    assert codes("Is IT able to export the 2024 imports?") == []
+
+
+def test_audits_in_progress_are_a_filter(engine: OfflineEngine) -> None:
+    """'audits still in progress, by type': the open audits, grouped by type."""
+    expected = {r[0]: r[1] for r in ref(engine, "SELECT audit_type, count(*) FROM audits "
+                                                "WHERE outcome = 'In progress' GROUP BY 1")}
+    for question in ("How many audits are still in progress, by type of audit?",
+                     "audits w/ outcome in progress, count per audit type"):
+        answer = engine.answer(question)
+        assert answer.plan is not None and answer.plan["dimensions"] == ["audit_type"], \
+            answer.text
+        assert answer.table is not None
+        assert {r[0]: r[1] for r in answer.table.rows} == expected, answer.text
+        assert "with outcome In progress" in answer.text and " of with " not in answer.text

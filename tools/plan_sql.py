@@ -257,6 +257,8 @@ def _grouped(plan: QueryPlan, source: _Source, select: list[str], dims: Sequence
             names.append(f"{lookup.format(col=c)} AS {label}")
     outer = ", ".join(dim_cols[:1] + names + dim_cols[1:]) + ", g.* EXCLUDE (" + \
         ", ".join(dim_cols) + ")" if dims else "g.*"
+    if order and dims and not order.startswith(dim_cols[0]):
+        order += f", {dim_cols[0]}"  # ties in order of the first grouping's key
     tail = f"\nORDER BY {order}" if order else ""
     tail += f"\nLIMIT {int(limit)}" if limit else ""
     return f"WITH g AS (\n{inner}\n)\nSELECT {outer}\nFROM g{tail}"
