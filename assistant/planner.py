@@ -636,7 +636,10 @@ class Planner:
                 any(f.dimension == "hs_subheading" for f in filters):
             measures = ["value_per_unit" if m == "value_per_kg" else m for m in measures]
         threshold = None
-        count_only = bool(_HOW_MANY.search(masked))
+        # "which importers lodged more than 150 ... and how many did each lodge?" is a list
+        count_only = bool(_HOW_MANY.search(masked)) and not re.search(
+            r"\bhow many(?: \w+)? (?:did|does|do|has|have|had) (?:each|every one|they each)\b|"
+            r"\bhow many each\b", masked)
         share_of: Filter | None = None
         entity: Filter | None = None
         order = "desc"
@@ -1304,6 +1307,12 @@ class Planner:
                 re.search(r"\bmarket share\b|\baccount(?:s|ed)? for\b|\bhow much of all\b", q)
                 or not owner):
             return trader
+        if re.search(r"\b(?:came|come|comes|arrived|arrive|arrives|went|go|goes|moved|shipped|"
+                     r"sent|travell?ed)\s+(?:in\s+)?(?:by|via)\b|\bflown\b", q):
+            # "what share of our imports from Mexico came by air": the mode is the part
+            mode = next((f for f in filters if f.dimension == "transport_mode"), None)
+            if mode is not None:
+                return mode
         preferred = ("origin", "dispatch_country", "transport_mode", "office", "hs_chapter",
                      "hs_heading", "hs_subheading", "incoterm", "aeo_status", "sector", "region",
                      "trader", "channel", "procedure")

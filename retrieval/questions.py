@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -46,9 +47,12 @@ MAX_REPLY_TOKENS = 90
 GENERATION_PROMPT = (
     "A customs officer, a trader or a member of the public who has not read this text asks "
     "questions that the passage answers. Write 3 such questions in plain everyday words, one "
-    "per line, without numbering. Do not copy the passage's phrases and do not mention "
-    "article, section or paragraph numbers."
+    "per line, without numbering, each ending with a question mark. Do not copy the "
+    "passage's phrases and do not mention article, section or paragraph numbers."
 )
+
+#: Added to the passage when the first reply held no question.
+RETRY_HINT = "Reply with three questions only, each on its own line and ending with '?'."
 
 ChatFn = Callable[[list[dict[str, str]], int], str]
 Progress = Callable[[str], None]
@@ -87,12 +91,14 @@ def load_questions(index_dir: Path | None = None) -> dict[str, list[str]]:
 
 
 def parse_questions(reply: str) -> list[str]:
-    """The questions in a model reply: one per line, numbering and bullets removed."""
+    """The questions in a model reply: one per line, numbering and bullets removed; a line
+    that is not a question (an answer, a heading, a question cut short) is left out."""
     out: list[str] = []
     for line in reply.splitlines():
-        text = line.strip().lstrip("0123456789.-)*• ").strip()
-        if len(text) >= 8 and text not in out:
-            out.append(text)
+        for part in re.split(r"(?<=\?)\s+", line):  # "When ...? How ...?" on one line
+            text = part.strip().lstrip("0123456789.-)*• ").strip()
+            if len(text) >= 8 and text.endswith("?") and text not in out:
+                out.append(text)
     return out[:5]
 
 
@@ -135,6 +141,9 @@ def generate_questions(
                                             f"{chunk.text[:MAX_PASSAGE_CHARS]}"},
             ]
             questions = parse_questions(chat(messages, MAX_REPLY_TOKENS))
+            if not questions:  # answers or statements instead of questions: ask once more
+                messages[-1]["content"] += f"\n\n{RETRY_HINT}"
+                questions = parse_questions(chat(messages, MAX_REPLY_TOKENS))
             if questions:
                 out.write(json.dumps({"sha": key, "source": chunk.source,
                                       "locator": chunk.locator, "model": model_name,

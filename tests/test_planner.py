@@ -718,3 +718,40 @@ def test_audits_in_progress_are_a_filter(engine: OfflineEngine) -> None:
         assert answer.table is not None
         assert {r[0]: r[1] for r in answer.table.rows} == expected, answer.text
         assert "with outcome In progress" in answer.text and " of with " not in answer.text
+
+
+def test_which_and_how_many_each_is_a_list(engine: OfflineEngine) -> None:
+    """'Which importers ... more than N ..., and how many did each lodge?' lists them with
+    their counts; 'How many importers ...' counts them."""
+    expected = ref(engine, f"SELECT d.trader_id, count(DISTINCT d.declaration_id) AS n {IMPORTS} "
+                           "AND year(d.declaration_date) = 2024 GROUP BY 1 HAVING n > 40 "
+                           "ORDER BY n DESC, 1")
+    assert expected
+    listed = engine.answer("Which importers lodged more than 40 import declarations in 2024, "
+                           "and how many did each lodge?")
+    assert listed.plan is not None and listed.plan["shape"] == "threshold", listed.text
+    assert listed.table is not None and len(listed.table.rows) == len(expected), listed.text
+    assert sorted(column(listed, "declarations")) == sorted(r[1] for r in expected)
+    counted = engine.answer("How many importers lodged more than 40 import declarations in 2024?")
+    assert counted.plan is not None and counted.plan.get("count_only"), counted.text
+    assert column(counted, "traders") == [len(expected)], counted.text
+
+
+def test_share_that_came_by_a_mode_takes_the_mode_as_the_part(engine: OfflineEngine) -> None:
+    """'What share of our imports from X came by sea?' is the sea share of X's imports, not X's
+    share of sea imports (which 'what share of sea imports came from X' asks)."""
+    country = ref(engine, f"SELECT i.origin_country {IMPORTS} GROUP BY 1 ORDER BY count(*) DESC "
+                          "LIMIT 1")[0][0]
+    name = ref(engine, f"SELECT name FROM countries WHERE iso2 = '{country}'")[0][0]
+    base = f"{IMPORTS} AND year(d.declaration_date) = 2024"
+    of_country = ref(engine, "SELECT round(100.0 * sum(i.customs_value) FILTER (WHERE "
+                             f"d.transport_mode = 'sea') / sum(i.customs_value), 1) {base} AND "
+                             f"i.origin_country = '{country}'")[0][0]
+    of_sea = ref(engine, "SELECT round(100.0 * sum(i.customs_value) FILTER (WHERE "
+                         f"i.origin_country = '{country}') / sum(i.customs_value), 1) {base} "
+                         "AND d.transport_mode = 'sea'")[0][0]
+    assert of_country != of_sea
+    by_sea = engine.answer(f"What share of our 2024 imports from {name} came by sea?")
+    assert column(by_sea, "share_pct") == [of_country], by_sea.text
+    from_country = engine.answer(f"What share of sea imports came from {name} in 2024?")
+    assert column(from_country, "share_pct") == [of_sea], from_country.text

@@ -82,7 +82,8 @@ def _first(folder: Path, query: str = QUERY) -> str:
 
 
 def test_parse_questions_drops_numbering_bullets_and_fragments() -> None:
-    reply = "1. Who pays the duty?\n- Who pays the duty?\n2) When?\n• What is a bonded store?\n\n"
+    reply = ("1. Who pays the duty?\n- Who pays the duty?\n2) When?\n• What is a bonded store?\n"
+             "To protect the data.\nWhat is the value of materials consumed in\n")
     assert parse_questions(reply) == ["Who pays the duty?", "What is a bonded store?"]
     assert len(parse_questions("\n".join(f"Question number {n}?" for n in range(9)))) == 5
 
