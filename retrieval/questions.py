@@ -161,6 +161,14 @@ def _embedding_name() -> str:
     return model_version()
 
 
+def vectors_stamp(index_dir: Path) -> int:
+    """Changes whenever the question vectors are written again (0 when there are none)."""
+    try:
+        return (Path(index_dir) / VECTORS_KEYS).stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
 def read_vectors(index_dir: Path) -> tuple[list[tuple[str, str]], np.ndarray] | None:
     """The stored question vectors: ([(chunk key, question)], matrix), or None when there are
     none or they were made with another embedding model."""

@@ -126,7 +126,8 @@ def open_searcher(index_dir: Path, chroma_url: str | None = None) -> Searcher:
 
 class RegulationsIndex:
     """One regulations index folder: its searcher, opened on first use and reopened when an
-    ingest changes the index. A `Retriever` for the tools; safe to share between threads.
+    ingest changes the index or new question vectors are written. A `Retriever` for the
+    tools; safe to share between threads.
 
     The owner (an Assistant, the CLI, the web app) keeps it; nothing is cached per process.
     """
@@ -148,7 +149,10 @@ class RegulationsIndex:
         if generation is None:
             raise TamgaError(missing_index_message(self.index_dir))
         with self._lock:
-            if self._searcher is None or self._searcher.generation != generation:
+            from retrieval.questions import vectors_stamp
+
+            if self._searcher is None or self._searcher.generation != generation or \
+                    self._searcher.questions_stamp != vectors_stamp(key):
                 self._searcher = Searcher(key, chroma_url=self.chroma_url)
             return self._searcher
 
@@ -193,8 +197,9 @@ class Searcher:
             # behind the manifest (e.g. an interrupted ingest): rebuild in memory
             keyword = KeywordIndex.build(self.ids, [c.index_text for c in chunks], self.generation)
         self.keyword = keyword
-        from retrieval.questions import QuestionIndex
+        from retrieval.questions import QuestionIndex, vectors_stamp
 
+        self.questions_stamp = vectors_stamp(index_dir)
         self.questions = QuestionIndex.load(index_dir, self.ids, self.texts)
         self._lock = threading.Lock()
         if warm and chunks:

@@ -104,6 +104,16 @@ def test_written_questions_bring_their_passage_first(index: Path) -> None:
     assert _first(index) == "records.md"
 
 
+def test_an_open_index_picks_up_new_questions(index: Path) -> None:
+    """A running app's index reopens its searcher once questions are written."""
+    from retrieval.search import RegulationsIndex
+
+    regulations = RegulationsIndex(index)
+    assert regulations.search(QUERY, k=1)[0].source == "warehouse.md"
+    write_questions(index, ScriptedWriter(SCRIPT))
+    assert regulations.search(QUERY, k=1)[0].source == "records.md"
+
+
 def test_writing_resumes_and_respects_the_limit(index: Path) -> None:
     writer = ScriptedWriter(SCRIPT)
     assert write_questions(index, writer, limit=1) == 1
